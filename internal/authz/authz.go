@@ -1,0 +1,301 @@
+// Package authz holds m2mauth's domain: the APIs (resource servers) that
+// tokens are issued for, the applications (OAuth clients) that ask for them,
+// their client secrets and grants, the signing keys, and the interfaces the
+// stores implement. It imports no adapter: HTTP, SQL and JOSE live above it.
+package authz
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Errors returned by stores and by the domain's validation. Callers match
+// them with errors.Is; adapters wrap them with detail.
+var (
+	// ErrNotFound means no row has the given key.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique key (API identifier, grant audience) is taken
+	// or the object cannot change in the asked way (the management API).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid means an input failed validation; the wrapped message says why.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Signing algorithms an API may choose for its access tokens (RFC 7518 §3,
+// RFC 8037 for EdDSA). Only asymmetric algorithms: resource servers verify
+// tokens with public keys from the JWKS.
+const (
+	ES256 = "ES256"
+	RS256 = "RS256"
+	PS256 = "PS256"
+	EdDSA = "EdDSA"
+)
+
+// SigningAlgs lists every supported signing algorithm, in the order the
+// discovery document and the JWKS present them.
+var SigningAlgs = []string{ES256, EdDSA, RS256, PS256}
+
+// ValidSigningAlg reports whether alg is one of SigningAlgs.
+func ValidSigningAlg(alg string) bool {
+	for _, a := range SigningAlgs {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// ManagementAudience is the identifier of m2mauth's own management API. The
+// management API is an API like any other in the data model: applications
+// are granted its scopes to administer the server.
+const ManagementAudience = "urn:m2mauth:admin"
+
+// Management API scopes. An application needs the scope named for each
+// management action.
+const (
+	ScopeReadAPIs           = "read:apis"
+	ScopeCreateAPIs         = "create:apis"
+	ScopeUpdateAPIs         = "update:apis"
+	ScopeDeleteAPIs         = "delete:apis"
+	ScopeReadApplications   = "read:applications"
+	ScopeCreateApplications = "create:applications"
+	ScopeUpdateApplications = "update:applications"
+	ScopeDeleteApplications = "delete:applications"
+)
+
+// ManagementScopes is the scope list of the management API, with the
+// descriptions shown to administrators.
+var ManagementScopes = []Scope{
+	{ScopeReadAPIs, "List and read APIs"},
+	{ScopeCreateAPIs, "Register APIs"},
+	{ScopeUpdateAPIs, "Change APIs and their scopes"},
+	{ScopeDeleteAPIs, "Delete APIs"},
+	{ScopeReadApplications, "List and read applications and their grants"},
+	{ScopeCreateApplications, "Create applications"},
+	{ScopeUpdateApplications, "Change, disable and grant applications"},
+	{ScopeDeleteApplications, "Delete applications"},
+}
+
+// DefaultTokenLifetime is an API's access-token lifetime when none is given:
+// 3600 seconds.
+const DefaultTokenLifetime = 3600 * time.Second
+
+// MaxTokenLifetime bounds an API's access-token lifetime: 86400 seconds.
+// Longer-lived bearer tokens defeat revocation by expiry.
+const MaxTokenLifetime = 24 * time.Hour
+
+// Scope is one permission an API defines (RFC 6749 §3.3 scope-token).
+type Scope struct {
+	Value       string `json:"value"`
+	Description string `json:"description"`
+}
+
+// API is a resource server that access tokens are issued for. Identifier is
+// the audience string tokens carry in "aud" (RFC 9068 §3, RFC 8707 §2).
+type API struct {
+	ID            string
+	Identifier    string
+	Name          string
+	Scopes        []Scope
+	TokenLifetime time.Duration // whole seconds
+	SigningAlg    string        // one of SigningAlgs
+	System        bool          // m2mauth's own management API: never deleted
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// HasScope reports whether the API defines scope value s.
+func (a *API) HasScope(s string) bool {
+	for _, sc := range a.Scopes {
+		if sc.Value == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ScopeValues returns the values of the API's scopes, in definition order.
+func (a *API) ScopeValues() []string {
+	out := make([]string, len(a.Scopes))
+	for i, sc := range a.Scopes {
+		out[i] = sc.Value
+	}
+	return out
+}
+
+// Application is an OAuth client (RFC 6749 §2) that obtains access tokens
+// with the client credentials grant.
+type Application struct {
+	ClientID    string
+	Name        string
+	Description string
+	Disabled    bool
+	// CanIntrospect lets the application introspect tokens issued to other
+	// applications (RFC 7662 §4): meant for resource servers.
+	CanIntrospect bool
+	// TokensNotBefore, when set, kills every token issued to the application
+	// before it ("revoke all tokens").
+	TokensNotBefore time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// Secret is one client secret of an application. Only a keyed hash of the
+// secret is kept; the secret itself is shown once, when created.
+type Secret struct {
+	ID         string // also embedded in the secret string, so it is found in O(1)
+	ClientID   string
+	Hash       []byte // HMAC-SHA-256 of the secret under the server's pepper
+	Prefix     string // non-secret, for display: "m2ms_<id>"
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: never expires
+	LastUsedAt time.Time // zero: never used
+}
+
+// Expired reports whether the secret has expired at now.
+func (s *Secret) Expired(now time.Time) bool {
+	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
+}
+
+// Grant lets an application obtain access tokens for one API with a subset
+// of that API's scopes.
+type Grant struct {
+	ID        string
+	ClientID  string
+	APIID     string
+	Audience  string // the API's identifier, resolved by the store on read
+	Scopes    []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// HasScope reports whether the grant includes scope value s.
+func (g *Grant) HasScope(s string) bool {
+	for _, v := range g.Scopes {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Client is everything the token endpoint needs to authenticate an
+// application and authorize its request, read in one store call: the
+// application, its secrets, and its grants each with the granted API.
+type Client struct {
+	Application Application
+	Secrets     []Secret
+	Grants      []ClientGrant
+}
+
+// ClientGrant is a grant together with the API it is for.
+type ClientGrant struct {
+	Grant Grant
+	API   API
+}
+
+// Secret returns the secret with the given id, or nil.
+func (c *Client) Secret(id string) *Secret {
+	for i := range c.Secrets {
+		if c.Secrets[i].ID == id {
+			return &c.Secrets[i]
+		}
+	}
+	return nil
+}
+
+// KeyState is a signing key's place in its rotation: a key is published as
+// next before it signs, signs while active, and stays published while
+// retired until every token it signed has expired.
+type KeyState string
+
+// Signing-key states.
+const (
+	KeyNext    KeyState = "next"
+	KeyActive  KeyState = "active"
+	KeyRetired KeyState = "retired"
+)
+
+// SigningKey is one asymmetric key that signs access tokens. The private
+// key is kept sealed (AES-256-GCM under the server's master key); the public
+// half is published in the JWKS under KID.
+type SigningKey struct {
+	KID         string
+	Alg         string
+	State       KeyState
+	Private     []byte // sealed PKCS #8 DER
+	CreatedAt   time.Time
+	ActivatedAt time.Time // zero while next
+	RetiredAt   time.Time // zero unless retired
+	// RemoveAfter is when a retired key leaves the JWKS: its retirement plus
+	// the longest token lifetime any API had then.
+	RemoveAfter time.Time
+}
+
+// Page asks for one page of a list: at most Limit items after the opaque
+// Cursor ("" for the first page).
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// DefaultPageLimit and MaxPageLimit bound Page.Limit.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 500
+)
+
+// Normalize returns p with Limit clamped into [1, MaxPageLimit].
+func (p Page) Normalize() Page {
+	if p.Limit <= 0 {
+		p.Limit = DefaultPageLimit
+	}
+	if p.Limit > MaxPageLimit {
+		p.Limit = MaxPageLimit
+	}
+	return p
+}
+
+// AuditEvent is one entry of the audit log: a management action or a failed
+// client authentication. It never holds a secret or a token.
+type AuditEvent struct {
+	ID         string
+	Time       time.Time
+	Actor      string // client_id of the acting application; "" for the server itself
+	Action     string // e.g. "application.create", "client.authentication_failed"
+	Target     string // id of the object acted on (client_id, API id, kid, jti)
+	RemoteAddr string // the caller's address, "" for the server itself
+	Details    string // JSON object with action-specific, non-secret detail; "" for none
+}
+
+// AuditFilter narrows ListAudit. Zero fields do not filter.
+type AuditFilter struct {
+	Since  time.Time // Time at or after
+	Until  time.Time // Time before
+	Actor  string
+	Target string
+	Action string
+}
+
+// Issuance counts the access tokens issued to one application for one
+// audience within one hour.
+type Issuance struct {
+	ClientID     string
+	Audience     string
+	Hour         time.Time // start of the UTC hour
+	Count        int64
+	LastIssuedAt time.Time
+}
+
+// NewID returns prefix followed by 20 lowercase hex digits (80 bits) read
+// from r. IDs are not secrets; they only need to be unique.
+func NewID(r io.Reader, prefix string) (string, error) {
+	var b [10]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("authz: reading randomness: %w", err)
+	}
+	return prefix + hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,198 @@
+package authz
+
+import (
+	"context"
+	"time"
+)
+
+// APIFilter narrows ListAPIs. Zero fields do not filter.
+type APIFilter struct {
+	Identifier string // exact match on the audience string
+}
+
+// ApplicationFilter narrows ListApplications. Zero fields do not filter.
+type ApplicationFilter struct {
+	NamePrefix string // case-sensitive prefix of the name
+	Disabled   *bool
+}
+
+// APIs stores resource servers.
+type APIs interface {
+	// CreateAPI inserts a. Returns ErrConflict if an API has a.Identifier or a.ID.
+	CreateAPI(ctx context.Context, a API) error
+	// GetAPI returns the API with id. Returns ErrNotFound if there is none.
+	GetAPI(ctx context.Context, id string) (API, error)
+	// GetAPIByIdentifier returns the API whose identifier (audience) is
+	// identifier. Returns ErrNotFound if there is none.
+	GetAPIByIdentifier(ctx context.Context, identifier string) (API, error)
+	// ListAPIs returns one page of APIs ordered by (CreatedAt, ID), and the
+	// cursor of the next page ("" after the last).
+	ListAPIs(ctx context.Context, f APIFilter, p Page) ([]API, string, error)
+	// UpdateAPI replaces the name, scopes, token lifetime, signing algorithm
+	// and UpdatedAt of the API with a.ID; Identifier, System and CreatedAt
+	// never change. Scopes the API no longer defines are removed from every
+	// grant for it, in the same transaction. Returns ErrNotFound if there is
+	// no such API.
+	UpdateAPI(ctx context.Context, a API) error
+	// DeleteAPI removes the API with id and every grant for it. Returns
+	// ErrNotFound if there is none.
+	DeleteAPI(ctx context.Context, id string) error
+}
+
+// Applications stores OAuth clients with their secrets and grants.
+type Applications interface {
+	// CreateApplication inserts app with its first secrets and grants in one
+	// transaction. Grants name their API by APIID. Returns ErrConflict if
+	// the client_id is taken or two grants name one API, ErrNotFound if a
+	// grant's API does not exist.
+	CreateApplication(ctx context.Context, app Application, secrets []Secret, grants []Grant) error
+	// GetApplication returns the application with clientID. Returns
+	// ErrNotFound if there is none.
+	GetApplication(ctx context.Context, clientID string) (Application, error)
+	// ListApplications returns one page of applications ordered by
+	// (CreatedAt, ClientID), and the cursor of the next page ("" after the last).
+	ListApplications(ctx context.Context, f ApplicationFilter, p Page) ([]Application, string, error)
+	// UpdateApplication replaces the name, description, disabled flag and
+	// UpdatedAt of the application with app.ClientID. Returns ErrNotFound if
+	// there is none.
+	UpdateApplication(ctx context.Context, app Application) error
+	// DeleteApplication removes the application with clientID and its
+	// secrets and grants. Returns ErrNotFound if there is none.
+	DeleteApplication(ctx context.Context, clientID string) error
+	// Client returns the application with clientID, its secrets and its
+	// grants each with its API, read consistently: the token endpoint's one
+	// lookup. Returns ErrNotFound if there is no such application.
+	Client(ctx context.Context, clientID string) (*Client, error)
+}
+
+// Grants stores which scopes of which API each application may obtain.
+type Grants interface {
+	// CreateGrant inserts g (g.APIID names the API). Returns ErrNotFound if
+	// the application or the API does not exist, ErrConflict if the
+	// application already has a grant for that API or g.ID is taken.
+	CreateGrant(ctx context.Context, g Grant) error
+	// GetGrant returns the grant id of application clientID with its
+	// Audience filled in. Returns ErrNotFound if there is none.
+	GetGrant(ctx context.Context, clientID, id string) (Grant, error)
+	// ListGrants returns the grants of application clientID ordered by
+	// (CreatedAt, ID), with their Audience filled in; an empty list if the
+	// application has none or does not exist.
+	ListGrants(ctx context.Context, clientID string) ([]Grant, error)
+	// UpdateGrant replaces the scopes and UpdatedAt of grant g.ID of
+	// application g.ClientID. Returns ErrNotFound if there is none.
+	UpdateGrant(ctx context.Context, g Grant) error
+	// DeleteGrant removes grant id of application clientID. Returns
+	// ErrNotFound if there is none.
+	DeleteGrant(ctx context.Context, clientID, id string) error
+}
+
+// Secrets stores client secrets (their hashes).
+type Secrets interface {
+	// CreateSecret inserts s. Returns ErrNotFound if the application does
+	// not exist, ErrConflict if s.ID is taken.
+	CreateSecret(ctx context.Context, s Secret) error
+	// ListSecrets returns the secrets of application clientID ordered by
+	// (CreatedAt, ID); an empty list if it has none or does not exist.
+	ListSecrets(ctx context.Context, clientID string) ([]Secret, error)
+	// DeleteSecret removes secret id of application clientID. Returns
+	// ErrNotFound if there is none.
+	DeleteSecret(ctx context.Context, clientID, id string) error
+	// ExpireSecrets sets ExpiresAt to at on every secret of application
+	// clientID except exceptID whose ExpiresAt is zero or later than at
+	// (an earlier expiry is kept). Returns ErrNotFound if the application
+	// does not exist.
+	ExpireSecrets(ctx context.Context, clientID, exceptID string, at time.Time) error
+	// TouchSecrets raises LastUsedAt of each secret named in used (secret id
+	// → time of use) to that time if it is later; ids that no longer exist
+	// are ignored. One call writes a whole batch.
+	TouchSecrets(ctx context.Context, used map[string]time.Time) error
+}
+
+// Keys stores signing keys.
+type Keys interface {
+	// CreateKey inserts k. Returns ErrConflict if k.KID is taken.
+	CreateKey(ctx context.Context, k SigningKey) error
+	// ListKeys returns every signing key ordered by (CreatedAt, KID).
+	ListKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateKeys saves the State, ActivatedAt, RetiredAt and RemoveAfter of
+	// each key in ks in one transaction, if every key's current state in the
+	// store is the one in from[KID]; otherwise it changes nothing and
+	// returns ErrConflict (another node rotated first). Returns ErrNotFound
+	// if a key does not exist.
+	UpdateKeys(ctx context.Context, from map[string]KeyState, ks []SigningKey) error
+	// DeleteKey removes the key kid. Returns ErrNotFound if there is none.
+	DeleteKey(ctx context.Context, kid string) error
+}
+
+// Revocations stores the deny-list of revoked access tokens (RFC 7009).
+type Revocations interface {
+	// RevokeToken adds jti to the deny-list until expiresAt (the token's
+	// exp). Revoking a jti twice is not an error.
+	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
+	// ListRevoked returns every deny-listed jti with its expiry.
+	ListRevoked(ctx context.Context) (map[string]time.Time, error)
+	// PurgeRevoked removes entries whose expiry is at or before now and
+	// returns how many it removed.
+	PurgeRevoked(ctx context.Context, now time.Time) (int, error)
+}
+
+// Audit stores the audit log and the token-issuance counters.
+type Audit interface {
+	// AppendAudit inserts events in one transaction. Returns ErrConflict if
+	// an event's ID is taken.
+	AppendAudit(ctx context.Context, events []AuditEvent) error
+	// ListAudit returns one page of events matching f, newest first
+	// (ordered by Time then ID, descending), and the cursor of the next page.
+	ListAudit(ctx context.Context, f AuditFilter, p Page) ([]AuditEvent, string, error)
+	// AddIssuance adds each count to the counter of its (ClientID,
+	// Audience, Hour), creating it if needed, and raises LastIssuedAt.
+	AddIssuance(ctx context.Context, counts []Issuance) error
+	// ListIssuance returns the counters of application clientID ("" for
+	// every application) whose Hour is at or after since, ordered by Hour,
+	// ClientID, Audience.
+	ListIssuance(ctx context.Context, clientID string, since time.Time) ([]Issuance, error)
+}
+
+// Settings stores small server-wide values (the sealed secret pepper, the
+// bootstrap marker) that every node must agree on.
+type Settings interface {
+	// InitSetting stores value under name unless name already has one, and
+	// returns the stored value: value itself if this call stored it (created
+	// is true), else the value an earlier call stored. Nodes racing to
+	// initialise a setting all end up with the same value.
+	InitSetting(ctx context.Context, name string, value []byte) (stored []byte, created bool, err error)
+}
+
+// Bootstrap is what `m2mauth serve` creates on an empty database: the
+// management API and the first administrator application with its secret
+// and its grant of every management scope.
+type Bootstrap struct {
+	API    API
+	App    Application
+	Secret Secret
+	Grant  Grant
+}
+
+// Store is everything m2mauth persists. Implementations are safe for
+// concurrent use.
+type Store interface {
+	APIs
+	Applications
+	Grants
+	Secrets
+	Keys
+	Settings
+	Revocations
+	Audit
+	// Bootstrap inserts b in one transaction if no API has b.API.Identifier,
+	// and reports whether it did. Of nodes racing on one database exactly
+	// one gets true.
+	Bootstrap(ctx context.Context, b Bootstrap) (bool, error)
+	// Close releases the store's connections.
+	Close() error
+}
+
+// StoreTime returns t in the precision and zone every store keeps: UTC,
+// truncated to the microsecond. Times written to a store should pass
+// through it so that what is read back equals what was written.
+func StoreTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
