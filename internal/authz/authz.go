@@ -5,10 +5,12 @@
 package authz
 
 import (
+	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -298,4 +300,14 @@ func NewID(r io.Reader, prefix string) (string, error) {
 		return "", fmt.Errorf("authz: reading randomness: %w", err)
 	}
 	return prefix + hex.EncodeToString(b[:]), nil
+}
+
+// NewClientID returns a new client_id: 26 lowercase base32 characters (128
+// bits) read from r. Its alphabet needs no escaping in HTTP Basic or forms.
+func NewClientID(r io.Reader) (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("authz: reading randomness: %w", err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
 }

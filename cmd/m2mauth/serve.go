@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m2mauth/m2mauth/internal/server"
+)
+
+func newServeCmd() *cobra.Command {
+	var cfg server.Config
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server",
+		Long: `Run the authorization server on an embedded SQLite database in --data-dir.
+
+On an empty database it creates the management API and an administrator
+application, and writes the administrator's credentials to
+<data-dir>/admin-credentials.json (mode 0600).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.MasterKey = os.Getenv("M2MAUTH_MASTER_KEY")
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log := newLogger(cfg)
+			srv, err := server.New(cmd.Context(), cfg, server.Deps{Log: log})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ln, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			return srv.Serve(cmd.Context(), ln)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", envOr("M2MAUTH_ADDR", server.DefaultAddr), "listen address `host:port` (M2MAUTH_ADDR)")
+	f.StringVar(&cfg.Issuer, "issuer", envOr("M2MAUTH_ISSUER", ""), "issuer URL, no trailing slash; default http://<addr> (M2MAUTH_ISSUER)")
+	f.StringVar(&cfg.DataDir, "data-dir", envOr("M2MAUTH_DATA_DIR", server.DefaultDataDir), "directory of the SQLite database and generated files (M2MAUTH_DATA_DIR)")
+	f.StringVar(&cfg.DefaultSigningAlg, "default-signing-alg", envOr("M2MAUTH_DEFAULT_SIGNING_ALG", "ES256"), "signing algorithm of APIs created without one: ES256, EdDSA, RS256, PS256 (M2MAUTH_DEFAULT_SIGNING_ALG)")
+	f.StringVar(&cfg.MasterKeyFile, "master-key-file", envOr("M2MAUTH_MASTER_KEY_FILE", ""), "file with the 32-byte master key in base64; or set M2MAUTH_MASTER_KEY (M2MAUTH_MASTER_KEY_FILE)")
+	f.StringVar(&cfg.LogLevel, "log-level", envOr("M2MAUTH_LOG_LEVEL", "info"), "debug, info, warn or error (M2MAUTH_LOG_LEVEL)")
+	f.StringVar(&cfg.LogFormat, "log-format", envOr("M2MAUTH_LOG_FORMAT", "text"), "text or json (M2MAUTH_LOG_FORMAT)")
+	return cmd
+}
+
+func newLogger(cfg server.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

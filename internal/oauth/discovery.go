@@ -1,0 +1,127 @@
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/token"
+)
+
+// Metadata is the authorization server metadata of RFC 8414 §2, also
+// served as an OpenID Provider configuration (OpenID Connect Discovery 1.0
+// §3) because many client libraries only look there.
+type Metadata struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint,omitempty"`
+	IntrospectionAuthMethods          []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	RevocationEndpoint                string   `json:"revocation_endpoint,omitempty"`
+	RevocationAuthMethods             []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	// OpenID Connect Discovery requires these two even of a server that
+	// issues no ID tokens; OIDC client libraries refuse documents without them.
+	SubjectTypesSupported            []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+	// RFC 9068 access tokens are signed with these (not an RFC 8414 field;
+	// resource servers may use it to build their algorithm allow-list).
+	AccessTokenSigningAlgs []string `json:"access_token_signing_alg_values_supported"`
+}
+
+// Paths of the protocol endpoints, relative to the issuer.
+const (
+	PathToken           = "/oauth/token"
+	PathTokenLegacy     = "/authentication/v1/oauth/token"
+	PathIntrospect      = "/oauth/introspect"
+	PathRevoke          = "/oauth/revoke"
+	PathJWKS            = "/.well-known/jwks.json"
+	PathASMetadata      = "/.well-known/oauth-authorization-server"
+	PathOpenIDConfig    = "/.well-known/openid-configuration"
+	maxScopesAdvertised = 1000
+)
+
+// ScopeLister lists APIs so that discovery can advertise their scopes.
+type ScopeLister interface {
+	ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) ([]authz.API, string, error)
+}
+
+// Discovery serves the metadata documents and the JWKS.
+type Discovery struct {
+	Issuer string
+	Keys   *token.Keys
+	APIs   ScopeLister
+	// Introspection and Revocation advertise those endpoints when true.
+	Introspection, Revocation bool
+}
+
+func (d *Discovery) metadata(ctx context.Context) (*Metadata, error) {
+	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	m := &Metadata{
+		Issuer:                            d.Issuer,
+		TokenEndpoint:                     d.Issuer + PathToken,
+		JWKSURI:                           d.Issuer + PathJWKS,
+		ResponseTypesSupported:            []string{}, // no authorization endpoint
+		GrantTypesSupported:               []string{"client_credentials"},
+		TokenEndpointAuthMethodsSupported: authMethods,
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  authz.SigningAlgs,
+		AccessTokenSigningAlgs:            authz.SigningAlgs,
+		ScopesSupported:                   []string{},
+	}
+	if d.Introspection {
+		m.IntrospectionEndpoint = d.Issuer + PathIntrospect
+		m.IntrospectionAuthMethods = authMethods
+	}
+	if d.Revocation {
+		m.RevocationEndpoint = d.Issuer + PathRevoke
+		m.RevocationAuthMethods = authMethods
+	}
+	// RFC 8414 §2: scopes_supported is RECOMMENDED and need not be complete.
+	seen := map[string]bool{}
+	page := authz.Page{Limit: authz.MaxPageLimit}
+	for len(m.ScopesSupported) < maxScopesAdvertised {
+		apis, next, err := d.APIs.ListAPIs(ctx, authz.APIFilter{}, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range apis {
+			for _, sc := range a.Scopes {
+				if !seen[sc.Value] {
+					seen[sc.Value] = true
+					m.ScopesSupported = append(m.ScopesSupported, sc.Value)
+				}
+			}
+		}
+		if next == "" {
+			break
+		}
+		page.Cursor = next
+	}
+	return m, nil
+}
+
+// HandleMetadata serves GET /.well-known/oauth-authorization-server and
+// /.well-known/openid-configuration.
+func (d *Discovery) HandleMetadata(w http.ResponseWriter, r *http.Request) {
+	m, err := d.metadata(r.Context())
+	if err != nil {
+		writeError(w, &Error{Code: ErrServerError, Description: "metadata unavailable; try again", Status: http.StatusServiceUnavailable})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeBody(w, m)
+}
+
+// HandleJWKS serves GET /.well-known/jwks.json: every published signing key
+// (RFC 7517 §5), cacheable for token.JWKSMaxAge seconds.
+func (d *Discovery) HandleJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(token.JWKSMaxAge))
+	_, _ = w.Write(d.Keys.JWKS())
+}

@@ -1,0 +1,194 @@
+package oauth
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// MaxBodyBytes bounds the body of a request to the token, introspection
+// and revocation endpoints: 16384 bytes. Real requests are a few hundred.
+const MaxBodyBytes = 16 << 10
+
+// params are the body parameters of a request, from a form
+// (application/x-www-form-urlencoded, RFC 6749 Appendix B) or a JSON object
+// of string members (as Auth0-style clients send).
+type params map[string][]string
+
+// get returns the single value of name. A parameter sent more than once is
+// an invalid_request (RFC 6749 §3.2).
+func (p params) get(name string) (string, *Error) {
+	v := p[name]
+	switch len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", invalidRequest("parameter " + name + " is repeated")
+}
+
+// readParams reads the request body as a form or JSON object. Credentials
+// in the URI are refused (RFC 6749 §2.3.1); unknown parameters are ignored
+// (RFC 6749 §3.2).
+func readParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
+	if q := r.URL.Query(); q.Has("client_secret") {
+		return nil, invalidRequest("client_secret must not be sent in the URI (RFC 6749 §2.3.1)")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, invalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &Error{Code: ErrInvalidRequest, Description: "request body exceeds 16384 bytes", Status: http.StatusRequestEntityTooLarge}
+		}
+		return nil, invalidRequest("cannot read the request body")
+	}
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		v, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, invalidRequest("the body is not a valid form")
+		}
+		return params(v), nil
+	case "application/json":
+		return parseJSONParams(body)
+	}
+	return nil, invalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
+}
+
+// parseJSONParams reads a JSON object. Members with string values become
+// parameters; an array of strings counts as the parameter repeated (for
+// RFC 8707 resource). Other values are refused only for the parameters the
+// endpoints read; unknown members are ignored.
+func parseJSONParams(body []byte) (params, *Error) {
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, invalidRequest("the body is not a JSON object")
+	}
+	if dec.More() {
+		return nil, invalidRequest("the body holds more than one JSON value")
+	}
+	p := params{}
+	for name, v := range raw {
+		var s string
+		if err := json.Unmarshal(v, &s); err == nil {
+			p[name] = []string{s}
+			continue
+		}
+		var list []string
+		if err := json.Unmarshal(v, &list); err == nil && len(list) > 0 {
+			p[name] = list
+			continue
+		}
+		if knownParams[name] {
+			return nil, invalidRequest("parameter " + name + " must be a string")
+		}
+	}
+	return p, nil
+}
+
+var knownParams = map[string]bool{
+	"grant_type": true, "client_id": true, "client_secret": true, "scope": true,
+	"audience": true, "resource": true, "token": true, "token_type_hint": true,
+}
+
+// credentials are what a request presents to authenticate its client.
+type credentials struct {
+	clientID string
+	secret   string
+	basic    bool // sent with HTTP Basic (client_secret_basic)
+}
+
+// readCredentials finds the client credentials in the Authorization header
+// (client_secret_basic, RFC 6749 §2.3.1: id and secret form-urlencoded
+// before base64) and in the body (client_secret_post). Both may be given
+// only if they name the same credentials. A request with no client_id is
+// an invalid_client.
+func readCredentials(r *http.Request, p params) (credentials, *Error) {
+	postID, e := p.get("client_id")
+	if e != nil {
+		return credentials{}, e
+	}
+	postSecret, e := p.get("client_secret")
+	if e != nil {
+		return credentials{}, e
+	}
+	var c credentials
+	if h := r.Header.Get("Authorization"); h != "" {
+		id, secret, ok := parseBasic(h)
+		if !ok {
+			return credentials{}, &Error{Code: ErrInvalidClient, Description: "the Authorization header is not valid HTTP Basic client authentication", Status: http.StatusUnauthorized}
+		}
+		c = credentials{clientID: id, secret: secret}
+		if (postID != "" && postID != id) || (postSecret != "" && postSecret != secret) {
+			// RFC 6749 §2.3: one authentication method per request. The
+			// same credentials repeated in the body are tolerated, as one
+			// published integration guide tells users to send them.
+			return credentials{}, invalidRequest("the Authorization header and the body name different client credentials")
+		}
+		return c, nil
+	}
+	if postID == "" {
+		return credentials{}, &Error{Code: ErrInvalidClient, Description: "client authentication is required: HTTP Basic or client_id and client_secret in the body", Status: http.StatusUnauthorized}
+	}
+	return credentials{clientID: postID, secret: postSecret}, nil
+}
+
+// parseBasic decodes "Basic base64(urlencode(id):urlencode(secret))".
+func parseBasic(h string) (id, secret string, ok bool) {
+	scheme, rest, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return "", "", false
+	}
+	encID, encSecret, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	if id, err = url.QueryUnescape(encID); err != nil || id == "" {
+		return "", "", false
+	}
+	if secret, err = url.QueryUnescape(encSecret); err != nil {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+// parseScope splits a scope parameter (RFC 6749 §3.3) into its distinct
+// scope-tokens in request order. ok is false if a token has a character
+// outside NQCHAR.
+func parseScope(s string) (scopes []string, ok bool) {
+	for _, tok := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' }) {
+		for i := 0; i < len(tok); i++ {
+			// NQCHAR = %x21 / %x23-5B / %x5D-7E
+			if c := tok[i]; c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+				return nil, false
+			}
+		}
+		dup := false
+		for _, have := range scopes {
+			if have == tok {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			scopes = append(scopes, tok)
+		}
+	}
+	return scopes, true
+}

@@ -1,0 +1,306 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/clientsecret"
+	"github.com/m2mauth/m2mauth/internal/token"
+)
+
+// ClientSource looks up the application behind a client_id with its
+// secrets and grants: the token endpoint's one read.
+type ClientSource interface {
+	// Client returns authz.ErrNotFound if no application has clientID.
+	Client(ctx context.Context, clientID string) (*authz.Client, error)
+}
+
+// Events receives what the protocol endpoints observe, for the audit log,
+// the secrets' last use and issuance counters. Implementations must not
+// block: they run on the token endpoint's hot path.
+type Events interface {
+	// ClientAuthFailed reports a failed client authentication; reason is
+	// for the audit log and never holds the presented secret.
+	ClientAuthFailed(ctx context.Context, clientID, remoteAddr, reason string)
+	// SecretUsed reports a successful authentication with secret id.
+	SecretUsed(clientID, secretID string, at time.Time)
+	// TokenIssued reports one access token issued.
+	TokenIssued(clientID, audience, jti string, at time.Time)
+}
+
+// Server serves the OAuth endpoints. Build it with every field set; it is
+// safe for concurrent use.
+type Server struct {
+	Clients ClientSource
+	Hasher  *clientsecret.Hasher
+	Issuer  *token.Issuer
+	Now     func() time.Time
+	Log     *slog.Logger
+	Events  Events // nil: nothing is reported
+}
+
+// tokenRequest is a parsed client credentials token request.
+type tokenRequest struct {
+	creds      credentials
+	audience   string // from audience or resource; "" if neither
+	scopes     []string
+	scopeGiven bool
+}
+
+// tokenResponse is the successful response of RFC 6749 §5.1.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// HandleToken serves POST /oauth/token: the client credentials grant
+// (RFC 6749 §4.4). The pipeline is parse → authenticate → authorize →
+// issue; any step's *Error is written by writeError and nothing is stored.
+func (s *Server) HandleToken(w http.ResponseWriter, r *http.Request) {
+	req, e := parseTokenRequest(w, r)
+	if e == nil {
+		var client *authz.Client
+		client, e = s.authenticateClient(r, req.creds)
+		if e == nil {
+			var iss token.Request
+			iss, e = authorize(client, req)
+			if e == nil {
+				e = s.issue(w, iss)
+			}
+		}
+	}
+	if e != nil {
+		if e.Status >= 500 {
+			s.Log.Error("token request failed", "error", e.Description)
+			e = &Error{Code: ErrServerError, Description: "the server could not issue a token; try again", Status: e.Status}
+		}
+		writeError(w, e)
+	}
+}
+
+// parseTokenRequest reads and checks a token request (RFC 6749 §4.4.2).
+func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *Error) {
+	p, e := readParams(w, r)
+	if e != nil {
+		return tokenRequest{}, e
+	}
+	var req tokenRequest
+	gt, e := p.get("grant_type")
+	if e != nil {
+		return req, e
+	}
+	switch gt {
+	case "":
+		return req, invalidRequest("grant_type is required")
+	case "client_credentials":
+	default:
+		return req, &Error{Code: ErrUnsupportedGrantType, Description: "only grant_type=client_credentials is supported", Status: http.StatusBadRequest}
+	}
+	if req.creds, e = readCredentials(r, p); e != nil {
+		return req, e
+	}
+	aud, e := p.get("audience")
+	if e != nil {
+		return req, e
+	}
+	// RFC 8707 §2: resource may be repeated; one token serves one API here.
+	var res string
+	for _, v := range p["resource"] {
+		if res != "" && v != res {
+			return req, &Error{Code: ErrInvalidTarget, Description: "one token is issued for one resource; ask for each separately", Status: http.StatusBadRequest}
+		}
+		res = v
+	}
+	if aud != "" && res != "" && aud != res {
+		return req, invalidRequest("audience and resource name different APIs")
+	}
+	req.audience = aud
+	if req.audience == "" {
+		req.audience = res
+	}
+	scope, e := p.get("scope")
+	if e != nil {
+		return req, e
+	}
+	if _, req.scopeGiven = p["scope"]; req.scopeGiven {
+		var ok bool
+		if req.scopes, ok = parseScope(scope); !ok {
+			return req, &Error{Code: ErrInvalidScope, Description: "scope holds a character RFC 6749 §3.3 does not allow", Status: http.StatusBadRequest}
+		}
+		req.scopeGiven = len(req.scopes) > 0
+	}
+	return req, nil
+}
+
+// clientAuthFailed is the one answer to every failed client authentication
+// (RFC 6749 §5.2): which check failed is for the audit log, not the caller.
+func clientAuthFailed() *Error {
+	return &Error{Code: ErrInvalidClient, Description: "client authentication failed", Status: http.StatusUnauthorized}
+}
+
+// authenticateClient checks the presented client secret against the one
+// stored hash its embedded id names (RFC 6749 §2.3.1), in constant time,
+// and that neither the secret has expired nor the application is disabled.
+func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Client, *Error) {
+	fail := func(reason string) *Error {
+		if s.Events != nil {
+			s.Events.ClientAuthFailed(r.Context(), c.clientID, r.RemoteAddr, reason)
+		}
+		s.Log.Info("client authentication failed", "client_id", c.clientID, "reason", reason)
+		return clientAuthFailed()
+	}
+	if c.secret == "" {
+		return nil, fail("no client secret")
+	}
+	secretID, err := clientsecret.Parse(c.secret)
+	if err != nil {
+		return nil, fail("malformed client secret")
+	}
+	client, err := s.Clients.Client(r.Context(), c.clientID)
+	if errors.Is(err, authz.ErrNotFound) {
+		return nil, fail("unknown client_id")
+	}
+	if err != nil {
+		return nil, &Error{Code: ErrServerError, Description: "looking up client: " + err.Error(), Status: http.StatusServiceUnavailable}
+	}
+	sec := client.Secret(secretID)
+	if sec == nil {
+		return nil, fail("unknown secret id")
+	}
+	if !s.Hasher.Verify(c.secret, sec.Hash) {
+		return nil, fail("wrong client secret")
+	}
+	now := s.Now()
+	if sec.Expired(now) {
+		return nil, fail("client secret expired")
+	}
+	if client.Application.Disabled {
+		return nil, fail("application disabled")
+	}
+	if s.Events != nil {
+		s.Events.SecretUsed(client.Application.ClientID, sec.ID, now)
+	}
+	return client, nil
+}
+
+// authorize picks the API (audience) and the scopes to issue: the audience
+// asked for (RFC 8707), or the one granted API that fits the scopes asked;
+// the scopes asked, each granted, or every granted scope if none were asked
+// (RFC 6749 §3.3).
+func authorize(c *authz.Client, req tokenRequest) (token.Request, *Error) {
+	var cg *authz.ClientGrant
+	if req.audience != "" {
+		for i := range c.Grants {
+			if c.Grants[i].API.Identifier == req.audience {
+				cg = &c.Grants[i]
+				break
+			}
+		}
+		if cg == nil {
+			return token.Request{}, &Error{Code: ErrInvalidTarget, Description: "the application has no grant for audience " + strconv.Quote(req.audience), Status: http.StatusBadRequest}
+		}
+	} else {
+		var fits []*authz.ClientGrant
+		for i := range c.Grants {
+			if definesAll(&c.Grants[i].API, req.scopes) {
+				fits = append(fits, &c.Grants[i])
+			}
+		}
+		if len(fits) != 1 {
+			return token.Request{}, invalidRequest(audienceChoices(c, req, len(fits)))
+		}
+		cg = fits[0]
+	}
+	scopes := req.scopes
+	if !req.scopeGiven {
+		scopes = orderedGrantScopes(cg)
+	} else {
+		var missing []string
+		for _, sc := range scopes {
+			if !cg.Grant.HasScope(sc) {
+				missing = append(missing, sc)
+			}
+		}
+		if len(missing) > 0 {
+			return token.Request{}, &Error{Code: ErrInvalidScope, Description: "scope not granted for " + cg.API.Identifier + ": " + strings.Join(missing, " "), Status: http.StatusBadRequest}
+		}
+	}
+	return token.Request{
+		ClientID: c.Application.ClientID,
+		Audience: cg.API.Identifier,
+		Scopes:   scopes,
+		Lifetime: cg.API.TokenLifetime,
+		Alg:      cg.API.SigningAlg,
+	}, nil
+}
+
+func definesAll(api *authz.API, scopes []string) bool {
+	for _, sc := range scopes {
+		if !api.HasScope(sc) {
+			return false
+		}
+	}
+	return true
+}
+
+// orderedGrantScopes returns the grant's scopes in the API's order.
+func orderedGrantScopes(cg *authz.ClientGrant) []string {
+	out := make([]string, 0, len(cg.Grant.Scopes))
+	for _, sc := range cg.API.Scopes {
+		if cg.Grant.HasScope(sc.Value) {
+			out = append(out, sc.Value)
+		}
+	}
+	return out
+}
+
+// audienceChoices explains why no audience could be chosen, naming the
+// APIs the application may ask for.
+func audienceChoices(c *authz.Client, req tokenRequest, fits int) string {
+	var all []string
+	for _, g := range c.Grants {
+		all = append(all, strconv.Quote(g.API.Identifier))
+	}
+	switch {
+	case len(c.Grants) == 0:
+		return "the application has no grants"
+	case fits == 0:
+		return "no granted API defines scope " + strings.Join(req.scopes, " ") + "; name the audience: one of " + strings.Join(all, ", ")
+	default:
+		return "audience (or resource) is required: the application is granted " + strings.Join(all, ", ")
+	}
+}
+
+// issue mints the token and writes the response of RFC 6749 §5.1.
+func (s *Server) issue(w http.ResponseWriter, req token.Request) *Error {
+	tok, claims, err := s.Issuer.Issue(req)
+	if err != nil {
+		return &Error{Code: ErrServerError, Description: err.Error(), Status: http.StatusInternalServerError}
+	}
+	if s.Events != nil {
+		s.Events.TokenIssued(claims.ClientID, claims.Audience, claims.JTI, time.Unix(claims.IssuedAt, 0))
+	}
+	s.Log.Debug("access token issued", "client_id", claims.ClientID, "audience", claims.Audience, "jti", claims.JTI)
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: tok,
+		TokenType:   "Bearer",
+		ExpiresIn:   claims.Expiry - claims.IssuedAt,
+		Scope:       claims.Scope,
+	})
+	return nil
+}
+
+// HandleMethodNotAllowed answers a token, introspection or revocation
+// endpoint request that is not a POST (RFC 6749 §3.2).
+func HandleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, &Error{Code: ErrInvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed})
+}

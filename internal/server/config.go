@@ -1,0 +1,80 @@
+// Package server wires m2mauth together: configuration, the store, keys,
+// the protocol and management handlers, routes, middleware and lifecycle.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+// Config is the configuration of `m2mauth serve`. Precedence is flag >
+// environment (M2MAUTH_*) > default; cmd/m2mauth fills it in.
+type Config struct {
+	Addr              string // listen address, host:port
+	Issuer            string // issuer identifier URL, no trailing slash; default http://<addr>
+	DataDir           string // SQLite database, generated master key, admin-credentials.json
+	DefaultSigningAlg string // signing_alg of APIs created without one
+	MasterKey         string // standard base64 of 32 bytes (M2MAUTH_MASTER_KEY); never logged
+	MasterKeyFile     string // file holding the master key in standard base64
+	LogLevel          string // debug, info, warn, error
+	LogFormat         string // text or json
+}
+
+// Defaults of Config.
+const (
+	DefaultAddr    = "127.0.0.1:8080"
+	DefaultDataDir = "./m2mauth-data"
+)
+
+// Validate fills derived defaults (the issuer from the address) and checks
+// every field, returning an error that names the field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %v", c.Addr, err))
+	}
+	if c.Issuer == "" && err == nil {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		c.Issuer = "http://" + net.JoinHostPort(host, port)
+	}
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		// RFC 8414 §2: an https URL with no query or fragment (http is
+		// allowed for loopback development and behind a TLS terminator).
+		errs = append(errs, fmt.Errorf("issuer %q must be an http(s) URL with a host and no query or fragment", c.Issuer))
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.DefaultSigningAlg == "" {
+		c.DefaultSigningAlg = authz.ES256
+	}
+	if !authz.ValidSigningAlg(c.DefaultSigningAlg) {
+		errs = append(errs, fmt.Errorf("default-signing-alg %q must be one of %s", c.DefaultSigningAlg, strings.Join(authz.SigningAlgs, ", ")))
+	}
+	if c.MasterKey != "" && c.MasterKeyFile != "" {
+		errs = append(errs, errors.New("give the master key either in M2MAUTH_MASTER_KEY or with --master-key-file, not both"))
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q must be debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format %q must be text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}

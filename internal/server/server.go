@@ -1,0 +1,316 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/clientsecret"
+	"github.com/m2mauth/m2mauth/internal/masterkey"
+	"github.com/m2mauth/m2mauth/internal/oauth"
+	"github.com/m2mauth/m2mauth/internal/store/sqlite"
+	"github.com/m2mauth/m2mauth/internal/token"
+)
+
+// CredentialsFile is the name of the bootstrap administrator's credentials
+// file in the data directory.
+const CredentialsFile = "admin-credentials.json"
+
+// MasterKeyFile is the name of the master key generated into the data
+// directory when none is configured.
+const MasterKeyFile = "master.key"
+
+// Credentials is the content of admin-credentials.json: what the CLI needs
+// to call the management API.
+type Credentials struct {
+	Issuer        string `json:"issuer"`
+	TokenEndpoint string `json:"token_endpoint"`
+	ClientID      string `json:"client_id"`
+	ClientSecret  string `json:"client_secret"`
+	Audience      string `json:"audience"`
+}
+
+// Deps are the server's injected clock, randomness and logger.
+type Deps struct {
+	Now  func() time.Time // default time.Now
+	Rand io.Reader        // default crypto/rand.Reader
+	Log  *slog.Logger     // default slog.Default()
+}
+
+// Server is a running m2mauth: built by New, served by Serve, released by
+// Close.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	rand      io.Reader
+	store     authz.Store
+	keys      *token.Keys
+	issuer    *token.Issuer
+	oauth     *oauth.Server
+	discovery *oauth.Discovery
+	admin     *admin.Handler
+	handler   http.Handler
+}
+
+// New opens the data directory's SQLite database (applying migrations),
+// loads or creates the master key, the client-secret pepper and the
+// signing keys, and on an empty database creates the management API and an
+// administrator whose credentials go to admin-credentials.json (mode 0600).
+// cfg must have passed Validate.
+func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Rand == nil {
+		deps.Rand = rand.Reader
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: deps.Log, now: deps.Now, rand: deps.Rand}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	sealer, err := s.sealer()
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "m2mauth.db"), s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	if err := s.init(ctx, sealer); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
+	hasher, err := s.pepper(ctx, sealer)
+	if err != nil {
+		return err
+	}
+	s.keys = token.NewKeys(s.store, sealer, s.now, s.rand, s.log)
+	if err := s.keys.Load(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureKeys(ctx); err != nil {
+		return err
+	}
+	s.issuer = token.NewIssuer(s.cfg.Issuer, s.keys, s.now, s.rand)
+	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log}
+	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store}
+	s.admin = &admin.Handler{
+		Store: s.store, Hasher: hasher, Verifier: s.issuer, Keys: s.keys, DefaultAlg: s.cfg.DefaultSigningAlg,
+		Now: s.now, Rand: s.rand, Log: s.log,
+	}
+	if err := s.bootstrap(ctx, hasher); err != nil {
+		return err
+	}
+	s.handler = s.middleware(s.routes())
+	return nil
+}
+
+// sealer loads the master key: from M2MAUTH_MASTER_KEY, from
+// --master-key-file, or from (creating) master.key in the data directory.
+func (s *Server) sealer() (*masterkey.Sealer, error) {
+	var key []byte
+	var err error
+	switch {
+	case s.cfg.MasterKey != "":
+		key, err = masterkey.Parse(s.cfg.MasterKey)
+	case s.cfg.MasterKeyFile != "":
+		key, err = masterkey.LoadFile(s.cfg.MasterKeyFile)
+	default:
+		path := filepath.Join(s.cfg.DataDir, MasterKeyFile)
+		var created bool
+		key, created, err = masterkey.LoadOrCreateFile(path, s.rand)
+		if err == nil {
+			msg := "using the master key in the data directory"
+			if created {
+				msg = "generated a master key into the data directory"
+			}
+			s.log.Warn(msg+"; anyone who can read the data directory can open the signing keys: set M2MAUTH_MASTER_KEY or --master-key-file in production", "path", path)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return masterkey.NewSealer(s.rand, key)
+}
+
+const pepperSetting = "client_secret_pepper"
+
+// pepper loads the client-secret pepper, creating it on a new database. It
+// is stored sealed under the master key, so a stolen database alone cannot
+// be used to test secret guesses.
+func (s *Server) pepper(ctx context.Context, sealer *masterkey.Sealer) (*clientsecret.Hasher, error) {
+	fresh := make([]byte, clientsecret.PepperLen)
+	if _, err := io.ReadFull(s.rand, fresh); err != nil {
+		return nil, err
+	}
+	sealed, err := sealer.Seal(fresh, []byte(pepperSetting))
+	if err != nil {
+		return nil, err
+	}
+	stored, _, err := s.store.InitSetting(ctx, pepperSetting, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("client secret pepper: %w", err)
+	}
+	pepper, err := sealer.Open(stored, []byte(pepperSetting))
+	if err != nil {
+		return nil, fmt.Errorf("client secret pepper: %w (is this the master key the database was created with?)", err)
+	}
+	return clientsecret.NewHasher(pepper)
+}
+
+// ensureKeys makes sure every algorithm in use has signing keys: the
+// default and every API's.
+func (s *Server) ensureKeys(ctx context.Context) error {
+	algs := map[string]bool{s.cfg.DefaultSigningAlg: true}
+	pg := authz.Page{Limit: authz.MaxPageLimit}
+	for {
+		apis, next, err := s.store.ListAPIs(ctx, authz.APIFilter{}, pg)
+		if err != nil {
+			return err
+		}
+		for _, a := range apis {
+			algs[a.SigningAlg] = true
+		}
+		if next == "" {
+			break
+		}
+		pg.Cursor = next
+	}
+	for _, alg := range authz.SigningAlgs {
+		if algs[alg] {
+			if err := s.keys.Ensure(ctx, alg); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// AdminTokenLifetime is the lifetime of management API tokens: 900 s.
+const AdminTokenLifetime = 15 * time.Minute
+
+// bootstrap creates the management API and the first administrator on an
+// empty database and writes its credentials file. Of nodes starting
+// together on one database, only the one whose transaction created them
+// writes the file.
+func (s *Server) bootstrap(ctx context.Context, hasher *clientsecret.Hasher) error {
+	if _, err := s.store.GetAPIByIdentifier(ctx, authz.ManagementAudience); err == nil {
+		return nil
+	} else if !errors.Is(err, authz.ErrNotFound) {
+		return err
+	}
+	now := authz.StoreTime(s.now())
+	apiID, err := authz.NewID(s.rand, "api_")
+	if err != nil {
+		return err
+	}
+	grantID, err := authz.NewID(s.rand, "grt_")
+	if err != nil {
+		return err
+	}
+	clientID, err := authz.NewClientID(s.rand)
+	if err != nil {
+		return err
+	}
+	secretID, plain, err := clientsecret.Generate(s.rand)
+	if err != nil {
+		return err
+	}
+	api := authz.API{
+		ID: apiID, Identifier: authz.ManagementAudience, Name: "m2mauth management API",
+		Scopes: authz.ManagementScopes, TokenLifetime: AdminTokenLifetime, SigningAlg: s.cfg.DefaultSigningAlg,
+		System: true, CreatedAt: now, UpdatedAt: now,
+	}
+	b := authz.Bootstrap{
+		API:    api,
+		App:    authz.Application{ClientID: clientID, Name: "m2mauth administrator", Description: "Created when the server first started.", CreatedAt: now, UpdatedAt: now},
+		Secret: authz.Secret{ID: secretID, ClientID: clientID, Hash: hasher.Hash(plain), Prefix: clientsecret.DisplayPrefix(secretID), CreatedAt: now},
+		Grant:  authz.Grant{ID: grantID, ClientID: clientID, APIID: apiID, Audience: api.Identifier, Scopes: api.ScopeValues(), CreatedAt: now, UpdatedAt: now},
+	}
+	created, err := s.store.Bootstrap(ctx, b)
+	if err != nil || !created {
+		return err
+	}
+	path := filepath.Join(s.cfg.DataDir, CredentialsFile)
+	body, _ := json.MarshalIndent(Credentials{
+		Issuer: s.cfg.Issuer, TokenEndpoint: s.cfg.Issuer + oauth.PathToken,
+		ClientID: clientID, ClientSecret: plain, Audience: authz.ManagementAudience,
+	}, "", "  ")
+	if err := writeFile0600(path, append(body, '\n')); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	s.log.Info("bootstrapped an empty database: administrator credentials written", "path", path, "client_id", clientID)
+	return nil
+}
+
+func writeFile0600(path string, body []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Handler returns the server's HTTP handler (routes and middleware).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Issuer returns the issuer identifier.
+func (s *Server) Issuer() string { return s.cfg.Issuer }
+
+// Serve serves HTTP on ln until ctx is done, then shuts down gracefully,
+// waiting up to 10 s for requests in flight.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "issuer", s.cfg.Issuer)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	<-errc
+	return err
+}
+
+// Close releases the store.
+func (s *Server) Close() error { return s.store.Close() }
