@@ -1,0 +1,184 @@
+package rs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Defaults and bounds for Config fields.
+const (
+	// DefaultLeeway is the clock skew tolerated when none is configured: 30 s.
+	DefaultLeeway = 30 * time.Second
+	// MaxLeeway is the largest Config.Leeway New accepts: 5 min.
+	MaxLeeway = 5 * time.Minute
+	// DefaultMinRefreshInterval is the least time between two JWKS fetches
+	// when none is configured: 10 s.
+	DefaultMinRefreshInterval = 10 * time.Second
+	// DefaultHTTPTimeout bounds each discovery and JWKS request made with
+	// the default HTTP client: 10 s.
+	DefaultHTTPTimeout = 10 * time.Second
+)
+
+// defaultAlgorithms are the algorithms m2mauth signs with (authz.SigningAlgs).
+var defaultAlgorithms = []string{"ES256", "EdDSA", "RS256", "PS256"}
+
+// asymmetric are the algorithms Config.Algorithms may name: signatures a
+// public key verifies (RFC 7518 §3, RFC 8037 §3.1). HS* and "none" are
+// absent on purpose: with them anyone holding the JWKS could forge tokens.
+var asymmetric = map[string]bool{
+	"ES256": true, "ES384": true, "ES512": true,
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"EdDSA": true,
+}
+
+// Config configures a Validator. Issuer and Audience are required; the zero
+// value of every other field selects its default.
+type Config struct {
+	// Issuer is the authorization server's issuer identifier, e.g.
+	// "https://auth.example.com" (m2mauth's has no trailing slash). Tokens'
+	// "iss" and the discovery document's "issuer" must equal it exactly
+	// (RFC 8414 §3.3, RFC 9068 §4). It must be an https URL without query
+	// or fragment; plain http is accepted for loopback hosts only
+	// (localhost, 127.0.0.0/8, ::1), for development.
+	Issuer string
+
+	// Audience is this API's identifier as registered in m2mauth, e.g.
+	// "https://api.example.com/". Tokens' "aud" must contain it exactly
+	// (RFC 9068 §4). It is also the realm of WWW-Authenticate challenges.
+	Audience string
+
+	// Algorithms are the JWS "alg" values accepted (RFC 7518 §3). Default:
+	// ES256, EdDSA, RS256, PS256. Only asymmetric algorithms (ES*, RS*, PS*,
+	// EdDSA) are allowed; New refuses HS* and "none".
+	Algorithms []string
+
+	// Leeway is the clock skew tolerated when checking "exp", "nbf" and
+	// "iat". Default DefaultLeeway (30 s); at most MaxLeeway (5 min).
+	Leeway time.Duration
+
+	// HTTPClient fetches the discovery document and the JWKS. Default: a
+	// client with a DefaultHTTPTimeout (10 s) timeout.
+	HTTPClient *http.Client
+
+	// MinRefreshInterval is the least time between two JWKS fetches. It
+	// bounds the refetches that tokens with unknown key IDs can cause, and
+	// the retries after a failed fetch. Default DefaultMinRefreshInterval
+	// (10 s); at least 1 s.
+	MinRefreshInterval time.Duration
+
+	// Logger receives key-refresh events at Info and Warn level and token
+	// rejections at Debug level. Default: discard.
+	Logger *slog.Logger
+
+	// Now returns the current time; tests inject a clock. Default time.Now.
+	Now func() time.Time
+}
+
+// settings is a Config with its defaults applied and its values checked.
+type settings struct {
+	issuer      string   // exactly as configured
+	issuerURL   *url.URL // issuer, parsed
+	algs        []jose.SignatureAlgorithm
+	leeway      time.Duration
+	client      *http.Client
+	minInterval time.Duration
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+// check validates c and fills in defaults.
+func (c Config) check() (settings, error) {
+	var s settings
+	if c.Issuer == "" {
+		return s, errors.New("rs: Config.Issuer is required")
+	}
+	u, err := parseIssuer(c.Issuer)
+	if err != nil {
+		return s, err
+	}
+	s.issuer, s.issuerURL = c.Issuer, u
+	if c.Audience == "" {
+		return s, errors.New("rs: Config.Audience is required")
+	}
+
+	names := c.Algorithms
+	if len(names) == 0 {
+		names = defaultAlgorithms
+	}
+	for _, a := range names {
+		if !asymmetric[a] {
+			return s, fmt.Errorf("rs: algorithm %q not allowed: use ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512 or EdDSA", a)
+		}
+		s.algs = append(s.algs, jose.SignatureAlgorithm(a))
+	}
+
+	switch {
+	case c.Leeway == 0:
+		s.leeway = DefaultLeeway
+	case c.Leeway < 0 || c.Leeway > MaxLeeway:
+		return s, fmt.Errorf("rs: Config.Leeway %v outside (0, %v]", c.Leeway, MaxLeeway)
+	default:
+		s.leeway = c.Leeway
+	}
+
+	switch {
+	case c.MinRefreshInterval == 0:
+		s.minInterval = DefaultMinRefreshInterval
+	case c.MinRefreshInterval < time.Second:
+		return s, fmt.Errorf("rs: Config.MinRefreshInterval %v is below 1s", c.MinRefreshInterval)
+	default:
+		s.minInterval = c.MinRefreshInterval
+	}
+
+	s.client = c.HTTPClient
+	if s.client == nil {
+		s.client = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	s.log = c.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.now = c.Now
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// parseIssuer checks an issuer identifier against RFC 8414 §2: an https URL
+// with no query or fragment. Plain http is allowed for loopback hosts.
+func parseIssuer(issuer string) (*url.URL, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, fmt.Errorf("rs: Config.Issuer: %w", err)
+	}
+	switch {
+	case u.Host == "" || u.User != nil:
+		return nil, fmt.Errorf("rs: Config.Issuer %q is not an absolute URL with a host", issuer)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#"):
+		return nil, fmt.Errorf("rs: Config.Issuer %q has a query or fragment (RFC 8414 §2)", issuer)
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	default:
+		return nil, fmt.Errorf("rs: Config.Issuer %q must use https (http only for loopback hosts)", issuer)
+	}
+	return u, nil
+}
+
+// isLoopback reports whether host names this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,32 @@
+// Package rs protects Go HTTP APIs with access tokens issued by m2mauth.
+//
+// A resource server builds one Validator at start-up and puts its Middleware
+// in front of the handlers it protects:
+//
+//	v, err := rs.New(ctx, rs.Config{
+//		Issuer:   "https://auth.example.com",
+//		Audience: "https://api.example.com/",
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	mux.Handle("GET /meters", v.Middleware(rs.RequireScope("read:meters")(listMeters)))
+//
+// Handlers read the verified token with ClaimsFromContext.
+//
+// Tokens are JWT access tokens per RFC 9068, signed with an asymmetric
+// algorithm (ES256, EdDSA, RS256 or PS256 by default). The Validator finds
+// the issuer's JWKS through RFC 8414 discovery, keeps the keys in memory,
+// refreshes them when the JWKS response's Cache-Control max-age runs out and
+// refetches them, at most once per Config.MinRefreshInterval, when a token
+// names a key it does not know; that is how signing-key rotation is followed.
+//
+// Validation is local: a token stays valid until it expires even if the
+// issuer revokes it or disables its client. APIs that need revocation to take
+// effect at once should introspect tokens (RFC 7662) instead.
+//
+// Requests without a valid token are refused as RFC 6750 §3 describes: a
+// WWW-Authenticate: Bearer challenge and a JSON body
+// {"error": "...", "error_description": "..."}. Error messages and logs never
+// contain the token.
+package rs

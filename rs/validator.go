@@ -1,0 +1,289 @@
+package rs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	// go-jose's fork of encoding/json matches field names case-sensitively,
+	// so "ISS" cannot stand in for "iss".
+	"github.com/go-jose/go-jose/v4/json"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// maxTokenBytes bounds the tokens Validate parses: 16 KiB, far above any
+// access token m2mauth issues.
+const maxTokenBytes = 16 << 10
+
+// Errors returned by Validate. Every error Validate returns matches
+// ErrInvalidToken and exactly one of the others with errors.Is. Their
+// messages are safe to show to clients: they never contain the token.
+var (
+	// ErrInvalidToken matches every token rejection (RFC 6750 §3.1 invalid_token).
+	ErrInvalidToken = errors.New("invalid token")
+
+	// ErrMalformed: not a JWS compact serialization (RFC 7515 §7.1), a
+	// payload that is not a JSON claims set, or a token above 16 KiB.
+	ErrMalformed = errors.New("malformed token")
+	// ErrAlgorithm: the header's "alg" is not in Config.Algorithms, or
+	// differs from the "alg" of the key its "kid" names.
+	ErrAlgorithm = errors.New("signing algorithm not accepted")
+	// ErrTokenType: the header's "typ" is not "at+jwt" (RFC 9068 §4).
+	ErrTokenType = errors.New("not a JWT access token (typ must be at+jwt)")
+	// ErrUnknownKey: the header has no "kid", or the issuer's JWKS has no
+	// key with it, even after a refetch.
+	ErrUnknownKey = errors.New("unknown signing key")
+	// ErrSignature: the signature does not verify.
+	ErrSignature = errors.New("invalid signature")
+	// ErrIssuer: "iss" differs from Config.Issuer.
+	ErrIssuer = errors.New("wrong issuer")
+	// ErrAudience: "aud" does not contain Config.Audience.
+	ErrAudience = errors.New("wrong audience")
+	// ErrExpired: "exp" has passed, leeway included.
+	ErrExpired = errors.New("token expired")
+	// ErrNotYetValid: "nbf" or "iat" is in the future, leeway included.
+	ErrNotYetValid = errors.New("token not yet valid")
+	// ErrMissingClaim: a claim RFC 9068 §2.2 requires is absent: iss, exp,
+	// aud, sub, client_id, iat or jti.
+	ErrMissingClaim = errors.New("required claim missing")
+)
+
+// tokenError is what Validate returns: a reason from the list above and a
+// detail written by this package, never copied from the token.
+type tokenError struct {
+	reason error
+	detail string
+}
+
+func invalid(reason error) error { return &tokenError{reason: reason} }
+
+func (e *tokenError) Error() string { return "rs: invalid token: " + e.description() }
+
+func (e *tokenError) Unwrap() []error { return []error{ErrInvalidToken, e.reason} }
+
+// description is the error_description sent to the client.
+func (e *tokenError) description() string {
+	if e.detail == "" {
+		return e.reason.Error()
+	}
+	return e.reason.Error() + ": " + e.detail
+}
+
+// Claims are the verified claims of an access token (RFC 9068 §2.2).
+type Claims struct {
+	Issuer   string   // "iss"
+	Subject  string   // "sub"; for client credentials tokens, the client_id
+	ClientID string   // "client_id": the application the token was issued to
+	JTI      string   // "jti": unique token identifier
+	Audience []string // "aud"
+	Scopes   []string // "scope", split at spaces (RFC 6749 §3.3); nil if absent
+
+	IssuedAt  time.Time // "iat", UTC
+	ExpiresAt time.Time // "exp", UTC
+}
+
+// HasScope reports whether the token was granted scope s.
+func (c *Claims) HasScope(s string) bool {
+	return slices.Contains(c.Scopes, s)
+}
+
+// Validator verifies access tokens for one API. It is safe for concurrent
+// use and holds no goroutines: key refreshes run in the calling request.
+type Validator struct {
+	issuer   string
+	audience string
+	algs     []jose.SignatureAlgorithm
+	leeway   time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	keys     *keyCache
+}
+
+// New checks cfg, discovers the issuer's jwks_uri and fetches the JWKS. It
+// reads {Issuer}/.well-known/oauth-authorization-server (RFC 8414 §3.1),
+// falling back to {Issuer}/.well-known/openid-configuration, and requires the
+// document's "issuer" to equal cfg.Issuer exactly (RFC 8414 §3.3).
+//
+// New fails, without retrying, if cfg is invalid, the issuer cannot be
+// reached, its metadata is wrong, or its JWKS holds no key for
+// cfg.Algorithms; ctx bounds the requests. A service that may start before
+// its issuer should retry New with a backoff.
+func New(ctx context.Context, cfg Config) (*Validator, error) {
+	s, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	jwksURL, err := discover(ctx, s.client, s.issuer, s.issuerURL)
+	if err != nil {
+		return nil, err
+	}
+	keys := &keyCache{
+		jwksURL:     jwksURL,
+		client:      s.client,
+		now:         s.now,
+		minInterval: s.minInterval,
+		log:         s.log,
+	}
+	if err := keys.refresh(ctx); err != nil {
+		return nil, err
+	}
+	if !keys.hasKeyFor(s.algs) {
+		return nil, fmt.Errorf("rs: JWKS at %s has no usable key for algorithms %v", jwksURL, s.algs)
+	}
+	return &Validator{
+		issuer:   s.issuer,
+		audience: cfg.Audience,
+		algs:     s.algs,
+		leeway:   s.leeway,
+		now:      s.now,
+		log:      s.log,
+		keys:     keys,
+	}, nil
+}
+
+// Validate verifies an access token as RFC 9068 §4 prescribes and returns
+// its claims. The checks, in order: JWS compact form with an "alg" from
+// Config.Algorithms (RFC 7515 §7.1, RFC 8725 §3.1); "typ" at+jwt or
+// application/at+jwt, case-insensitively; a "kid" naming a JWKS key whose
+// "alg" matches the header; the signature; "iss" equal to Config.Issuer;
+// "aud" containing Config.Audience; "exp" not passed and "nbf" and "iat" not
+// in the future, each with Config.Leeway (RFC 7519 §4.1); and the presence
+// of sub, client_id and jti (RFC 9068 §2.2).
+//
+// An unknown "kid" makes Validate refetch the JWKS, at most once per
+// Config.MinRefreshInterval; ctx is used for that fetch's request values
+// but its cancellation is not, so one departing client does not waste it.
+//
+// Every error matches ErrInvalidToken and one reason (ErrMalformed,
+// ErrAlgorithm, ...) with errors.Is.
+func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
+	if token == "" || len(token) > maxTokenBytes {
+		return nil, invalid(ErrMalformed)
+	}
+	jws, err := jose.ParseSignedCompact(token, v.algs)
+	if err != nil {
+		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, invalid(ErrAlgorithm)
+		}
+		return nil, invalid(ErrMalformed)
+	}
+	// A compact serialization has exactly one signature.
+	header := jws.Signatures[0].Header
+	if !isAccessTokenType(header.ExtraHeaders[jose.HeaderType]) {
+		return nil, invalid(ErrTokenType)
+	}
+	payload, err := v.verify(ctx, jws, header)
+	if err != nil {
+		return nil, err
+	}
+	return v.checkClaims(payload)
+}
+
+// isAccessTokenType reports whether a "typ" header value marks a JWT access
+// token: "at+jwt", or its full media type "application/at+jwt" (RFC 9068
+// §2.1, §4). Media types compare case-insensitively (RFC 2045 §5.1).
+func isAccessTokenType(typ any) bool {
+	s, _ := typ.(string)
+	return strings.EqualFold(s, "at+jwt") || strings.EqualFold(s, "application/at+jwt")
+}
+
+// verify checks the signature with the key the header's kid names and
+// returns the payload.
+func (v *Validator) verify(ctx context.Context, jws *jose.JSONWebSignature, header jose.Header) ([]byte, error) {
+	if header.KeyID == "" {
+		return nil, &tokenError{reason: ErrUnknownKey, detail: "no kid in header"}
+	}
+	keys := v.keys.lookup(ctx, header.KeyID)
+	if len(keys) == 0 {
+		return nil, invalid(ErrUnknownKey)
+	}
+	fits := false
+	for i := range keys {
+		if !keyFits(&keys[i], header.Algorithm) {
+			continue
+		}
+		fits = true
+		if payload, err := jws.Verify(keys[i].Key); err == nil {
+			return payload, nil
+		}
+	}
+	if !fits {
+		return nil, &tokenError{reason: ErrAlgorithm, detail: "alg does not match the key"}
+	}
+	return nil, invalid(ErrSignature)
+}
+
+// claimsSet is the JSON payload of an access token (RFC 9068 §2.2).
+type claimsSet struct {
+	Issuer    string           `json:"iss"`
+	Subject   string           `json:"sub"`
+	Audience  jwt.Audience     `json:"aud"`
+	Expiry    *jwt.NumericDate `json:"exp"`
+	NotBefore *jwt.NumericDate `json:"nbf"`
+	IssuedAt  *jwt.NumericDate `json:"iat"`
+	ID        string           `json:"jti"`
+	ClientID  string           `json:"client_id"`
+	Scope     string           `json:"scope"`
+}
+
+// checkClaims decodes a verified payload and checks its claims.
+func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
+	var c claimsSet
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, &tokenError{reason: ErrMalformed, detail: "claims are not a valid JSON object"}
+	}
+	if c.Issuer != v.issuer {
+		return nil, invalid(ErrIssuer)
+	}
+	if !c.Audience.Contains(v.audience) {
+		return nil, invalid(ErrAudience)
+	}
+	for _, m := range []struct {
+		name    string
+		missing bool
+	}{
+		{"exp", c.Expiry == nil},
+		{"iat", c.IssuedAt == nil},
+		{"sub", c.Subject == ""},
+		{"client_id", c.ClientID == ""},
+		{"jti", c.ID == ""},
+	} {
+		if m.missing {
+			return nil, &tokenError{reason: ErrMissingClaim, detail: m.name}
+		}
+	}
+
+	now := v.now()
+	// RFC 7519 §4.1.4: reject at or after exp.
+	if !now.Before(c.Expiry.Time().Add(v.leeway)) {
+		return nil, invalid(ErrExpired)
+	}
+	if c.NotBefore != nil && now.Add(v.leeway).Before(c.NotBefore.Time()) {
+		return nil, &tokenError{reason: ErrNotYetValid, detail: "nbf is in the future"}
+	}
+	if now.Add(v.leeway).Before(c.IssuedAt.Time()) {
+		return nil, &tokenError{reason: ErrNotYetValid, detail: "iat is in the future"}
+	}
+
+	var scopes []string
+	for s := range strings.SplitSeq(c.Scope, " ") {
+		if s != "" {
+			scopes = append(scopes, s)
+		}
+	}
+	return &Claims{
+		Issuer:    c.Issuer,
+		Subject:   c.Subject,
+		ClientID:  c.ClientID,
+		JTI:       c.ID,
+		Audience:  []string(c.Audience),
+		Scopes:    scopes,
+		IssuedAt:  c.IssuedAt.Time().UTC(),
+		ExpiresAt: c.Expiry.Time().UTC(),
+	}, nil
+}
