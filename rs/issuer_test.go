@@ -48,7 +48,7 @@ func (c *clock) Advance(d time.Duration) {
 // testIssuer is a tiny authorization server on a loopback port: RFC 8414
 // discovery and a JWKS, with keys the test adds and tokens it signs.
 type testIssuer struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	URL   string
 	clock *clock
@@ -61,7 +61,7 @@ type testIssuer struct {
 	jwksHits atomic.Int64
 }
 
-func newTestIssuer(t *testing.T) *testIssuer {
+func newTestIssuer(t testing.TB) *testIssuer {
 	t.Helper()
 	iss := &testIssuer{t: t, clock: newClock(), private: map[string]jose.JSONWebKey{}, maxAge: 300}
 	mux := http.NewServeMux()

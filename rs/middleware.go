@@ -185,7 +185,8 @@ type challenge struct {
 }
 
 // writeError writes c as a WWW-Authenticate: Bearer challenge (RFC 6750 §3)
-// and a JSON body. realm may be empty.
+// and a JSON body; this is the one place refusals are written. realm may be
+// empty.
 func writeError(w http.ResponseWriter, realm string, c challenge) {
 	var params []string
 	add := func(name, value string) {
@@ -194,9 +195,12 @@ func writeError(w http.ResponseWriter, realm string, c challenge) {
 		}
 	}
 	add("realm", realm)
-	add("error", c.code)
-	add("error_description", c.description)
-	add("scope", c.scope)
+	// RFC 6750 §3.1: no error information when the request had no token.
+	if c.code != "" {
+		add("error", c.code)
+		add("error_description", c.description)
+		add("scope", c.scope)
+	}
 	header := "Bearer"
 	if len(params) > 0 {
 		header += " " + strings.Join(params, ", ")

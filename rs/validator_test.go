@@ -24,7 +24,7 @@ import (
 
 // newFullIssuer returns an issuer with one key per default algorithm,
 // kids "es", "ed", "rs" and "ps".
-func newFullIssuer(t *testing.T) *testIssuer {
+func newFullIssuer(t testing.TB) *testIssuer {
 	iss := newTestIssuer(t)
 	iss.addKey("es", "ES256")
 	iss.addKey("ed", "EdDSA")
