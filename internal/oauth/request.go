@@ -130,7 +130,7 @@ func readCredentials(r *http.Request, p params) (credentials, *Error) {
 		if !ok {
 			return credentials{}, &Error{Code: ErrInvalidClient, Description: "the Authorization header is not valid HTTP Basic client authentication", Status: http.StatusUnauthorized}
 		}
-		c = credentials{clientID: id, secret: secret}
+		c = credentials{clientID: id, secret: secret, basic: true}
 		if (postID != "" && postID != id) || (postSecret != "" && postSecret != secret) {
 			// RFC 6749 §2.3: one authentication method per request. The
 			// same credentials repeated in the body are tolerated, as one

@@ -1,0 +1,230 @@
+package oauth
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+func newRequest(contentType, body string, header map[string]string) (*httptest.ResponseRecorder, *http.Request) {
+	r := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
+	if contentType != "" {
+		r.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	return httptest.NewRecorder(), r
+}
+
+const form = "application/x-www-form-urlencoded"
+
+func TestParseTokenRequest(t *testing.T) {
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		header      map[string]string
+		want        tokenRequest
+		wantErr     string
+	}{
+		{name: "form with credentials in the body", contentType: form,
+			body: "grant_type=client_credentials&client_id=c1&client_secret=s1&audience=https://api/",
+			want: tokenRequest{creds: credentials{clientID: "c1", secret: "s1"}, audience: "https://api/"}},
+		{name: "form with charset", contentType: form + "; charset=UTF-8",
+			body: "grant_type=client_credentials&client_id=c1&client_secret=s1",
+			want: tokenRequest{creds: credentials{clientID: "c1", secret: "s1"}}},
+		{name: "json body", contentType: "application/json",
+			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":"s1","audience":"aud","extra":42}`,
+			want: tokenRequest{creds: credentials{clientID: "c1", secret: "s1"}, audience: "aud"}},
+		{name: "basic only", contentType: form, body: "grant_type=client_credentials&scope=a%20b",
+			header: map[string]string{"Authorization": basic("c1", "s:1")},
+			want:   tokenRequest{creds: credentials{clientID: "c1", secret: "s:1", basic: true}, scopes: []string{"a", "b"}, scopeGiven: true}},
+		{name: "basic and the same credentials in the body", contentType: form,
+			body:   "grant_type=client_credentials&client_id=c1&client_secret=s1&scope=a b a",
+			header: map[string]string{"Authorization": basic("c1", "s1")},
+			want:   tokenRequest{creds: credentials{clientID: "c1", secret: "s1", basic: true}, scopes: []string{"a", "b"}, scopeGiven: true}},
+		{name: "resource instead of audience", contentType: form,
+			body: "grant_type=client_credentials&client_id=c&client_secret=s&resource=https://api/&resource=https://api/",
+			want: tokenRequest{creds: credentials{clientID: "c", secret: "s"}, audience: "https://api/"}},
+		{name: "audience and the same resource", contentType: form,
+			body: "grant_type=client_credentials&client_id=c&client_secret=s&resource=x&audience=x",
+			want: tokenRequest{creds: credentials{clientID: "c", secret: "s"}, audience: "x"}},
+		{name: "empty scope means none asked", contentType: form,
+			body: "grant_type=client_credentials&client_id=c&client_secret=s&scope=",
+			want: tokenRequest{creds: credentials{clientID: "c", secret: "s"}}},
+
+		{name: "basic and different credentials in the body", contentType: form,
+			body:    "grant_type=client_credentials&client_id=c2&client_secret=s1",
+			header:  map[string]string{"Authorization": basic("c1", "s1")},
+			wantErr: ErrInvalidRequest},
+		{name: "basic and a different secret in the body", contentType: form,
+			body:    "grant_type=client_credentials&client_id=c1&client_secret=s2",
+			header:  map[string]string{"Authorization": basic("c1", "s1")},
+			wantErr: ErrInvalidRequest},
+		{name: "no grant type", contentType: form, body: "client_id=c&client_secret=s", wantErr: ErrInvalidRequest},
+		{name: "other grant type", contentType: form, body: "grant_type=password&client_id=c&client_secret=s", wantErr: ErrUnsupportedGrantType},
+		{name: "grant type repeated", contentType: form, body: "grant_type=client_credentials&grant_type=client_credentials&client_id=c&client_secret=s", wantErr: ErrInvalidRequest},
+		{name: "no client authentication", contentType: form, body: "grant_type=client_credentials", wantErr: ErrInvalidClient},
+		{name: "malformed basic header", contentType: form, body: "grant_type=client_credentials",
+			header: map[string]string{"Authorization": "Basic !!!"}, wantErr: ErrInvalidClient},
+		{name: "audience and resource differ", contentType: form,
+			body: "grant_type=client_credentials&client_id=c&client_secret=s&audience=a&resource=b", wantErr: ErrInvalidRequest},
+		{name: "two different resources", contentType: form,
+			body: "grant_type=client_credentials&client_id=c&client_secret=s&resource=a&resource=b", wantErr: ErrInvalidTarget},
+		{name: "scope with a forbidden character", contentType: form,
+			body: "grant_type=client_credentials&client_id=c&client_secret=s&scope=a%22b", wantErr: ErrInvalidScope},
+		{name: "unsupported content type", contentType: "text/plain", body: "grant_type=client_credentials", wantErr: ErrInvalidRequest},
+		{name: "no content type", body: "grant_type=client_credentials", wantErr: ErrInvalidRequest},
+		{name: "json that is not an object", contentType: "application/json", body: `["x"]`, wantErr: ErrInvalidRequest},
+		{name: "json with a number for a known parameter", contentType: "application/json", body: `{"grant_type":1}`, wantErr: ErrInvalidRequest},
+		{name: "json with trailing data", contentType: "application/json", body: `{"grant_type":"client_credentials"} {}`, wantErr: ErrInvalidRequest},
+		{name: "body too large", contentType: form, body: "grant_type=client_credentials&x=" + strings.Repeat("a", MaxBodyBytes), wantErr: ErrInvalidRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, r := newRequest(tc.contentType, tc.body, tc.header)
+			got, e := parseTokenRequest(w, r)
+			if tc.wantErr != "" {
+				if e == nil || e.Code != tc.wantErr {
+					t.Fatalf("error = %v, want %s", e, tc.wantErr)
+				}
+				return
+			}
+			if e != nil {
+				t.Fatalf("unexpected error %v", e)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSecretInURIRefused(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/oauth/token?client_secret=x", strings.NewReader("grant_type=client_credentials"))
+	r.Header.Set("Content-Type", form)
+	if _, e := parseTokenRequest(httptest.NewRecorder(), r); e == nil || e.Code != ErrInvalidRequest {
+		t.Fatalf("error = %v", e)
+	}
+}
+
+func testClient() *authz.Client {
+	usage := authz.API{Identifier: "https://usage/", Scopes: []authz.Scope{{Value: "read:meters"}, {Value: "create:meters"}, {Value: "read:meter_types"}}, TokenLifetime: time.Hour, SigningAlg: "ES256"}
+	billing := authz.API{Identifier: "https://billing/", Scopes: []authz.Scope{{Value: "read:invoices"}, {Value: "read:meters"}}, TokenLifetime: 600 * time.Second, SigningAlg: "EdDSA"}
+	return &authz.Client{
+		Application: authz.Application{ClientID: "c1"},
+		Grants: []authz.ClientGrant{
+			{Grant: authz.Grant{Scopes: []string{"create:meters", "read:meters"}}, API: usage},
+			{Grant: authz.Grant{Scopes: []string{"read:invoices"}}, API: billing},
+		},
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	tests := []struct {
+		name       string
+		req        tokenRequest
+		client     *authz.Client
+		wantAud    string
+		wantScopes []string
+		wantErr    string
+		wantInDesc string
+	}{
+		{name: "audience, no scope: every granted scope in the API's order", req: tokenRequest{audience: "https://usage/"},
+			wantAud: "https://usage/", wantScopes: []string{"read:meters", "create:meters"}},
+		{name: "audience and a granted scope", req: tokenRequest{audience: "https://usage/", scopes: []string{"create:meters"}, scopeGiven: true},
+			wantAud: "https://usage/", wantScopes: []string{"create:meters"}},
+		{name: "scope not granted", req: tokenRequest{audience: "https://usage/", scopes: []string{"read:meter_types"}, scopeGiven: true},
+			wantErr: ErrInvalidScope, wantInDesc: "read:meter_types"},
+		{name: "scope the API does not define", req: tokenRequest{audience: "https://usage/", scopes: []string{"nope"}, scopeGiven: true},
+			wantErr: ErrInvalidScope},
+		{name: "audience without a grant", req: tokenRequest{audience: "https://other/"}, wantErr: ErrInvalidTarget, wantInDesc: "https://other/"},
+		{name: "no audience, scopes pick the one API", req: tokenRequest{scopes: []string{"read:invoices"}, scopeGiven: true},
+			wantAud: "https://billing/", wantScopes: []string{"read:invoices"}},
+		{name: "no audience, scopes fit two APIs", req: tokenRequest{scopes: []string{"read:meters"}, scopeGiven: true},
+			wantErr: ErrInvalidRequest, wantInDesc: `"https://billing/"`},
+		{name: "no audience, no scope, two grants", req: tokenRequest{}, wantErr: ErrInvalidRequest, wantInDesc: `"https://usage/"`},
+		{name: "no audience, scopes no API defines", req: tokenRequest{scopes: []string{"x:y"}, scopeGiven: true}, wantErr: ErrInvalidRequest, wantInDesc: "x:y"},
+		{name: "no audience, no scope, one grant", req: tokenRequest{},
+			client:  &authz.Client{Application: authz.Application{ClientID: "c"}, Grants: testClient().Grants[1:]},
+			wantAud: "https://billing/", wantScopes: []string{"read:invoices"}},
+		{name: "no grants at all", req: tokenRequest{}, client: &authz.Client{}, wantErr: ErrInvalidRequest, wantInDesc: "no grants"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.client
+			if c == nil {
+				c = testClient()
+			}
+			got, e := authorize(c, tc.req)
+			if tc.wantErr != "" {
+				if e == nil || e.Code != tc.wantErr || !strings.Contains(e.Description, tc.wantInDesc) {
+					t.Fatalf("error = %v, want %s containing %q", e, tc.wantErr, tc.wantInDesc)
+				}
+				return
+			}
+			if e != nil {
+				t.Fatal(e)
+			}
+			if got.Audience != tc.wantAud || !reflect.DeepEqual(got.Scopes, tc.wantScopes) {
+				t.Fatalf("got %s %v, want %s %v", got.Audience, got.Scopes, tc.wantAud, tc.wantScopes)
+			}
+		})
+	}
+}
+
+func FuzzParseBasic(f *testing.F) {
+	f.Add(basic("client", "m2ms_x"))
+	f.Add("Basic Og==")
+	f.Add("basic " + base64.StdEncoding.EncodeToString([]byte("a%zz:b")))
+	f.Fuzz(func(t *testing.T, h string) {
+		id, _, ok := parseBasic(h)
+		if ok && id == "" {
+			t.Fatal("accepted an empty client_id")
+		}
+	})
+}
+
+func FuzzParseScope(f *testing.F) {
+	f.Add("read:meters create:meters")
+	f.Add("  a  b\t")
+	f.Fuzz(func(t *testing.T, s string) {
+		scopes, ok := parseScope(s)
+		if !ok {
+			return
+		}
+		seen := map[string]bool{}
+		for _, sc := range scopes {
+			if sc == "" || strings.ContainsAny(sc, " \"\\") || seen[sc] {
+				t.Fatalf("bad scope %q from %q", sc, s)
+			}
+			seen[sc] = true
+		}
+	})
+}
+
+func FuzzParseJSONParams(f *testing.F) {
+	f.Add([]byte(`{"grant_type":"client_credentials","resource":["a","b"]}`))
+	f.Add([]byte(`{"a":{"b":1}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, e := parseJSONParams(b)
+		if e == nil && p == nil {
+			t.Fatal("nil params without an error")
+		}
+		if e != nil && e.Status != http.StatusBadRequest {
+			t.Fatalf("status %d", e.Status)
+		}
+	})
+}
