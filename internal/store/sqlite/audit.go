@@ -1,0 +1,152 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+// AppendAudit inserts events in one transaction. Returns an error wrapping
+// authz.ErrConflict, and inserts none, if an event's ID is taken.
+func (s *Store) AppendAudit(ctx context.Context, events []authz.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return s.write(ctx, "append audit", func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
+			(id, time, actor, action, target, remote_addr, details) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, e := range events {
+			if _, err := stmt.ExecContext(ctx, e.ID, micros(e.Time), e.Actor, e.Action, e.Target, e.RemoteAddr, e.Details); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListAudit returns one page of the events matching f, newest first
+// (Time, then ID, descending), and the cursor of the next page, "" after
+// the last. A malformed cursor is an error wrapping authz.ErrInvalid.
+func (s *Store) ListAudit(ctx context.Context, f authz.AuditFilter, p authz.Page) ([]authz.AuditEvent, string, error) {
+	const op = "list audit"
+	p = p.Normalize()
+	var w where
+	if !f.Since.IsZero() {
+		w.add(`time >= ?`, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add(`time < ?`, micros(f.Until))
+	}
+	if f.Actor != "" {
+		w.add(`actor = ?`, f.Actor)
+	}
+	if f.Target != "" {
+		w.add(`target = ?`, f.Target)
+	}
+	if f.Action != "" {
+		w.add(`action = ?`, f.Action)
+	}
+	if p.Cursor != "" {
+		us, id, err := decodeCursor(p.Cursor)
+		if err != nil {
+			return nil, "", wrap(op, err)
+		}
+		w.add(`(time, id) < (?, ?)`, us, id)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, time, actor, action, target, remote_addr, details
+		FROM audit_events`+w.String()+` ORDER BY time DESC, id DESC LIMIT ?`, append(w.args, p.Limit+1)...)
+	if err != nil {
+		return nil, "", wrap(op, err)
+	}
+	defer rows.Close()
+	list := []authz.AuditEvent{}
+	for rows.Next() {
+		var (
+			e  authz.AuditEvent
+			us int64
+		)
+		if err := rows.Scan(&e.ID, &us, &e.Actor, &e.Action, &e.Target, &e.RemoteAddr, &e.Details); err != nil {
+			return nil, "", wrap(op, err)
+		}
+		e.Time = fromMicros(us)
+		list = append(list, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", wrap(op, err)
+	}
+	next := ""
+	if len(list) > p.Limit {
+		list = list[:p.Limit]
+		last := list[len(list)-1]
+		next = encodeCursor(micros(last.Time), last.ID)
+	}
+	return list, next, nil
+}
+
+// AddIssuance adds each count to the counter of its (ClientID, Audience,
+// Hour), creating it if needed, and raises its LastIssuedAt, in one
+// transaction. Hour is truncated to the start of its UTC hour.
+func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	return s.write(ctx, "add issuance", func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO token_issuance
+			(client_id, audience, hour, count, last_issued_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (client_id, audience, hour) DO UPDATE SET
+				count = count + excluded.count,
+				last_issued_at = MAX(last_issued_at, excluded.last_issued_at)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, c := range counts {
+			hour := c.Hour.UTC().Truncate(time.Hour)
+			if _, err := stmt.ExecContext(ctx, c.ClientID, c.Audience, micros(hour), c.Count, micros(c.LastIssuedAt)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListIssuance returns the counters of application clientID ("" for every
+// application) whose Hour is at or after since, ordered by Hour, ClientID,
+// Audience.
+func (s *Store) ListIssuance(ctx context.Context, clientID string, since time.Time) ([]authz.Issuance, error) {
+	const op = "list issuance"
+	var w where
+	if clientID != "" {
+		w.add(`client_id = ?`, clientID)
+	}
+	w.add(`hour >= ?`, micros(since))
+	rows, err := s.r.QueryContext(ctx, `SELECT client_id, audience, hour, count, last_issued_at
+		FROM token_issuance`+w.String()+` ORDER BY hour, client_id, audience`, w.args...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	list := []authz.Issuance{}
+	for rows.Next() {
+		var (
+			c              authz.Issuance
+			hour, lastUsed int64
+		)
+		if err := rows.Scan(&c.ClientID, &c.Audience, &hour, &c.Count, &lastUsed); err != nil {
+			return nil, wrap(op, err)
+		}
+		c.Hour = fromMicros(hour)
+		c.LastIssuedAt = fromMicros(lastUsed)
+		list = append(list, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	return list, nil
+}

@@ -1,0 +1,123 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+// secretColumns are the columns of client_secrets that secretRow receives,
+// in its order.
+const secretColumns = `id, client_id, hash, prefix, created_at, expires_at, last_used_at`
+
+// secretRow receives secretColumns.
+type secretRow struct {
+	s                 authz.Secret
+	created           int64
+	expires, lastUsed sql.NullInt64
+}
+
+func (r *secretRow) dest() []any {
+	return []any{&r.s.ID, &r.s.ClientID, &r.s.Hash, &r.s.Prefix, &r.created, &r.expires, &r.lastUsed}
+}
+
+func (r *secretRow) secret() authz.Secret {
+	s := r.s
+	s.CreatedAt = fromMicros(r.created)
+	s.ExpiresAt = fromNullMicros(r.expires)
+	s.LastUsedAt = fromNullMicros(r.lastUsed)
+	return s
+}
+
+func insertSecret(ctx context.Context, ex execer, s authz.Secret) error {
+	_, err := ex.ExecContext(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.ClientID, nonNil(s.Hash), s.Prefix, micros(s.CreatedAt), nullMicros(s.ExpiresAt), nullMicros(s.LastUsedAt))
+	return err
+}
+
+// CreateSecret inserts s. Returns an error wrapping authz.ErrNotFound if
+// the application does not exist, one wrapping authz.ErrConflict if s.ID is
+// taken.
+func (s *Store) CreateSecret(ctx context.Context, sec authz.Secret) error {
+	return s.write(ctx, "create secret", func(tx *sql.Tx) error {
+		return insertSecret(ctx, tx, sec)
+	})
+}
+
+// ListSecrets returns the secrets of application clientID ordered by
+// (CreatedAt, ID); an empty list if it has none or does not exist.
+func (s *Store) ListSecrets(ctx context.Context, clientID string) ([]authz.Secret, error) {
+	const op = "list secrets"
+	rows, err := s.r.QueryContext(ctx, `SELECT `+secretColumns+` FROM client_secrets
+		WHERE client_id = ? ORDER BY created_at, id`, clientID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	list := []authz.Secret{}
+	for rows.Next() {
+		var r secretRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			return nil, wrap(op, err)
+		}
+		list = append(list, r.secret())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	return list, nil
+}
+
+// DeleteSecret removes secret id of application clientID. Returns an error
+// wrapping authz.ErrNotFound if there is none.
+func (s *Store) DeleteSecret(ctx context.Context, clientID, id string) error {
+	return s.execOne(ctx, "delete secret", `DELETE FROM client_secrets WHERE id = ? AND client_id = ?`, id, clientID)
+}
+
+// ExpireSecrets sets ExpiresAt to at on every secret of application
+// clientID except exceptID that never expires or expires after at; an
+// earlier expiry is kept. Returns an error wrapping authz.ErrNotFound if the
+// application does not exist.
+func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at time.Time) error {
+	return s.write(ctx, "expire secrets", func(tx *sql.Tx) error {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE client_id = ?)`, clientID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return authz.ErrNotFound
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE client_secrets SET expires_at = ?1
+			WHERE client_id = ?2 AND id <> ?3 AND (expires_at IS NULL OR expires_at > ?1)`,
+			nullMicros(at), clientID, exceptID)
+		return err
+	})
+}
+
+// TouchSecrets raises LastUsedAt of each secret in used to its time of use
+// if that is later, in one transaction; ids that do not exist and zero
+// times are ignored.
+func (s *Store) TouchSecrets(ctx context.Context, used map[string]time.Time) error {
+	if len(used) == 0 {
+		return nil
+	}
+	return s.write(ctx, "touch secrets", func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `UPDATE client_secrets SET last_used_at = ?1
+			WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for id, t := range used {
+			if t.IsZero() {
+				continue
+			}
+			if _, err := stmt.ExecContext(ctx, micros(t), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

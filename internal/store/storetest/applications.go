@@ -1,0 +1,399 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+func testApplications(t *testing.T, open func(t *testing.T) authz.Store) {
+	t.Run("create and get round-trip every field", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		full := newApp(1)
+		full.Disabled = true
+		full.CanIntrospect = true
+		full.TokensNotBefore = at(30 * time.Second)
+		full.UpdatedAt = at(time.Hour)
+		bare := newApp(2)
+		bare.Description = ""
+		for _, a := range []authz.Application{full, bare} {
+			noErr(t, s.CreateApplication(ctx, a, nil, nil))
+			got, err := s.GetApplication(ctx, a.ClientID)
+			noErr(t, err)
+			same(t, "GetApplication", got, a)
+		}
+	})
+
+	t.Run("create with secrets and grants", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		api1, api2 := newAPI(1), newAPI(2)
+		noErr(t, s.CreateAPI(ctx, api1))
+		noErr(t, s.CreateAPI(ctx, api2))
+		app := newApp(1)
+		sec1, sec2 := newSecret(app.ClientID, 1), newSecret(app.ClientID, 2)
+		sec2.ExpiresAt = at(24 * time.Hour)
+		g1 := newGrant(app.ClientID, api1, 1, "read:things", "write:things")
+		g2 := newGrant(app.ClientID, api2, 2)
+		noErr(t, s.CreateApplication(ctx, app, []authz.Secret{sec1, sec2}, []authz.Grant{g1, g2}))
+
+		secrets, err := s.ListSecrets(ctx, app.ClientID)
+		noErr(t, err)
+		same(t, "secrets", secrets, []authz.Secret{sec1, sec2})
+		grants, err := s.ListGrants(ctx, app.ClientID)
+		noErr(t, err)
+		same(t, "grants", grants, []authz.Grant{g1, g2})
+	})
+
+	t.Run("client_id taken", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		a := newApp(1)
+		noErr(t, s.CreateApplication(ctx, a, nil, nil))
+		b := newApp(2)
+		b.ClientID = a.ClientID
+		wantErr(t, s.CreateApplication(ctx, b, []authz.Secret{newSecret(b.ClientID, 9)}, nil), authz.ErrConflict)
+		got, err := s.GetApplication(ctx, a.ClientID)
+		noErr(t, err)
+		same(t, "application holding the client_id", got, a)
+		secrets, err := s.ListSecrets(ctx, a.ClientID)
+		noErr(t, err)
+		same(t, "secrets", secrets, []authz.Secret(nil))
+	})
+
+	// Each failing creation must leave nothing behind.
+	for _, tc := range []struct {
+		name    string
+		grants  func(app authz.Application, api authz.API) []authz.Grant
+		secrets func(app authz.Application) []authz.Secret
+		want    error
+	}{
+		{
+			name: "two grants for one API create nothing",
+			grants: func(app authz.Application, api authz.API) []authz.Grant {
+				return []authz.Grant{newGrant(app.ClientID, api, 1), newGrant(app.ClientID, api, 2)}
+			},
+			want: authz.ErrConflict,
+		},
+		{
+			name: "grant for a missing API creates nothing",
+			grants: func(app authz.Application, api authz.API) []authz.Grant {
+				return []authz.Grant{newGrant(app.ClientID, api, 1), newGrant(app.ClientID, newAPI(9), 2)}
+			},
+			want: authz.ErrNotFound,
+		},
+		{
+			name: "secret id taken creates nothing",
+			secrets: func(app authz.Application) []authz.Secret {
+				taken := newSecret("app_99", 1)
+				return []authz.Secret{newSecret(app.ClientID, 1), {ID: taken.ID, ClientID: app.ClientID, Hash: taken.Hash, CreatedAt: at(0)}}
+			},
+			want: authz.ErrConflict,
+		},
+		{
+			name: "grant id taken creates nothing",
+			grants: func(app authz.Application, api authz.API) []authz.Grant {
+				g := newGrant(app.ClientID, api, 1)
+				g.ID = newGrant("app_99", api, 1).ID
+				return []authz.Grant{g}
+			},
+			want: authz.ErrConflict,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, ctx := open(t), t.Context()
+			api := newAPI(1)
+			noErr(t, s.CreateAPI(ctx, api))
+			// The owner of the ids that are taken.
+			owner := newApp(99)
+			noErr(t, s.CreateApplication(ctx, owner,
+				[]authz.Secret{newSecret(owner.ClientID, 1)}, []authz.Grant{newGrant(owner.ClientID, api, 1)}))
+
+			app := newApp(1)
+			secrets := []authz.Secret{newSecret(app.ClientID, 1)}
+			if tc.secrets != nil {
+				secrets = tc.secrets(app)
+			}
+			var grants []authz.Grant
+			if tc.grants != nil {
+				grants = tc.grants(app, api)
+			}
+			wantErr(t, s.CreateApplication(ctx, app, secrets, grants), tc.want)
+
+			_, err := s.GetApplication(ctx, app.ClientID)
+			wantErr(t, err, authz.ErrNotFound)
+			gotSecrets, err := s.ListSecrets(ctx, app.ClientID)
+			noErr(t, err)
+			same(t, "secrets", gotSecrets, []authz.Secret(nil))
+			gotGrants, err := s.ListGrants(ctx, app.ClientID)
+			noErr(t, err)
+			same(t, "grants", gotGrants, []authz.Grant(nil))
+			ownerSecrets, err := s.ListSecrets(ctx, owner.ClientID)
+			noErr(t, err)
+			same(t, "secrets of the other application", ownerSecrets, []authz.Secret{newSecret(owner.ClientID, 1)})
+		})
+	}
+
+	t.Run("get a missing application", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		noErr(t, s.CreateApplication(ctx, newApp(1), nil, nil))
+		_, err := s.GetApplication(ctx, "app_missing")
+		wantErr(t, err, authz.ErrNotFound)
+	})
+
+	t.Run("update replaces name, description and disabled", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		a := newApp(1)
+		noErr(t, s.CreateApplication(ctx, a, nil, nil))
+		u := a
+		u.Name = "Renamed"
+		u.Description = ""
+		u.Disabled = true
+		u.UpdatedAt = at(time.Hour)
+		u.CreatedAt = at(2 * time.Hour)
+		noErr(t, s.UpdateApplication(ctx, u))
+		got, err := s.GetApplication(ctx, a.ClientID)
+		noErr(t, err)
+		if got.Name != u.Name || got.Description != u.Description || got.Disabled != u.Disabled ||
+			got.UpdatedAt != u.UpdatedAt || got.CreatedAt != a.CreatedAt {
+			t.Errorf("updated application = %+v, want name, description, disabled and updated time of %+v, creation time of %+v", got, u, a)
+		}
+
+		u.Disabled = false
+		u.UpdatedAt = at(3 * time.Hour)
+		noErr(t, s.UpdateApplication(ctx, u))
+		got, err = s.GetApplication(ctx, a.ClientID)
+		noErr(t, err)
+		if got.Disabled || got.UpdatedAt != u.UpdatedAt {
+			t.Errorf("re-enabled application = %+v", got)
+		}
+	})
+
+	t.Run("update a missing application", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		wantErr(t, s.UpdateApplication(ctx, newApp(1)), authz.ErrNotFound)
+		_, err := s.GetApplication(ctx, newApp(1).ClientID)
+		wantErr(t, err, authz.ErrNotFound)
+	})
+
+	t.Run("delete application removes its secrets and grants", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		api := newAPI(1)
+		noErr(t, s.CreateAPI(ctx, api))
+		gone, kept := newApp(1), newApp(2)
+		goneSecret, goneGrant := newSecret(gone.ClientID, 1), newGrant(gone.ClientID, api, 1, "read:things")
+		keptSecret, keptGrant := newSecret(kept.ClientID, 1), newGrant(kept.ClientID, api, 1, "read:things")
+		noErr(t, s.CreateApplication(ctx, gone, []authz.Secret{goneSecret}, []authz.Grant{goneGrant}))
+		noErr(t, s.CreateApplication(ctx, kept, []authz.Secret{keptSecret}, []authz.Grant{keptGrant}))
+
+		noErr(t, s.DeleteApplication(ctx, gone.ClientID))
+		_, err := s.GetApplication(ctx, gone.ClientID)
+		wantErr(t, err, authz.ErrNotFound)
+		_, err = s.Client(ctx, gone.ClientID)
+		wantErr(t, err, authz.ErrNotFound)
+		_, err = s.GetGrant(ctx, gone.ClientID, goneGrant.ID)
+		wantErr(t, err, authz.ErrNotFound)
+		wantErr(t, s.DeleteSecret(ctx, gone.ClientID, goneSecret.ID), authz.ErrNotFound)
+
+		// A new application with the old client_id inherits nothing.
+		noErr(t, s.CreateApplication(ctx, gone, nil, nil))
+		secrets, err := s.ListSecrets(ctx, gone.ClientID)
+		noErr(t, err)
+		same(t, "secrets of the re-created application", secrets, []authz.Secret(nil))
+		grants, err := s.ListGrants(ctx, gone.ClientID)
+		noErr(t, err)
+		same(t, "grants of the re-created application", grants, []authz.Grant(nil))
+
+		secrets, err = s.ListSecrets(ctx, kept.ClientID)
+		noErr(t, err)
+		same(t, "secrets of the other application", secrets, []authz.Secret{keptSecret})
+		grants, err = s.ListGrants(ctx, kept.ClientID)
+		noErr(t, err)
+		same(t, "grants of the other application", grants, []authz.Grant{keptGrant})
+		_, err = s.GetAPI(ctx, api.ID)
+		noErr(t, err)
+	})
+
+	t.Run("delete a missing application", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		wantErr(t, s.DeleteApplication(ctx, "app_missing"), authz.ErrNotFound)
+		a := newApp(1)
+		noErr(t, s.CreateApplication(ctx, a, nil, nil))
+		noErr(t, s.DeleteApplication(ctx, a.ClientID))
+		wantErr(t, s.DeleteApplication(ctx, a.ClientID), authz.ErrNotFound)
+	})
+
+	t.Run("list pages in creation order", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		want := sevenApps()
+		for _, i := range []int{6, 3, 0, 5, 1, 4, 2} {
+			noErr(t, s.CreateApplication(ctx, want[i], nil, nil))
+		}
+		got := pages(t, 3, func(p authz.Page) ([]authz.Application, string, error) {
+			return s.ListApplications(ctx, authz.ApplicationFilter{}, p)
+		})
+		same(t, "applications over all pages", got, want)
+	})
+
+	t.Run("list without a limit uses the default", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		want := sevenApps()
+		for _, a := range want {
+			noErr(t, s.CreateApplication(ctx, a, nil, nil))
+		}
+		got, next, err := s.ListApplications(ctx, authz.ApplicationFilter{}, authz.Page{})
+		noErr(t, err)
+		same(t, "applications", got, want)
+		if next != "" {
+			t.Errorf("next cursor = %q, want none", next)
+		}
+	})
+
+	t.Run("list an empty store", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		got, next, err := s.ListApplications(ctx, authz.ApplicationFilter{}, authz.Page{Limit: 3})
+		noErr(t, err)
+		if len(got) != 0 || next != "" {
+			t.Errorf("ListApplications = %+v, %q; want nothing", got, next)
+		}
+	})
+
+	t.Run("list filters", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		names := []string{"Billing worker", "billing cron", "Billing%", "Bill_x", "Billyx", "Reports", "Billing export"}
+		disabled := []bool{false, false, true, false, true, true, true}
+		var apps []authz.Application
+		for i, name := range names {
+			a := newApp(i + 1)
+			a.Name = name
+			a.Disabled = disabled[i]
+			apps = append(apps, a)
+			noErr(t, s.CreateApplication(ctx, a, nil, nil))
+		}
+		yes, no := true, false
+		for _, tc := range []struct {
+			name string
+			f    authz.ApplicationFilter
+			want []int // indexes into apps
+		}{
+			{"no filter", authz.ApplicationFilter{}, []int{0, 1, 2, 3, 4, 5, 6}},
+			{"name prefix is case-sensitive", authz.ApplicationFilter{NamePrefix: "Billing"}, []int{0, 2, 6}},
+			{"percent sign in a prefix is literal", authz.ApplicationFilter{NamePrefix: "Billing%"}, []int{2}},
+			{"underscore in a prefix is literal", authz.ApplicationFilter{NamePrefix: "Bill_"}, []int{3}},
+			{"whole name as prefix", authz.ApplicationFilter{NamePrefix: "Reports"}, []int{5}},
+			{"no name has the prefix", authz.ApplicationFilter{NamePrefix: "Zeta"}, nil},
+			{"disabled", authz.ApplicationFilter{Disabled: &yes}, []int{2, 4, 5, 6}},
+			{"enabled", authz.ApplicationFilter{Disabled: &no}, []int{0, 1, 3}},
+			{"prefix and disabled", authz.ApplicationFilter{NamePrefix: "Bill", Disabled: &yes}, []int{2, 4, 6}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var want []authz.Application
+				for _, i := range tc.want {
+					want = append(want, apps[i])
+				}
+				for _, limit := range []int{1, 2, 50} {
+					got := pages(t, limit, func(p authz.Page) ([]authz.Application, string, error) {
+						return s.ListApplications(ctx, tc.f, p)
+					})
+					same(t, "matching applications", got, want)
+				}
+			})
+		}
+	})
+
+	t.Run("list with a malformed cursor", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		noErr(t, s.CreateApplication(ctx, newApp(1), nil, nil))
+		_, _, err := s.ListApplications(ctx, authz.ApplicationFilter{}, authz.Page{Cursor: "!not a cursor!"})
+		wantErr(t, err, authz.ErrInvalid)
+	})
+}
+
+// sevenApps returns seven applications in list order. Two share a creation
+// time, so their client_ids order them.
+func sevenApps() []authz.Application {
+	var list []authz.Application
+	for i := range 7 {
+		list = append(list, newApp(i+1))
+	}
+	list[5].CreatedAt = list[4].CreatedAt
+	return list
+}
+
+func testClient(t *testing.T, open func(t *testing.T) authz.Store) {
+	t.Run("returns the application, its secrets and its grants with their APIs", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		api1, api2 := newAPI(1), newAPI(2)
+		api2.Scopes = nil
+		noErr(t, s.CreateAPI(ctx, api1))
+		noErr(t, s.CreateAPI(ctx, api2))
+		app := newApp(1)
+		app.CanIntrospect = true
+		app.TokensNotBefore = at(time.Minute)
+		secrets := []authz.Secret{newSecret(app.ClientID, 1), newSecret(app.ClientID, 2), newSecret(app.ClientID, 3)}
+		secrets[1].ExpiresAt = at(time.Hour)
+		secrets[2].LastUsedAt = at(2 * time.Minute)
+		grants := []authz.Grant{newGrant(app.ClientID, api1, 1, "read:things"), newGrant(app.ClientID, api2, 2)}
+		noErr(t, s.CreateApplication(ctx, app, secrets, grants))
+		other := newApp(2)
+		noErr(t, s.CreateApplication(ctx, other, []authz.Secret{newSecret(other.ClientID, 1)},
+			[]authz.Grant{newGrant(other.ClientID, api1, 1, "write:things")}))
+
+		c, err := s.Client(ctx, app.ClientID)
+		noErr(t, err)
+		same(t, "application", c.Application, app)
+		// The contract does not order a Client's secrets and grants.
+		same(t, "secrets", sortedBy(c.Secrets, func(s authz.Secret) string { return s.ID }), secrets)
+		same(t, "grants", sortedBy(c.Grants, func(g authz.ClientGrant) string { return g.Grant.ID }), []authz.ClientGrant{
+			{Grant: grants[0], API: api1},
+			{Grant: grants[1], API: api2},
+		})
+		if c.Secret(secrets[1].ID) == nil {
+			t.Errorf("Client.Secret(%q) = nil", secrets[1].ID)
+		}
+	})
+
+	t.Run("application without secrets or grants", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		app := newApp(1)
+		app.Disabled = true
+		noErr(t, s.CreateApplication(ctx, app, nil, nil))
+		c, err := s.Client(ctx, app.ClientID)
+		noErr(t, err)
+		same(t, "client", *c, authz.Client{Application: app})
+	})
+
+	t.Run("missing application", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		noErr(t, s.CreateApplication(ctx, newApp(1), nil, nil))
+		_, err := s.Client(ctx, "app_missing")
+		wantErr(t, err, authz.ErrNotFound)
+	})
+
+	t.Run("sees every later write", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		api := newAPI(1)
+		noErr(t, s.CreateAPI(ctx, api))
+		app := newApp(1)
+		noErr(t, s.CreateApplication(ctx, app, nil, nil))
+		_, err := s.Client(ctx, app.ClientID)
+		noErr(t, err)
+
+		sec := newSecret(app.ClientID, 1)
+		noErr(t, s.CreateSecret(ctx, sec))
+		g := newGrant(app.ClientID, api, 1, "read:things")
+		noErr(t, s.CreateGrant(ctx, g))
+		app.Disabled = true
+		app.UpdatedAt = at(time.Hour)
+		noErr(t, s.UpdateApplication(ctx, app))
+		api.Name = "Renamed"
+		noErr(t, s.UpdateAPI(ctx, api))
+
+		c, err := s.Client(ctx, app.ClientID)
+		noErr(t, err)
+		same(t, "client", *c, authz.Client{
+			Application: app,
+			Secrets:     []authz.Secret{sec},
+			Grants:      []authz.ClientGrant{{Grant: g, API: api}},
+		})
+	})
+}

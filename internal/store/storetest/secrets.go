@@ -1,0 +1,178 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
+	// setup creates two applications without secrets.
+	setup := func(t *testing.T) (authz.Store, []authz.Application) {
+		s := open(t)
+		apps := []authz.Application{newApp(1), newApp(2)}
+		for _, a := range apps {
+			noErr(t, s.CreateApplication(t.Context(), a, nil, nil))
+		}
+		return s, apps
+	}
+
+	t.Run("create and list round-trip every field in creation order", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		fresh := newSecret(apps[0].ClientID, 1)
+		used := newSecret(apps[0].ClientID, 2)
+		used.ExpiresAt = at(90 * 24 * time.Hour)
+		used.LastUsedAt = at(3 * time.Minute)
+		tied := newSecret(apps[0].ClientID, 3)
+		tied.CreatedAt = used.CreatedAt // the ids order these two
+		for _, sec := range []authz.Secret{tied, fresh, used} {
+			noErr(t, s.CreateSecret(ctx, sec))
+		}
+		noErr(t, s.CreateSecret(ctx, newSecret(apps[1].ClientID, 1)))
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		same(t, "secrets", got, []authz.Secret{fresh, used, tied})
+	})
+
+	t.Run("create for a missing application", func(t *testing.T) {
+		s, _ := setup(t)
+		wantErr(t, s.CreateSecret(t.Context(), newSecret("app_missing", 1)), authz.ErrNotFound)
+	})
+
+	t.Run("secret id taken", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		first := newSecret(apps[0].ClientID, 1)
+		noErr(t, s.CreateSecret(ctx, first))
+		dup := newSecret(apps[1].ClientID, 1)
+		dup.ID = first.ID
+		wantErr(t, s.CreateSecret(ctx, dup), authz.ErrConflict)
+		got, err := s.ListSecrets(ctx, apps[1].ClientID)
+		noErr(t, err)
+		same(t, "secrets", got, []authz.Secret(nil))
+	})
+
+	t.Run("list of an application without secrets", func(t *testing.T) {
+		s, apps := setup(t)
+		for _, clientID := range []string{apps[0].ClientID, "app_missing"} {
+			got, err := s.ListSecrets(t.Context(), clientID)
+			noErr(t, err)
+			same(t, "secrets of "+clientID, got, []authz.Secret(nil))
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		gone, kept := newSecret(apps[0].ClientID, 1), newSecret(apps[0].ClientID, 2)
+		noErr(t, s.CreateSecret(ctx, gone))
+		noErr(t, s.CreateSecret(ctx, kept))
+		noErr(t, s.DeleteSecret(ctx, gone.ClientID, gone.ID))
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		same(t, "secrets left", got, []authz.Secret{kept})
+	})
+
+	t.Run("delete a missing secret", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		wantErr(t, s.DeleteSecret(ctx, apps[0].ClientID, "sec_missing"), authz.ErrNotFound)
+		sec := newSecret(apps[0].ClientID, 1)
+		noErr(t, s.CreateSecret(ctx, sec))
+		wantErr(t, s.DeleteSecret(ctx, apps[1].ClientID, sec.ID), authz.ErrNotFound)
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		same(t, "secrets", got, []authz.Secret{sec})
+	})
+
+	t.Run("expire secrets keeps earlier expiries and skips the one named", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		expireAt := at(24 * time.Hour)
+		except := newSecret(apps[0].ClientID, 1)
+		never := newSecret(apps[0].ClientID, 2)
+		later := newSecret(apps[0].ClientID, 3)
+		later.ExpiresAt = expireAt.Add(time.Hour)
+		earlier := newSecret(apps[0].ClientID, 4)
+		earlier.ExpiresAt = expireAt.Add(-time.Hour)
+		exact := newSecret(apps[0].ClientID, 5)
+		exact.ExpiresAt = expireAt
+		otherApp := newSecret(apps[1].ClientID, 1)
+		for _, sec := range []authz.Secret{except, never, later, earlier, exact, otherApp} {
+			noErr(t, s.CreateSecret(ctx, sec))
+		}
+
+		noErr(t, s.ExpireSecrets(ctx, apps[0].ClientID, except.ID, expireAt))
+
+		never.ExpiresAt = expireAt
+		later.ExpiresAt = expireAt
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		same(t, "secrets", got, []authz.Secret{except, never, later, earlier, exact})
+		got, err = s.ListSecrets(ctx, apps[1].ClientID)
+		noErr(t, err)
+		same(t, "secrets of the other application", got, []authz.Secret{otherApp})
+	})
+
+	t.Run("expire every secret", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		a, b := newSecret(apps[0].ClientID, 1), newSecret(apps[0].ClientID, 2)
+		noErr(t, s.CreateSecret(ctx, a))
+		noErr(t, s.CreateSecret(ctx, b))
+		noErr(t, s.ExpireSecrets(ctx, apps[0].ClientID, "", at(time.Hour)))
+		a.ExpiresAt, b.ExpiresAt = at(time.Hour), at(time.Hour)
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		same(t, "secrets", got, []authz.Secret{a, b})
+	})
+
+	t.Run("expire secrets of an application without secrets", func(t *testing.T) {
+		s, apps := setup(t)
+		noErr(t, s.ExpireSecrets(t.Context(), apps[0].ClientID, "", at(time.Hour)))
+	})
+
+	t.Run("expire secrets of a missing application", func(t *testing.T) {
+		s, _ := setup(t)
+		wantErr(t, s.ExpireSecrets(t.Context(), "app_missing", "", at(time.Hour)), authz.ErrNotFound)
+	})
+
+	t.Run("touch secrets only raises the last use", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		unused := newSecret(apps[0].ClientID, 1)
+		raised := newSecret(apps[0].ClientID, 2)
+		raised.LastUsedAt = at(time.Hour)
+		kept := newSecret(apps[0].ClientID, 3)
+		kept.LastUsedAt = at(time.Hour)
+		untouched := newSecret(apps[1].ClientID, 1)
+		untouched.LastUsedAt = at(time.Hour)
+		deleted := newSecret(apps[1].ClientID, 2)
+		for _, sec := range []authz.Secret{unused, raised, kept, untouched, deleted} {
+			noErr(t, s.CreateSecret(ctx, sec))
+		}
+		noErr(t, s.DeleteSecret(ctx, deleted.ClientID, deleted.ID))
+
+		noErr(t, s.TouchSecrets(ctx, map[string]time.Time{
+			unused.ID:   at(10 * time.Minute),
+			raised.ID:   at(2 * time.Hour),
+			kept.ID:     at(30 * time.Minute),
+			deleted.ID:  at(time.Hour),
+			"sec_never": at(time.Hour),
+		}))
+
+		unused.LastUsedAt = at(10 * time.Minute)
+		raised.LastUsedAt = at(2 * time.Hour)
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		same(t, "secrets", got, []authz.Secret{unused, raised, kept})
+		got, err = s.ListSecrets(ctx, apps[1].ClientID)
+		noErr(t, err)
+		same(t, "secrets of the other application", got, []authz.Secret{untouched})
+
+		noErr(t, s.TouchSecrets(ctx, nil))
+		noErr(t, s.TouchSecrets(ctx, map[string]time.Time{}))
+	})
+}
