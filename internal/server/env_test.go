@@ -44,7 +44,7 @@ func (b *syncBuffer) String() string {
 // testEnv is a real m2mauth server on a loopback port with its own data
 // directory, logging at debug level into a buffer.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *Server
 	url     string
 	dataDir string
@@ -61,7 +61,7 @@ type secretSet struct {
 }
 
 // with returns e reporting to t, for use inside subtests.
-func (e *testEnv) with(t *testing.T) *testEnv {
+func (e *testEnv) with(t testing.TB) *testEnv {
 	c := *e
 	c.t = t
 	return &c
@@ -77,15 +77,25 @@ func withDataDir(dir string) envOption {
 	return func(c *Config, _ *Deps) { c.DataDir = dir }
 }
 
-func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
+func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
+	var out io.Writer = logs
+	if dir := os.Getenv("M2MAUTH_TEST_LOG_DIR"); dir != "" {
+		// CI greps every server log of the run for client secrets.
+		f, err := os.CreateTemp(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-*.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		out = io.MultiWriter(logs, f)
+	}
 	cfg := Config{Addr: ln.Addr().String(), DataDir: t.TempDir(), Issuer: "http://" + ln.Addr().String()}
-	deps := Deps{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	deps := Deps{Log: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
@@ -272,7 +282,7 @@ func (e *testEnv) clientCredentials(id, secret, audience string, scopes ...strin
 }
 
 // jwtParts decodes a compact JWT's header and claims without verifying.
-func jwtParts(t *testing.T, tok string) (header, claims map[string]any) {
+func jwtParts(t testing.TB, tok string) (header, claims map[string]any) {
 	t.Helper()
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
