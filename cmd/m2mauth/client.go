@@ -1,6 +1,283 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
-// addClientCommands adds the commands that drive a running server.
-func addClientCommands(root *cobra.Command) {}
+	"github.com/spf13/cobra"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/oauth"
+	"github.com/m2mauth/m2mauth/internal/server"
+)
+
+// addClientCommands adds the commands that drive a running server: api,
+// app and grant call the management API with the administrator's
+// credentials; token asks the token endpoint for any application.
+func addClientCommands(root *cobra.Command) {
+	opts := &clientOptions{}
+	for _, cmd := range []*cobra.Command{newAPICmd(opts), newAppCmd(opts), newGrantCmd(opts), newTokenCmd(opts)} {
+		opts.register(cmd)
+		root.AddCommand(cmd)
+	}
+}
+
+// requestTimeout bounds each HTTP exchange with the server, the token
+// request included.
+const requestTimeout = 30 * time.Second
+
+// maxResponseBytes bounds a response body the CLI reads: 16 MiB.
+const maxResponseBytes = 16 << 20
+
+// Output formats of -o/--output.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// clientOptions are the flags every client command shares.
+type clientOptions struct {
+	server      string // base URL; "" means the issuer in the credentials file
+	credentials string // path; "" means <dataDir>/admin-credentials.json
+	dataDir     string
+	output      string
+}
+
+// register adds the shared flags to cmd and its subcommands.
+func (o *clientOptions) register(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&o.server, "server", envOr("M2MAUTH_SERVER", ""), "base `URL` of the server; default the issuer in the credentials file (M2MAUTH_SERVER)")
+	f.StringVar(&o.credentials, "credentials", envOr("M2MAUTH_CREDENTIALS", ""), "administrator credentials `file`; default <data-dir>/"+server.CredentialsFile+" (M2MAUTH_CREDENTIALS)")
+	f.StringVar(&o.dataDir, "data-dir", envOr("M2MAUTH_DATA_DIR", server.DefaultDataDir), "data directory of the server, where it wrote the credentials file (M2MAUTH_DATA_DIR)")
+	f.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if o.output != outputTable && o.output != outputJSON {
+			return fmt.Errorf("--output %q must be table or json", o.output)
+		}
+		return nil
+	}
+}
+
+// wantJSON reports whether the user asked for JSON output.
+func (o *clientOptions) wantJSON() bool { return o.output == outputJSON }
+
+// credentialsPath is the credentials file the options name.
+func (o *clientOptions) credentialsPath() string {
+	if o.credentials != "" {
+		return o.credentials
+	}
+	return filepath.Join(o.dataDir, server.CredentialsFile)
+}
+
+// loadCredentials reads and checks the administrator credentials file.
+func (o *clientOptions) loadCredentials() (server.Credentials, error) {
+	var c server.Credentials
+	path := o.credentialsPath()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, fmt.Errorf("credentials file %s does not exist: start `m2mauth serve` once to create it, or name it with --credentials or --data-dir", path)
+	}
+	if err != nil {
+		return c, fmt.Errorf("reading credentials file: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("credentials file %s is not valid JSON: %v", path, err)
+	}
+	if c.ClientID == "" || c.ClientSecret == "" {
+		return c, fmt.Errorf("credentials file %s has no client_id or client_secret", path)
+	}
+	return c, nil
+}
+
+// serverURL returns the server's base URL: --server, else the issuer of
+// creds.
+func (o *clientOptions) serverURL(creds server.Credentials) (string, error) {
+	s := o.server
+	if s == "" {
+		s = creds.Issuer
+	}
+	if s == "" {
+		return "", fmt.Errorf("no server: give --server or set M2MAUTH_SERVER (credentials file %s names no issuer)", o.credentialsPath())
+	}
+	s = strings.TrimRight(s, "/")
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("server %q must be an http(s) URL", s)
+	}
+	return s, nil
+}
+
+// mgmtClient calls the management API with a token obtained with the
+// administrator's credentials. It is the one place the CLI speaks HTTP to
+// /admin/v1.
+type mgmtClient struct {
+	base            string       // the server's base URL, no trailing slash
+	hc              *http.Client // adds the bearer token, fetching it when needed
+	credentialsPath string       // named in errors about the token
+}
+
+// mgmt returns a management API client built from the options.
+func (o *clientOptions) mgmt(ctx context.Context) (*mgmtClient, error) {
+	creds, err := o.loadCredentials()
+	if err != nil {
+		return nil, err
+	}
+	base, err := o.serverURL(creds)
+	if err != nil {
+		return nil, err
+	}
+	cc := &clientcredentials.Config{
+		ClientID:       creds.ClientID,
+		ClientSecret:   creds.ClientSecret,
+		TokenURL:       base + oauth.PathToken,
+		EndpointParams: url.Values{"audience": {authz.ManagementAudience}},
+		AuthStyle:      oauth2.AuthStyleInHeader,
+	}
+	return &mgmtClient{base: base, hc: cc.Client(withHTTPClient(ctx)), credentialsPath: o.credentialsPath()}, nil
+}
+
+// withHTTPClient makes golang.org/x/oauth2 use an HTTP client with a
+// timeout, for the token request and the requests it authorizes.
+func withHTTPClient(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Timeout: requestTimeout})
+}
+
+// do sends method path with body (if not nil) as JSON, and decodes the
+// JSON response into out (if not nil). A response other than 2xx becomes
+// an error carrying the problem's detail.
+func (c *mgmtClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) {
+			return fmt.Errorf("getting a management API token with the credentials in %s: %w", c.credentialsPath, retrieveError(re))
+		}
+		return unreachable(c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return unreachable(c.base, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return problemError(resp, data)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: the server's answer is not the expected JSON: %v", method, path, err)
+	}
+	return nil
+}
+
+// list fetches the pages of a list endpoint: one page, or with all every
+// page by following next_cursor. q holds the filters and limit.
+func list[T any](ctx context.Context, c *mgmtClient, path string, q url.Values, all bool) (admin.List[T], error) {
+	var out admin.List[T]
+	out.Items = []T{}
+	for {
+		var pg admin.List[T]
+		p := path
+		if len(q) > 0 {
+			p += "?" + q.Encode()
+		}
+		if err := c.do(ctx, http.MethodGet, p, nil, &pg); err != nil {
+			return out, err
+		}
+		out.Items = append(out.Items, pg.Items...)
+		out.NextCursor = pg.NextCursor
+		if !all || pg.NextCursor == "" {
+			return out, nil
+		}
+		q.Set("cursor", pg.NextCursor)
+	}
+}
+
+// problemError turns an error response into an error reading
+// "409 Conflict: <detail>": the problem's detail (RFC 9457 §3.1.4), or the
+// start of whatever else the server sent.
+func problemError(resp *http.Response, body []byte) error {
+	msg := fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	var p admin.Problem
+	if json.Unmarshal(body, &p) == nil && p.Status != 0 {
+		detail := p.Detail
+		if detail == "" && p.Title != http.StatusText(resp.StatusCode) {
+			detail = p.Title
+		}
+		if detail != "" {
+			msg += ": " + detail
+		}
+		return errors.New(msg)
+	}
+	if s := strings.TrimSpace(string(body)); s != "" {
+		const shown = 200
+		if len(s) > shown {
+			s = strings.ToValidUTF8(s[:shown], "") + "…"
+		}
+		msg += ": " + s
+	}
+	return errors.New(msg)
+}
+
+// retrieveError turns a failed token request into an error reading
+// "401 Unauthorized: client authentication failed (invalid_client)"
+// (RFC 6749 §5.2).
+func retrieveError(re *oauth2.RetrieveError) error {
+	msg := "token request failed"
+	if re.Response != nil {
+		msg = re.Response.Status
+	}
+	switch {
+	case re.ErrorDescription != "":
+		msg += ": " + re.ErrorDescription
+		if re.ErrorCode != "" {
+			msg += " (" + re.ErrorCode + ")"
+		}
+	case re.ErrorCode != "":
+		msg += ": " + re.ErrorCode
+	case len(bytes.TrimSpace(re.Body)) > 0 && len(re.Body) <= 200:
+		msg += ": " + string(bytes.TrimSpace(re.Body))
+	}
+	return errors.New(msg)
+}
+
+// unreachable names the server an exchange failed with, and why, without
+// the nested "Post <url>:" prefixes net/http adds.
+func unreachable(base string, err error) error {
+	var ue *url.Error
+	for errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("cannot reach the server at %s: %w", base, err)
+}

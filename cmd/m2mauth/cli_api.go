@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+const pathAPIs = "/admin/v1/apis"
+
+func newAPICmd(opts *clientOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Manage the APIs (resource servers) tokens are issued for",
+		Long: `Manage the APIs (resource servers) tokens are issued for.
+
+An API's identifier is the audience its access tokens carry. Commands that
+take ID_OR_IDENTIFIER accept the API's id (api_...) or its identifier.`,
+	}
+	cmd.AddCommand(newAPICreateCmd(opts), newAPIListCmd(opts), newAPIGetCmd(opts), newAPIUpdateCmd(opts), newAPIDeleteCmd(opts))
+	return cmd
+}
+
+func newAPICreateCmd(opts *clientOptions) *cobra.Command {
+	var req admin.CreateAPIRequest
+	var scopes []string
+	cmd := &cobra.Command{
+		Use:   "create --identifier ID [--name NAME] [--scope value[=description]]... [--token-lifetime SECONDS] [--signing-alg ALG]",
+		Short: "Register an API",
+		Example: `  m2mauth api create --identifier https://usage.example.com --name "Usage API" \
+    --scope read:usage="Read usage records" --scope write:usage`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if req.Scopes, err = parseScopeDefs(scopes); err != nil {
+				return err
+			}
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var a admin.APIResource
+			if err := c.do(cmd.Context(), http.MethodPost, pathAPIs, req, &a); err != nil {
+				return err
+			}
+			return show(cmd, opts, a, printAPI)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Identifier, "identifier", "", "the API's identifier: the audience its tokens carry, e.g. https://api.example.com (required)")
+	f.StringVar(&req.Name, "name", "", "display name (default: the identifier)")
+	f.StringArrayVar(&scopes, "scope", nil, "a scope the API defines, as `value[=description]`; repeat for each")
+	f.Int64Var(&req.TokenLifetime, "token-lifetime", 0, "access-token lifetime in `seconds` (default 3600)")
+	f.StringVar(&req.SigningAlg, "signing-alg", "", "token signing algorithm: "+strings.Join(authz.SigningAlgs, ", ")+" (default: the server's)")
+	_ = cmd.MarkFlagRequired("identifier")
+	return cmd
+}
+
+// parseScopeDefs reads --scope value[=description] flags. Empty values are
+// skipped, so --scope "" stands for no scopes at all.
+func parseScopeDefs(defs []string) ([]authz.Scope, error) {
+	out := []authz.Scope{}
+	for _, d := range defs {
+		value, desc, _ := strings.Cut(d, "=")
+		value = strings.TrimSpace(value)
+		if value == "" {
+			if desc != "" {
+				return nil, fmt.Errorf("--scope %q has a description but no value", d)
+			}
+			continue
+		}
+		out = append(out, authz.Scope{Value: value, Description: strings.TrimSpace(desc)})
+	}
+	return out, nil
+}
+
+// pageQuery is the limit parameter of a list request: --limit, or with
+// --all the largest page, to make few requests.
+func pageQuery(limit int, all bool) url.Values {
+	q := url.Values{}
+	if limit == 0 && all {
+		limit = authz.MaxPageLimit
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
+}
+
+// moreHint tells a table reader that a list has more pages.
+func moreHint(cmd *cobra.Command, opts *clientOptions, next string) {
+	if next != "" && !opts.wantJSON() {
+		fmt.Fprintln(cmd.ErrOrStderr(), "There are more; use --all to list every one.")
+	}
+}
+
+func newAPIListCmd(opts *clientOptions) *cobra.Command {
+	var identifier string
+	var limit int
+	var all bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List APIs",
+		Example: "  m2mauth api list --all",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			q := pageQuery(limit, all)
+			if identifier != "" {
+				q.Set("identifier", identifier)
+			}
+			l, err := list[admin.APIResource](cmd.Context(), c, pathAPIs, q, all)
+			if err != nil {
+				return err
+			}
+			if err := show(cmd, opts, l, printAPIs); err != nil {
+				return err
+			}
+			moreHint(cmd, opts, l.NextCursor)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&identifier, "identifier", "", "only the API with this identifier")
+	f.IntVar(&limit, "limit", 0, "APIs per page (default: the server's)")
+	f.BoolVar(&all, "all", false, "list every page, not only the first")
+	return cmd
+}
+
+// resolveAPI reads the API arg names: by id if it starts with api_, else
+// by identifier.
+func resolveAPI(ctx context.Context, c *mgmtClient, arg string) (admin.APIResource, error) {
+	var a admin.APIResource
+	if strings.HasPrefix(arg, "api_") {
+		err := c.do(ctx, http.MethodGet, pathAPIs+"/"+url.PathEscape(arg), nil, &a)
+		return a, err
+	}
+	l, err := list[admin.APIResource](ctx, c, pathAPIs, url.Values{"identifier": {arg}}, false)
+	if err != nil {
+		return a, err
+	}
+	for _, a := range l.Items {
+		if a.Identifier == arg {
+			return a, nil
+		}
+	}
+	return a, fmt.Errorf("no API has identifier %q", arg)
+}
+
+// apiID returns the id of the API arg names, looking it up only if arg is
+// an identifier.
+func apiID(ctx context.Context, c *mgmtClient, arg string) (string, error) {
+	if strings.HasPrefix(arg, "api_") {
+		return arg, nil
+	}
+	a, err := resolveAPI(ctx, c, arg)
+	return a.ID, err
+}
+
+func newAPIGetCmd(opts *clientOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "get ID_OR_IDENTIFIER",
+		Short:   "Show an API",
+		Example: "  m2mauth api get https://usage.example.com",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			a, err := resolveAPI(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			return show(cmd, opts, a, printAPI)
+		},
+	}
+}
+
+func newAPIUpdateCmd(opts *clientOptions) *cobra.Command {
+	var name, alg string
+	var scopes []string
+	var lifetime int64
+	cmd := &cobra.Command{
+		Use:   "update ID_OR_IDENTIFIER [--name NAME] [--scope value[=description]]... [--token-lifetime SECONDS] [--signing-alg ALG]",
+		Short: "Change an API",
+		Long: `Change an API. Only the flags given change.
+
+--scope replaces every scope of the API; scopes it no longer lists are
+removed from every grant for it. --scope "" removes them all.`,
+		Example: `  m2mauth api update https://usage.example.com --scope read:usage --scope export:usage`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req admin.UpdateAPIRequest
+			f := cmd.Flags()
+			if f.Changed("name") {
+				req.Name = &name
+			}
+			if f.Changed("scope") {
+				defs, err := parseScopeDefs(scopes)
+				if err != nil {
+					return err
+				}
+				req.Scopes = &defs
+			}
+			if f.Changed("token-lifetime") {
+				req.TokenLifetime = &lifetime
+			}
+			if f.Changed("signing-alg") {
+				req.SigningAlg = &alg
+			}
+			if req == (admin.UpdateAPIRequest{}) {
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-lifetime or --signing-alg")
+			}
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			id, err := apiID(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			var a admin.APIResource
+			if err := c.do(cmd.Context(), http.MethodPatch, pathAPIs+"/"+url.PathEscape(id), req, &a); err != nil {
+				return err
+			}
+			return show(cmd, opts, a, printAPI)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "new display name")
+	f.StringArrayVar(&scopes, "scope", nil, "a scope, as `value[=description]`; repeat for each: the list replaces all the API's scopes")
+	f.Int64Var(&lifetime, "token-lifetime", 0, "access-token lifetime in `seconds`")
+	f.StringVar(&alg, "signing-alg", "", "token signing algorithm: "+strings.Join(authz.SigningAlgs, ", "))
+	return cmd
+}
+
+func newAPIDeleteCmd(opts *clientOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete ID_OR_IDENTIFIER",
+		Short:   "Delete an API and every grant for it",
+		Example: "  m2mauth api delete https://usage.example.com",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			id, err := apiID(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, pathAPIs+"/"+url.PathEscape(id), nil, nil); err != nil {
+				return err
+			}
+			if !opts.wantJSON() {
+				fmt.Fprintf(cmd.OutOrStdout(), "Deleted API %s.\n", cell(args[0]))
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m2mauth/m2mauth/internal/admin"
+)
+
+const pathApplications = "/admin/v1/applications"
+
+func appPath(clientID string) string { return pathApplications + "/" + url.PathEscape(clientID) }
+
+func newAppCmd(opts *clientOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "app",
+		Short: "Manage applications (OAuth clients) and their client secrets",
+	}
+	cmd.AddCommand(newAppCreateCmd(opts), newAppListCmd(opts), newAppGetCmd(opts), newAppUpdateCmd(opts), newAppDeleteCmd(opts))
+	return cmd
+}
+
+func newAppCreateCmd(opts *clientOptions) *cobra.Command {
+	var req admin.CreateApplicationRequest
+	var grants []string
+	cmd := &cobra.Command{
+		Use:   "create --name NAME [--description TEXT] [--grant AUDIENCE[=scope1,scope2]]...",
+		Short: "Create an application and show its client secret, once",
+		Long: `Create an application and show its client_id and client secret.
+
+The client secret is shown only this once: m2mauth keeps only a hash of it.
+
+--grant AUDIENCE grants every scope the API defines now; AUDIENCE=s1,s2
+grants those scopes; AUDIENCE= grants none (add them later with
+m2mauth grant update).`,
+		Example: `  m2mauth app create --name billing-worker --grant https://usage.example.com=read:usage`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req.Grants = parseGrants(grants)
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var a admin.CreatedApplication
+			if err := c.do(cmd.Context(), http.MethodPost, pathApplications, req, &a); err != nil {
+				return err
+			}
+			if opts.wantJSON() {
+				// stdout stays one JSON document; the warning is for the person.
+				fmt.Fprintln(cmd.ErrOrStderr(), secretWarning)
+			}
+			return show(cmd, opts, a, printCreatedApp)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Name, "name", "", "display name (required)")
+	f.StringVar(&req.Description, "description", "", "what the application is")
+	f.StringArrayVar(&grants, "grant", nil, "grant an API, as `AUDIENCE[=scope1,scope2]`; repeat for each API")
+	_ = cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+// parseGrants reads --grant AUDIENCE[=scope1,scope2] flags. Without "="
+// the grant asks for every scope of the API.
+func parseGrants(flags []string) []admin.GrantRequest {
+	out := make([]admin.GrantRequest, 0, len(flags))
+	for _, g := range flags {
+		aud, scopeList, hasScopes := strings.Cut(g, "=")
+		gr := admin.GrantRequest{Audience: aud}
+		if hasScopes {
+			scopes := splitScopes(strings.Split(scopeList, ","))
+			gr.Scopes = &scopes
+		}
+		out = append(out, gr)
+	}
+	return out
+}
+
+// splitScopes reads scope flags, each one scope or several separated by
+// spaces as in an OAuth scope parameter (RFC 6749 §3.3).
+func splitScopes(flags []string) []string {
+	out := []string{}
+	for _, f := range flags {
+		out = append(out, strings.Fields(f)...)
+	}
+	return out
+}
+
+func newAppListCmd(opts *clientOptions) *cobra.Command {
+	var prefix, disabled string
+	var limit int
+	var all bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List applications",
+		Example: "  m2mauth app list --disabled false --all",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := pageQuery(limit, all)
+			if prefix != "" {
+				q.Set("name_prefix", prefix)
+			}
+			if disabled != "" {
+				b, err := strconv.ParseBool(disabled)
+				if err != nil {
+					return fmt.Errorf("--disabled %q must be true or false", disabled)
+				}
+				q.Set("disabled", strconv.FormatBool(b))
+			}
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			l, err := list[admin.ApplicationResource](cmd.Context(), c, pathApplications, q, all)
+			if err != nil {
+				return err
+			}
+			if err := show(cmd, opts, l, printApps); err != nil {
+				return err
+			}
+			moreHint(cmd, opts, l.NextCursor)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&prefix, "name-prefix", "", "only applications whose name starts with this")
+	f.StringVar(&disabled, "disabled", "", "only disabled (true) or enabled (false) applications")
+	f.IntVar(&limit, "limit", 0, "applications per page (default: the server's)")
+	f.BoolVar(&all, "all", false, "list every page, not only the first")
+	return cmd
+}
+
+func newAppGetCmd(opts *clientOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "get CLIENT_ID",
+		Short:   "Show an application and its grants",
+		Example: "  m2mauth app get 3kq4...",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var a admin.ApplicationResource
+			if err := c.do(cmd.Context(), http.MethodGet, appPath(args[0]), nil, &a); err != nil {
+				return err
+			}
+			return show(cmd, opts, withGrants(a), printApp)
+		},
+	}
+}
+
+// withGrants marks a read of one application as carrying its grants:
+// the server omits an empty grants list (omitempty), which would otherwise
+// read as a list view, where grants are not shown.
+func withGrants(a admin.ApplicationResource) admin.ApplicationResource {
+	if a.Grants == nil {
+		a.Grants = []admin.GrantResource{}
+	}
+	return a
+}
+
+func newAppUpdateCmd(opts *clientOptions) *cobra.Command {
+	var name, desc string
+	var disable, enable bool
+	cmd := &cobra.Command{
+		Use:   "update CLIENT_ID [--name NAME] [--description TEXT] [--disable | --enable]",
+		Short: "Change, disable or enable an application",
+		Long: `Change, disable or enable an application. Only the flags given change.
+
+A disabled application gets no more tokens; tokens it already holds stay
+valid until they expire.`,
+		Example: "  m2mauth app update 3kq4... --disable",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req admin.UpdateApplicationRequest
+			f := cmd.Flags()
+			if f.Changed("name") {
+				req.Name = &name
+			}
+			if f.Changed("description") {
+				req.Description = &desc
+			}
+			if disable || enable {
+				req.Disabled = &disable
+			}
+			if req == (admin.UpdateApplicationRequest{}) {
+				return fmt.Errorf("nothing to change: give --name, --description, --disable or --enable")
+			}
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var a admin.ApplicationResource
+			if err := c.do(cmd.Context(), http.MethodPatch, appPath(args[0]), req, &a); err != nil {
+				return err
+			}
+			return show(cmd, opts, withGrants(a), printApp)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "new display name")
+	f.StringVar(&desc, "description", "", "new description")
+	f.BoolVar(&disable, "disable", false, "refuse the application tokens from now on")
+	f.BoolVar(&enable, "enable", false, "let a disabled application get tokens again")
+	cmd.MarkFlagsMutuallyExclusive("disable", "enable")
+	return cmd
+}
+
+func newAppDeleteCmd(opts *clientOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete CLIENT_ID",
+		Short:   "Delete an application with its secrets and grants",
+		Example: "  m2mauth app delete 3kq4...",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, appPath(args[0]), nil, nil); err != nil {
+				return err
+			}
+			if !opts.wantJSON() {
+				fmt.Fprintf(cmd.OutOrStdout(), "Deleted application %s.\n", cell(args[0]))
+			}
+			return nil
+		},
+	}
+}
