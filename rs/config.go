@@ -22,8 +22,8 @@ const (
 	// DefaultMinRefreshInterval is the least time between two JWKS fetches
 	// when none is configured: 10 s.
 	DefaultMinRefreshInterval = 10 * time.Second
-	// DefaultHTTPTimeout bounds each discovery and JWKS request made with
-	// the default HTTP client: 10 s.
+	// DefaultHTTPTimeout bounds each request of the default HTTP client,
+	// and every JWKS fetch Validate makes whatever the client: 10 s.
 	DefaultHTTPTimeout = 10 * time.Second
 )
 

@@ -16,10 +16,11 @@
 //
 // Tokens are JWT access tokens per RFC 9068, signed with an asymmetric
 // algorithm (ES256, EdDSA, RS256 or PS256 by default). The Validator finds
-// the issuer's JWKS through RFC 8414 discovery, keeps the keys in memory,
-// refreshes them when the JWKS response's Cache-Control max-age runs out and
-// refetches them, at most once per Config.MinRefreshInterval, when a token
-// names a key it does not know; that is how signing-key rotation is followed.
+// the issuer's JWKS through RFC 8414 discovery and keeps the keys in memory.
+// It refreshes them when the JWKS response's Cache-Control max-age runs out
+// (5 min without one, at most 24 h), and refetches them, at most once per
+// Config.MinRefreshInterval, when a token names a key it does not know; that
+// is how signing-key rotation is followed.
 //
 // Validation is local: a token stays valid until it expires even if the
 // issuer revokes it or disables its client. APIs that need revocation to take

@@ -48,8 +48,9 @@ var (
 	ErrExpired = errors.New("token expired")
 	// ErrNotYetValid: "nbf" or "iat" is in the future, leeway included.
 	ErrNotYetValid = errors.New("token not yet valid")
-	// ErrMissingClaim: a claim RFC 9068 §2.2 requires is absent: iss, exp,
-	// aud, sub, client_id, iat or jti.
+	// ErrMissingClaim: a claim RFC 9068 §2.2 requires is absent: exp, iat,
+	// sub, client_id or jti. (A missing iss or aud is ErrIssuer or
+	// ErrAudience.)
 	ErrMissingClaim = errors.New("required claim missing")
 )
 
@@ -151,13 +152,17 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 // Config.Algorithms (RFC 7515 §7.1, RFC 8725 §3.1); "typ" at+jwt or
 // application/at+jwt, case-insensitively; a "kid" naming a JWKS key whose
 // "alg" matches the header; the signature; "iss" equal to Config.Issuer;
-// "aud" containing Config.Audience; "exp" not passed and "nbf" and "iat" not
-// in the future, each with Config.Leeway (RFC 7519 §4.1); and the presence
-// of sub, client_id and jti (RFC 9068 §2.2).
+// "aud" containing Config.Audience; the presence of exp, iat, sub, client_id
+// and jti (RFC 9068 §2.2); "exp" not passed and "nbf" and "iat" not in the
+// future, each with Config.Leeway (RFC 7519 §4.1).
 //
-// An unknown "kid" makes Validate refetch the JWKS, at most once per
-// Config.MinRefreshInterval; ctx is used for that fetch's request values
-// but its cancellation is not, so one departing client does not waste it.
+// Validate may fetch the JWKS, at most once per Config.MinRefreshInterval
+// and for at most DefaultHTTPTimeout: when the token's "kid" is unknown (the
+// call waits for the fetch), and when the cached keys are older than the
+// JWKS max-age (one call refreshes while the others use the cached keys).
+// ctx supplies that fetch's request values but not its cancellation, so a
+// departing client does not waste it. A failed fetch is logged and the
+// cached keys stay in use.
 //
 // Every error matches ErrInvalidToken and one reason (ErrMalformed,
 // ErrAlgorithm, ...) with errors.Is.
