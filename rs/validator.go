@@ -2,6 +2,7 @@ package rs
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,8 +28,9 @@ var (
 	// ErrInvalidToken matches every token rejection (RFC 6750 §3.1 invalid_token).
 	ErrInvalidToken = errors.New("invalid token")
 
-	// ErrMalformed: not a JWS compact serialization (RFC 7515 §7.1), a
-	// payload that is not a JSON claims set, or a token above 16 KiB.
+	// ErrMalformed: not a JWS compact serialization (RFC 7515 §7.1) in
+	// canonical base64url, a payload that is not a JSON claims set, or a
+	// token above 16 KiB.
 	ErrMalformed = errors.New("malformed token")
 	// ErrAlgorithm: the header's "alg" is not in Config.Algorithms, or
 	// differs from the "alg" of the key its "kid" names.
@@ -167,7 +169,7 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 // Every error matches ErrInvalidToken and one reason (ErrMalformed,
 // ErrAlgorithm, ...) with errors.Is.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
-	if token == "" || len(token) > maxTokenBytes {
+	if token == "" || len(token) > maxTokenBytes || !isCanonical(token) {
 		return nil, invalid(ErrMalformed)
 	}
 	jws, err := jose.ParseSignedCompact(token, v.algs)
@@ -187,6 +189,25 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 		return nil, err
 	}
 	return v.checkClaims(payload)
+}
+
+// isCanonical reports whether every dot-separated segment of token is
+// canonical unpadded base64url (RFC 7515 §2, RFC 4648 §3.5). go-jose's
+// decoder ignores line breaks and the unused low bits of a segment's last
+// character, so without this check one signed token would have many
+// accepted spellings, and a token with its last character changed could
+// still verify.
+func isCanonical(token string) bool {
+	if strings.ContainsAny(token, "\r\n") {
+		return false
+	}
+	strict := base64.RawURLEncoding.Strict()
+	for seg := range strings.SplitSeq(token, ".") {
+		if _, err := strict.DecodeString(seg); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // isAccessTokenType reports whether a "typ" header value marks a JWT access

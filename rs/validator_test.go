@@ -167,6 +167,9 @@ func TestValidateRejects(t *testing.T) {
 		{"unknown kid", iss.token("stray", "ES256", "at+jwt", iss.claims("")), rs.ErrUnknownKey},
 		{"tampered payload", parts[0] + "." + b64(escalatedJSON) + "." + parts[2], rs.ErrSignature},
 		{"tampered signature", parts[0] + "." + parts[1] + "." + flip(parts[2]), rs.ErrSignature},
+		{"unused bits set in the signature's last character", parts[0] + "." + parts[1] + "." + setLowBit(parts[2]), rs.ErrMalformed},
+		{"line break in the payload", parts[0] + "." + parts[1][:10] + "\n" + parts[1][10:] + "." + parts[2], rs.ErrMalformed},
+		{"padded signature", valid + "==", rs.ErrMalformed},
 		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(iss.token("es", "ES256", "at+jwt", iss.claims("")), ".")[2], rs.ErrSignature},
 		{"wrong issuer", iss.token("es", "ES256", "at+jwt", with(func(c map[string]any) { c["iss"] = iss.URL + "/" })), rs.ErrIssuer},
 		{"wrong audience", iss.token("es", "ES256", "at+jwt", with(func(c map[string]any) { c["aud"] = "https://other.example.com/" })), rs.ErrAudience},
@@ -227,6 +230,15 @@ func (iss *testIssuer) tokenWithKid(t *testing.T, signKid, headerKid string) str
 	k := iss.private[signKid]
 	return iss.sign(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: jose.JSONWebKey{Key: k.Key, KeyID: headerKid}},
 		"at+jwt", iss.claims(""))
+}
+
+// setLowBit sets the lowest bit of a base64url string's last character. In
+// an 86-character ES256 signature that bit encodes no data, so a lax decoder
+// yields the same signature bytes.
+func setLowBit(s string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, s[len(s)-1])
+	return s[:len(s)-1] + string(alphabet[i|1])
 }
 
 // flip changes one character in the middle of a base64url string.
