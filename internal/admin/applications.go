@@ -56,7 +56,7 @@ type ApplicationResource struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description"`
 	Disabled    bool            `json:"disabled"`
-	Grants      []GrantResource `json:"grants,omitempty"`
+	Grants      []GrantResource `json:"grants,omitzero"` // [] when it has none; absent in lists
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
 }

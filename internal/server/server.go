@@ -19,6 +19,7 @@ import (
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
 	"github.com/m2mauth/m2mauth/internal/oauth"
+	"github.com/m2mauth/m2mauth/internal/store/cache"
 	"github.com/m2mauth/m2mauth/internal/store/sqlite"
 	"github.com/m2mauth/m2mauth/internal/token"
 )
@@ -91,7 +92,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.store = st
+	// The token endpoint reads applications from memory; writes made
+	// through the management API drop what they change at once.
+	s.store = cache.New(st, cache.Options{Now: s.now})
 	if err := s.init(ctx, sealer); err != nil {
 		st.Close()
 		return nil, err
