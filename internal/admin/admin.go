@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -26,16 +27,37 @@ type KeyEnsurer interface {
 	Ensure(ctx context.Context, alg string) error
 }
 
+// Auditor records audit events. Record must not block on the database
+// for long; it keeps what it cannot write yet and writes it later.
+type Auditor interface {
+	Record(ctx context.Context, e authz.AuditEvent)
+}
+
 // Handler serves the management API. Build it with every field set.
 type Handler struct {
 	Store      authz.Store
 	Hasher     *clientsecret.Hasher
 	Verifier   Verifier
 	Keys       KeyEnsurer
+	Audit      Auditor
 	DefaultAlg string // signing_alg of APIs created without one
 	Now        func() time.Time
 	Rand       io.Reader
 	Log        *slog.Logger
+}
+
+// audit records a management action by actor on target. details must hold
+// no secret and no token; it is stored as a JSON object.
+func (h *Handler) audit(r *http.Request, actor *Actor, action, target string, details map[string]any) {
+	e := authz.AuditEvent{Time: h.now(), Actor: actor.ClientID, Action: action, Target: target, RemoteAddr: actor.RemoteAddr}
+	if len(details) > 0 {
+		b, err := json.Marshal(details)
+		if err == nil {
+			e.Details = string(b)
+		}
+	}
+	h.Log.Info("management action", "actor", actor.ClientID, "action", action, "target", target)
+	h.Audit.Record(r.Context(), e)
 }
 
 // Actor is the administrator application making a management request.

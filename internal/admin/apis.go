@@ -196,7 +196,7 @@ func (h *Handler) CreateAPI(w http.ResponseWriter, r *http.Request, actor *Actor
 		}
 		return p
 	}
-	h.Log.Info("API created", "actor", actor.ClientID, "api_id", a.ID, "audience", a.Identifier)
+	h.audit(r, actor, "api.create", a.ID, map[string]any{"identifier": a.Identifier, "scopes": a.ScopeValues(), "signing_alg": a.SigningAlg})
 	w.Header().Set("Location", "/admin/v1/apis/"+a.ID)
 	writeJSON(w, http.StatusCreated, apiResource(a))
 	return nil
@@ -290,7 +290,7 @@ func (h *Handler) UpdateAPI(w http.ResponseWriter, r *http.Request, actor *Actor
 	if err := h.Store.UpdateAPI(r.Context(), a); err != nil {
 		return storeProblem(err, "API")
 	}
-	h.Log.Info("API updated", "actor", actor.ClientID, "api_id", a.ID)
+	h.audit(r, actor, "api.update", a.ID, map[string]any{"identifier": a.Identifier, "scopes": a.ScopeValues(), "token_lifetime": int64(a.TokenLifetime / time.Second), "signing_alg": a.SigningAlg})
 	writeJSON(w, http.StatusOK, apiResource(a))
 	return nil
 }
@@ -309,7 +309,7 @@ func (h *Handler) DeleteAPI(w http.ResponseWriter, r *http.Request, actor *Actor
 	if err := h.Store.DeleteAPI(r.Context(), id); err != nil {
 		return storeProblem(err, "API")
 	}
-	h.Log.Info("API deleted", "actor", actor.ClientID, "api_id", id)
+	h.audit(r, actor, "api.delete", id, map[string]any{"identifier": a.Identifier})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -191,7 +191,7 @@ func (h *Handler) CreateApplication(w http.ResponseWriter, r *http.Request, acto
 	if err := h.Store.CreateApplication(r.Context(), app, []authz.Secret{sec}, grants); err != nil {
 		return storeProblem(err, "application")
 	}
-	h.Log.Info("application created", "actor", actor.ClientID, "client_id", clientID)
+	h.audit(r, actor, "application.create", clientID, map[string]any{"name": app.Name, "secret_id": sec.ID, "grants": grantSummary(grants)})
 	if grants == nil {
 		grants = []authz.Grant{}
 	}
@@ -284,7 +284,7 @@ func (h *Handler) UpdateApplication(w http.ResponseWriter, r *http.Request, acto
 	if err := h.Store.UpdateApplication(r.Context(), app); err != nil {
 		return storeProblem(err, "application")
 	}
-	h.Log.Info("application updated", "actor", actor.ClientID, "client_id", id, "disabled", app.Disabled)
+	h.audit(r, actor, "application.update", id, map[string]any{"name": app.Name, "disabled": app.Disabled})
 	grants, err := h.Store.ListGrants(r.Context(), id)
 	if err != nil {
 		return storeProblem(err, "application")
@@ -306,7 +306,7 @@ func (h *Handler) DeleteApplication(w http.ResponseWriter, r *http.Request, acto
 	if err := h.Store.DeleteApplication(r.Context(), id); err != nil {
 		return storeProblem(err, "application")
 	}
-	h.Log.Info("application deleted", "actor", actor.ClientID, "client_id", id)
+	h.audit(r, actor, "application.delete", id, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -333,7 +333,7 @@ func (h *Handler) CreateGrant(w http.ResponseWriter, r *http.Request, actor *Act
 		}
 		return p
 	}
-	h.Log.Info("grant created", "actor", actor.ClientID, "client_id", id, "audience", g.Audience)
+	h.audit(r, actor, "grant.create", id, map[string]any{"grant_id": g.ID, "audience": g.Audience, "scopes": g.Scopes})
 	w.Header().Set("Location", "/admin/v1/applications/"+id+"/grants/"+g.ID)
 	writeJSON(w, http.StatusCreated, grantResource(g))
 	return nil
@@ -385,7 +385,7 @@ func (h *Handler) UpdateGrant(w http.ResponseWriter, r *http.Request, actor *Act
 	if err := h.Store.UpdateGrant(r.Context(), g); err != nil {
 		return storeProblem(err, "grant")
 	}
-	h.Log.Info("grant updated", "actor", actor.ClientID, "client_id", g.ClientID, "audience", g.Audience)
+	h.audit(r, actor, "grant.update", g.ClientID, map[string]any{"grant_id": g.ID, "audience": g.Audience, "scopes": g.Scopes})
 	writeJSON(w, http.StatusOK, grantResource(g))
 	return nil
 }
@@ -396,7 +396,16 @@ func (h *Handler) DeleteGrant(w http.ResponseWriter, r *http.Request, actor *Act
 	if err := h.Store.DeleteGrant(r.Context(), id, gid); err != nil {
 		return storeProblem(err, "grant")
 	}
-	h.Log.Info("grant deleted", "actor", actor.ClientID, "client_id", id, "grant_id", gid)
+	h.audit(r, actor, "grant.delete", id, map[string]any{"grant_id": gid})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// grantSummary lists audience → scopes for the audit log.
+func grantSummary(grants []authz.Grant) map[string][]string {
+	out := make(map[string][]string, len(grants))
+	for _, g := range grants {
+		out[g.Audience] = g.Scopes
+	}
+	return out
 }

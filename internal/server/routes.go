@@ -14,8 +14,19 @@ type adminRoute struct {
 	Func                admin.Func
 }
 
-// adminRoutes lists every management API endpoint.
+// adminRoutes lists every management API endpoint, feature by feature.
 func (s *Server) adminRoutes() []adminRoute {
+	var rs []adminRoute
+	rs = append(rs, s.coreAdminRoutes()...)
+	rs = append(rs, s.secretAdminRoutes()...)
+	rs = append(rs, s.auditAdminRoutes()...)
+	rs = append(rs, s.tokenAdminRoutes()...)
+	rs = append(rs, s.keyAdminRoutes()...)
+	return rs
+}
+
+// coreAdminRoutes are the APIs, applications and grants endpoints.
+func (s *Server) coreAdminRoutes() []adminRoute {
 	a := s.admin
 	return []adminRoute{
 		{"POST", "/admin/v1/apis", authz.ScopeCreateAPIs, a.CreateAPI},
@@ -51,6 +62,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET "+oauth.PathASMetadata, s.discovery.HandleMetadata)
 	mux.HandleFunc("GET "+oauth.PathOpenIDConfig, s.discovery.HandleMetadata)
 	mux.HandleFunc("GET "+oauth.PathJWKS, s.discovery.HandleJWKS)
+	s.tokenProtocolRoutes(mux)
 
 	// Management API.
 	for _, rt := range s.adminRoutes() {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
@@ -62,7 +63,12 @@ type Server struct {
 	oauth     *oauth.Server
 	discovery *oauth.Discovery
 	admin     *admin.Handler
+	recorder  *recorder
 	handler   http.Handler
+	// background are the loops Serve runs until it stops (flushing the
+	// audit log, rotating keys, purging the deny-list); each returns when
+	// its context is done.
+	background []func(ctx context.Context)
 }
 
 // New opens the data directory's SQLite database (applying migrations),
@@ -115,10 +121,12 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		return err
 	}
 	s.issuer = token.NewIssuer(s.cfg.Issuer, s.keys, s.now, s.rand)
-	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log}
+	s.recorder = newRecorder(s.store, s.now, s.rand, s.log)
+	s.background = append(s.background, s.recorder.run)
+	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder}
 	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store}
 	s.admin = &admin.Handler{
-		Store: s.store, Hasher: hasher, Verifier: s.issuer, Keys: s.keys, DefaultAlg: s.cfg.DefaultSigningAlg,
+		Store: s.store, Hasher: hasher, Verifier: s.issuer, Keys: s.keys, Audit: s.recorder, DefaultAlg: s.cfg.DefaultSigningAlg,
 		Now: s.now, Rand: s.rand, Log: s.log,
 	}
 	if err := s.bootstrap(ctx, hasher); err != nil {
@@ -300,6 +308,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	for _, run := range s.background {
+		bg.Go(func() { run(bgCtx) })
+	}
+	defer func() {
+		stopBackground()
+		bg.Wait()
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "issuer", s.cfg.Issuer)

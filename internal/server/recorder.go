@@ -1,0 +1,211 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+// recorder keeps the audit log, the secrets' last use and the issuance
+// counters off the token endpoint's hot path: it gathers them in memory and
+// writes them in batches. Management actions are written at once (they
+// are rare and an operator expects to see them); failed authentications,
+// last-use times and counters every flushInterval. What cannot be written
+// (the database is down) stays buffered and is written when it returns.
+// Past maxBuffered events, failed-authentication events are counted but
+// dropped (an attack must not exhaust memory), and the count is itself
+// recorded as an "audit.events_dropped" event.
+type recorder struct {
+	store interface {
+		authz.Audit
+		TouchSecrets(ctx context.Context, used map[string]time.Time) error
+	}
+	now  func() time.Time
+	rand io.Reader
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	events   []authz.AuditEvent
+	dropped  int
+	used     map[string]time.Time // secret id → last use not yet written
+	lastSeen map[string]time.Time // secret id → last use queued, to write at most once a minute
+	issued   map[issuanceKey]*authz.Issuance
+}
+
+type issuanceKey struct {
+	clientID, audience string
+	hour               time.Time
+}
+
+const (
+	flushInterval   = 2 * time.Second
+	touchInterval   = time.Minute
+	maxBuffered     = 10_000
+	maxClientIDAttr = 128 // an unknown client_id is attacker-chosen: bounded in the log
+)
+
+func newRecorder(store authz.Store, now func() time.Time, r io.Reader, log *slog.Logger) *recorder {
+	return &recorder{
+		store: store, now: now, rand: r, log: log,
+		used: map[string]time.Time{}, lastSeen: map[string]time.Time{}, issued: map[issuanceKey]*authz.Issuance{},
+	}
+}
+
+// Record writes a management action's audit event now, or buffers it if
+// the database cannot take it.
+func (rc *recorder) Record(ctx context.Context, e authz.AuditEvent) {
+	if !rc.stamp(&e) {
+		return
+	}
+	if err := rc.store.AppendAudit(ctx, []authz.AuditEvent{e}); err != nil {
+		rc.log.Warn("audit event buffered: the database did not take it", "action", e.Action, "error", err)
+		rc.mu.Lock()
+		rc.events = append(rc.events, e) // management actions are never dropped
+		rc.mu.Unlock()
+	}
+}
+
+// stamp gives e an id and, if unset, a time.
+func (rc *recorder) stamp(e *authz.AuditEvent) bool {
+	id, err := authz.NewID(rc.rand, "evt_")
+	if err != nil {
+		rc.log.Error("audit event lost: no randomness", "error", err)
+		return false
+	}
+	e.ID = id
+	if e.Time.IsZero() {
+		e.Time = authz.StoreTime(rc.now())
+	}
+	return true
+}
+
+// ClientAuthFailed buffers a failed client authentication (oauth.Events).
+func (rc *recorder) ClientAuthFailed(_ context.Context, clientID, remoteAddr, reason string) {
+	if len(clientID) > maxClientIDAttr {
+		clientID = clientID[:maxClientIDAttr]
+	}
+	e := authz.AuditEvent{Action: "client.authentication_failed", Actor: clientID, Target: clientID, RemoteAddr: remoteAddr,
+		Details: `{"reason":"` + reason + `"}`} // reason is one of oauth's fixed strings
+	if !rc.stamp(&e) {
+		return
+	}
+	rc.mu.Lock()
+	if len(rc.events) >= maxBuffered {
+		rc.dropped++
+	} else {
+		rc.events = append(rc.events, e)
+	}
+	rc.mu.Unlock()
+}
+
+// SecretUsed notes a secret's use, to be written at most once a minute
+// per secret (oauth.Events).
+func (rc *recorder) SecretUsed(_, secretID string, at time.Time) {
+	rc.mu.Lock()
+	if prev, ok := rc.lastSeen[secretID]; !ok || at.Sub(prev) >= touchInterval {
+		rc.lastSeen[secretID] = at
+		rc.used[secretID] = authz.StoreTime(at)
+	}
+	rc.mu.Unlock()
+}
+
+// TokenIssued counts an issued token per application, audience and hour
+// (oauth.Events).
+func (rc *recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
+	k := issuanceKey{clientID, audience, at.UTC().Truncate(time.Hour)}
+	rc.mu.Lock()
+	c := rc.issued[k]
+	if c == nil {
+		c = &authz.Issuance{ClientID: clientID, Audience: audience, Hour: k.hour}
+		rc.issued[k] = c
+	}
+	c.Count++
+	if at.After(c.LastIssuedAt) {
+		c.LastIssuedAt = authz.StoreTime(at)
+	}
+	rc.mu.Unlock()
+}
+
+// flush writes what is buffered. What fails to be written is put back.
+func (rc *recorder) flush(ctx context.Context) error {
+	rc.mu.Lock()
+	events, dropped, used, issued := rc.events, rc.dropped, rc.used, rc.issued
+	rc.events, rc.dropped, rc.used, rc.issued = nil, 0, map[string]time.Time{}, map[issuanceKey]*authz.Issuance{}
+	rc.mu.Unlock()
+
+	if dropped > 0 {
+		e := authz.AuditEvent{Action: "audit.events_dropped", Details: `{"count":` + strconv.Itoa(dropped) + `}`}
+		if rc.stamp(&e) {
+			events = append(events, e)
+		}
+	}
+	var firstErr error
+	if len(events) > 0 {
+		if err := rc.store.AppendAudit(ctx, events); err != nil {
+			firstErr = err
+			rc.mu.Lock()
+			rc.events = append(events, rc.events...)
+			rc.mu.Unlock()
+		}
+	}
+	if len(used) > 0 {
+		if err := rc.store.TouchSecrets(ctx, used); err != nil {
+			firstErr = err
+			rc.mu.Lock()
+			for id, t := range used {
+				if t.After(rc.used[id]) {
+					rc.used[id] = t
+				}
+			}
+			rc.mu.Unlock()
+		}
+	}
+	if len(issued) > 0 {
+		list := make([]authz.Issuance, 0, len(issued))
+		for _, c := range issued {
+			list = append(list, *c)
+		}
+		if err := rc.store.AddIssuance(ctx, list); err != nil {
+			firstErr = err
+			rc.mu.Lock()
+			for k, c := range issued {
+				if cur := rc.issued[k]; cur != nil {
+					cur.Count += c.Count
+					if c.LastIssuedAt.After(cur.LastIssuedAt) {
+						cur.LastIssuedAt = c.LastIssuedAt
+					}
+				} else {
+					rc.issued[k] = c
+				}
+			}
+			rc.mu.Unlock()
+		}
+	}
+	return firstErr
+}
+
+// run flushes every flushInterval until ctx is done, then once more.
+func (rc *recorder) run(ctx context.Context) {
+	t := time.NewTicker(flushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := rc.flush(fctx); err != nil {
+				rc.log.Error("audit and usage records lost at shutdown: the database did not take them", "error", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+			if err := rc.flush(ctx); err != nil {
+				rc.log.Warn("audit and usage records kept for the next flush", "error", err)
+			}
+		}
+	}
+}
