@@ -66,6 +66,9 @@ const (
 	ScopeCreateApplications = "create:applications"
 	ScopeUpdateApplications = "update:applications"
 	ScopeDeleteApplications = "delete:applications"
+	ScopeReadKeys           = "read:keys"
+	ScopeRotateKeys         = "rotate:keys"
+	ScopeReadAudit          = "read:audit"
 )
 
 // ManagementScopes is the scope list of the management API, with the
@@ -79,6 +82,9 @@ var ManagementScopes = []Scope{
 	{ScopeCreateApplications, "Create applications"},
 	{ScopeUpdateApplications, "Change, disable and grant applications"},
 	{ScopeDeleteApplications, "Delete applications"},
+	{ScopeReadKeys, "List signing keys (public data only)"},
+	{ScopeRotateKeys, "Rotate signing keys"},
+	{ScopeReadAudit, "Read the audit log"},
 }
 
 // DefaultTokenLifetime is an API's access-token lifetime when none is given:

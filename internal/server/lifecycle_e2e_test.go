@@ -1,0 +1,238 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/admin"
+)
+
+// testClock is a settable clock for a test server.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock { return &testClock{t: time.Now().UTC().Truncate(time.Second)} }
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestSecretRotationWithOverlap: a second secret is added and the first is
+// given a day; both work during the overlap, the old one fails after it,
+// deleting a secret stops it at once, and last use is recorded.
+func TestSecretRotationWithOverlap(t *testing.T) {
+	clk := newTestClock()
+	e := newTestEnv(t, withClock(clk.now))
+	adm := e.adminToken()
+	e.createAPI(adm, usageAPI, "", usageScopes...)
+	app := e.createApp(adm, "rotating", map[string][]string{usageAPI: nil})
+	old := app.ClientSecret
+	base := "/admin/v1/applications/" + app.ClientID + "/secrets"
+
+	var fresh admin.CreatedSecret
+	e.mustCall(201, "POST", base, adm, map[string]any{"expire_others_in": 86400}, &fresh)
+	e.addSecret(fresh.ClientSecret)
+	if fresh.ExpiresAt != nil || !strings.HasPrefix(fresh.ClientSecret, fresh.Prefix+"_") {
+		t.Fatalf("new secret %+v", fresh.SecretResource)
+	}
+	for _, s := range []string{old, fresh.ClientSecret} {
+		e.tokenFor(app.ClientID, s, usageAPI)
+	}
+
+	var list admin.List[admin.SecretResource]
+	e.mustCall(200, "GET", base, adm, nil, &list)
+	if len(list.Items) != 2 {
+		t.Fatalf("%d secrets", len(list.Items))
+	}
+	raw, _ := json.Marshal(list)
+	if strings.Contains(string(raw), old[len(old)-43:]) || strings.Contains(string(raw), fresh.ClientSecret[len(fresh.ClientSecret)-43:]) {
+		t.Fatal("the secret list shows a secret")
+	}
+	for _, s := range list.Items {
+		if s.ID == app.Secret.ID && (s.ExpiresAt == nil || !s.ExpiresAt.Equal(clk.now().Add(24*time.Hour))) {
+			t.Fatalf("old secret expiry %v", s.ExpiresAt)
+		}
+		if s.ID == fresh.ID && s.ExpiresAt != nil {
+			t.Fatalf("new secret expiry %v", s.ExpiresAt)
+		}
+	}
+
+	// Last use reaches the store in a batch, not per token.
+	if err := e.srv.recorder.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.mustCall(200, "GET", base, adm, nil, &list)
+	for _, s := range list.Items {
+		if s.LastUsedAt == nil || !s.LastUsedAt.Equal(clk.now()) {
+			t.Fatalf("secret %s last used %v, want %v", s.ID, s.LastUsedAt, clk.now())
+		}
+	}
+
+	clk.add(24*time.Hour - time.Second)
+	adm = e.adminToken()
+	e.tokenFor(app.ClientID, old, usageAPI) // still inside the overlap
+	clk.add(time.Second)
+	adm = e.adminToken()
+	if status, body := e.postForm("/oauth/token", formOf(app.ClientID, old, usageAPI), nil); status != 401 || !strings.Contains(string(body), "invalid_client") {
+		t.Fatalf("expired secret: %d %s", status, body)
+	}
+	e.tokenFor(app.ClientID, fresh.ClientSecret, usageAPI)
+
+	t.Run("delete stops a secret at once", func(t *testing.T) {
+		e := e.with(t)
+		var third admin.CreatedSecret
+		e.mustCall(201, "POST", base, adm, map[string]any{"expires_in": 3600}, &third)
+		e.addSecret(third.ClientSecret)
+		if third.ExpiresAt == nil || !third.ExpiresAt.Equal(clk.now().Add(time.Hour)) {
+			t.Fatalf("expires_at %v", third.ExpiresAt)
+		}
+		e.tokenFor(app.ClientID, third.ClientSecret, usageAPI)
+		e.mustCall(204, "DELETE", base+"/"+third.ID, adm, nil, nil)
+		if status, _ := e.postForm("/oauth/token", formOf(app.ClientID, third.ClientSecret, usageAPI), nil); status != 401 {
+			t.Fatalf("deleted secret: %d", status)
+		}
+		e.mustCall(404, "DELETE", base+"/"+third.ID, adm, nil, nil)
+	})
+	t.Run("bad requests", func(t *testing.T) {
+		e := e.with(t)
+		e.mustCall(400, "POST", base, adm, map[string]any{"expires_in": 0}, nil)
+		e.mustCall(400, "POST", base, adm, map[string]any{"expire_others_in": -1}, nil)
+		e.mustCall(404, "POST", "/admin/v1/applications/nosuch/secrets", adm, map[string]any{}, nil)
+	})
+}
+
+// TestAuditLog: management actions are recorded with their actor and
+// address, failed client authentications too, issuance is counted per
+// application and audience, filters and pagination work, and no secret or
+// token is ever in the log.
+func TestAuditLog(t *testing.T) {
+	e := newTestEnv(t)
+	adm := e.adminToken()
+	api := e.createAPI(adm, usageAPI, "", usageScopes...)
+	app := e.createApp(adm, "audited", map[string][]string{usageAPI: nil})
+	var sec admin.CreatedSecret
+	e.mustCall(201, "POST", "/admin/v1/applications/"+app.ClientID+"/secrets", adm, map[string]any{}, &sec)
+	e.addSecret(sec.ClientSecret)
+	e.mustCall(200, "PATCH", "/admin/v1/applications/"+app.ClientID, adm, map[string]any{"disabled": true}, nil)
+	wrong := app.ClientSecret[:len(app.ClientSecret)-1] + "x"
+	if wrong == app.ClientSecret {
+		wrong = app.ClientSecret[:len(app.ClientSecret)-1] + "y"
+	}
+	e.postForm("/oauth/token", formOf(app.ClientID, wrong, usageAPI), nil)
+	e.postForm("/oauth/token", formOf(app.ClientID, app.ClientSecret, usageAPI), nil) // disabled
+	e.mustCall(200, "PATCH", "/admin/v1/applications/"+app.ClientID, adm, map[string]any{"disabled": false}, nil)
+	tok := e.tokenFor(app.ClientID, app.ClientSecret, usageAPI)
+	e.tokenFor(app.ClientID, sec.ClientSecret, usageAPI)
+	if err := e.srv.recorder.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	var log admin.List[admin.AuditEventResource]
+	e.mustCall(200, "GET", "/admin/v1/audit?limit=500", adm, nil, &log)
+	want := []struct{ action, target, actor string }{
+		{"api.create", api.ID, e.admin.ClientID},
+		{"application.create", app.ClientID, e.admin.ClientID},
+		{"secret.create", app.ClientID, e.admin.ClientID},
+		{"application.update", app.ClientID, e.admin.ClientID},
+		{"client.authentication_failed", app.ClientID, app.ClientID},
+	}
+	for _, w := range want {
+		found := false
+		for _, ev := range log.Items {
+			if ev.Action == w.action && ev.Target == w.target && ev.Actor == w.actor && ev.RemoteAddr != "" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no %s event for %s by %s", w.action, w.target, w.actor)
+		}
+	}
+	var reasons []string
+	for _, ev := range log.Items {
+		if ev.Action == "client.authentication_failed" {
+			var d struct{ Reason string }
+			json.Unmarshal(ev.Details, &d)
+			reasons = append(reasons, d.Reason)
+		}
+	}
+	if strings.Join(reasons, ",") != "application disabled,wrong client secret" { // newest first
+		t.Errorf("failure reasons %v", reasons)
+	}
+	raw, _ := json.Marshal(log)
+	for _, s := range []string{app.ClientSecret, sec.ClientSecret, wrong, e.admin.ClientSecret, tok, adm} {
+		if strings.Contains(string(raw), s) || strings.Contains(string(raw), s[len(s)-20:]) {
+			t.Fatal("the audit log holds a secret or a token")
+		}
+	}
+
+	t.Run("filters and pagination", func(t *testing.T) {
+		e := e.with(t)
+		var only admin.List[admin.AuditEventResource]
+		e.mustCall(200, "GET", "/admin/v1/audit?action=application.update&target="+app.ClientID, adm, nil, &only)
+		if len(only.Items) != 2 {
+			t.Fatalf("%d application.update events", len(only.Items))
+		}
+		e.mustCall(200, "GET", "/admin/v1/audit?actor="+app.ClientID, adm, nil, &only)
+		if len(only.Items) != 2 {
+			t.Fatalf("%d events by the application", len(only.Items))
+		}
+		future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		e.mustCall(200, "GET", "/admin/v1/audit?since="+future, adm, nil, &only)
+		if len(only.Items) != 0 {
+			t.Fatalf("%d events in the future", len(only.Items))
+		}
+		seen := map[string]bool{}
+		cursor := ""
+		for {
+			var pg admin.List[admin.AuditEventResource]
+			e.mustCall(200, "GET", "/admin/v1/audit?limit=2&cursor="+cursor, adm, nil, &pg)
+			for _, ev := range pg.Items {
+				if seen[ev.ID] {
+					t.Fatal("event repeated across pages")
+				}
+				seen[ev.ID] = true
+			}
+			if cursor = pg.NextCursor; cursor == "" {
+				break
+			}
+		}
+		if len(seen) != len(log.Items) {
+			t.Fatalf("paged %d events, listed %d", len(seen), len(log.Items))
+		}
+		e.mustCall(400, "GET", "/admin/v1/audit?since=yesterday", adm, nil, nil)
+	})
+
+	t.Run("issuance is counted per application and audience", func(t *testing.T) {
+		e := e.with(t)
+		var usage admin.List[admin.IssuanceResource]
+		e.mustCall(200, "GET", "/admin/v1/applications/"+app.ClientID+"/usage", adm, nil, &usage)
+		if len(usage.Items) != 1 || usage.Items[0].Count != 2 || usage.Items[0].Audience != usageAPI {
+			t.Fatalf("usage %+v", usage.Items)
+		}
+	})
+
+	t.Run("reading the audit log needs read:audit", func(t *testing.T) {
+		e := e.with(t)
+		ro := e.createApp(adm, "ro", map[string][]string{"urn:m2mauth:admin": {"read:apis"}})
+		tok := e.tokenFor(ro.ClientID, ro.ClientSecret, "urn:m2mauth:admin")
+		resp := e.call("GET", "/admin/v1/audit", tok, nil, nil)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+}
