@@ -122,6 +122,10 @@ type Keys interface {
 	UpdateKeys(ctx context.Context, from map[string]KeyState, ks []SigningKey) error
 	// DeleteKey removes the key kid. Returns ErrNotFound if there is none.
 	DeleteKey(ctx context.Context, kid string) error
+	// UpdateKeyPrivate replaces the sealed private key of kid, after a
+	// master-key rotation sealed it again. Returns ErrNotFound if there is
+	// no such key.
+	UpdateKeyPrivate(ctx context.Context, kid string, sealed []byte) error
 }
 
 // Revocations stores the deny-list of revoked access tokens (RFC 7009).
@@ -161,6 +165,9 @@ type Settings interface {
 	// is true), else the value an earlier call stored. Nodes racing to
 	// initialise a setting all end up with the same value.
 	InitSetting(ctx context.Context, name string, value []byte) (stored []byte, created bool, err error)
+	// PutSetting stores value under name, replacing any value it had: for
+	// a value sealed again after a master-key rotation.
+	PutSetting(ctx context.Context, name string, value []byte) error
 }
 
 // Bootstrap is what `m2mauth serve` creates on an empty database: the

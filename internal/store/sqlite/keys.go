@@ -92,3 +92,9 @@ func (s *Store) UpdateKeys(ctx context.Context, from map[string]authz.KeyState, 
 func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 	return s.execOne(ctx, "delete key", `DELETE FROM signing_keys WHERE kid = ?`, kid)
 }
+
+// UpdateKeyPrivate replaces the sealed private key of kid. Returns an error
+// wrapping authz.ErrNotFound if there is no such key.
+func (s *Store) UpdateKeyPrivate(ctx context.Context, kid string, sealed []byte) error {
+	return s.execOne(ctx, "update key private", `UPDATE signing_keys SET private = ? WHERE kid = ?`, nonNil(sealed), kid)
+}

@@ -71,3 +71,10 @@ func (s *Store) Bootstrap(ctx context.Context, b authz.Bootstrap) (bool, error) 
 	}
 	return created, nil
 }
+
+// PutSetting stores value under name, replacing any value it had.
+func (s *Store) PutSetting(ctx context.Context, name string, value []byte) error {
+	_, err := s.exec(ctx, "put setting", `INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, nonNil(value))
+	return err
+}

@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 	t.Run("Settings", func(t *testing.T) { testSettings(t, open) })
+	t.Run("Reseal", func(t *testing.T) { testReseal(t, open) })
 	t.Run("Revocations", func(t *testing.T) { testRevocations(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Issuance", func(t *testing.T) { testIssuance(t, open) })
