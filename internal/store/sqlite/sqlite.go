@@ -44,11 +44,12 @@ type Store struct {
 	r      *sql.DB // query-only readers
 	logger *slog.Logger
 
-	// Statements of the token endpoint's lookup (Client), prepared once on
-	// the read pool.
-	clientApp     *sql.Stmt
-	clientSecrets *sql.Stmt
-	clientGrants  *sql.Stmt
+	// client is the token endpoint's lookup (see clientQuery), prepared
+	// once on the read pool.
+	client *sql.Stmt
+	// Decoded scope lists of the lookup, by their JSON text.
+	apiScopes   listCache[authz.Scope]
+	grantScopes listCache[string]
 }
 
 // Open opens the SQLite database at path, creating the file if it does not
@@ -71,7 +72,6 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	s.w, err = sql.Open("sqlite", dsn(path,
 		"_txlock=immediate",
 		"_pragma=busy_timeout("+strconv.Itoa(busyTimeout)+")",
-		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(NORMAL)",
 		"_pragma=foreign_keys(1)",
 	))
@@ -85,12 +85,8 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
 
-	var mode string
-	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := enableWAL(ctx, s.w); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return nil, fmt.Errorf("sqlite: open %s: journal_mode is %q, not wal (is the file on a network file system?)", path, mode)
 	}
 	if err := migrate(ctx, s.w, logger); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -116,6 +112,34 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	return s, nil
 }
 
+// enableWAL switches the database to WAL mode, which the file keeps from
+// then on. The switch needs an exclusive lock and SQLite fails it with
+// SQLITE_BUSY at once rather than waiting the busy timeout, so while other
+// processes open the same new database it is retried here, for as long as
+// that timeout.
+func enableWAL(ctx context.Context, db *sql.DB) error {
+	const pause = 10 * time.Millisecond
+	for tries := busyTimeout / 10; ; tries-- {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		if err == nil {
+			if !strings.EqualFold(mode, "wal") {
+				return fmt.Errorf("journal_mode is %q, not wal (is the file on a network file system?)", mode)
+			}
+			return nil
+		}
+		var se *msqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || tries == 0 {
+			return fmt.Errorf("enabling WAL: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
 // dsn returns the driver's name for the database file at path with params.
 // The name is a "file:" URI so that a '?' or '#' in path stays part of it.
 func dsn(path string, params ...string) string {
@@ -126,10 +150,8 @@ func dsn(path string, params ...string) string {
 // Close closes the read pool and the writer.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.clientApp, s.clientSecrets, s.clientGrants} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	if s.client != nil {
+		errs = append(errs, s.client.Close())
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())

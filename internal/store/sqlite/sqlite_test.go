@@ -193,6 +193,36 @@ func TestTimesReadBackInUTC(t *testing.T) {
 	}
 }
 
+// Client decodes scope lists through a cache; what it returns must still be
+// the caller's to change.
+func TestClientScopesAreCopies(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "m2mauth.db"))
+	ctx := t.Context()
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	api := authz.API{ID: "api_1", Identifier: "https://api.example.com", Scopes: []authz.Scope{{Value: "read"}},
+		TokenLifetime: time.Hour, SigningAlg: authz.ES256, CreatedAt: at, UpdatedAt: at}
+	if err := s.CreateAPI(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	app := authz.Application{ClientID: "app_1", CreatedAt: at, UpdatedAt: at}
+	grant := authz.Grant{ID: "grant_1", APIID: api.ID, Scopes: []string{"read"}, CreatedAt: at, UpdatedAt: at}
+	if err := s.CreateApplication(ctx, app, nil, []authz.Grant{grant}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		c, err := s.Client(ctx, app.ClientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := c.Grants[0]
+		if g.API.Scopes[0].Value != "read" || g.Grant.Scopes[0] != "read" {
+			t.Fatalf("scopes = %v, %v; want read", g.API.Scopes, g.Grant.Scopes)
+		}
+		g.API.Scopes[0].Value = "changed by the caller"
+		g.Grant.Scopes[0] = "changed by the caller"
+	}
+}
+
 func BenchmarkClient(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "m2mauth.db"))
 	ctx := context.Background()

@@ -66,6 +66,7 @@ func testAPIs(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("update replaces the mutable fields only", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		a := newAPI(1)
+		a.UpdatedAt = at(30 * time.Minute)
 		noErr(t, s.CreateAPI(ctx, a))
 		u := a
 		u.Name = "Renamed"

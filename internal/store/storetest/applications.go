@@ -143,6 +143,7 @@ func testApplications(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("update replaces name, description and disabled", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		a := newApp(1)
+		a.UpdatedAt = at(30 * time.Minute)
 		noErr(t, s.CreateApplication(ctx, a, nil, nil))
 		u := a
 		u.Name = "Renamed"

@@ -156,6 +156,7 @@ func testGrants(t *testing.T, open func(t *testing.T) authz.Store) {
 		s, apis, apps := setup(t)
 		ctx := t.Context()
 		g := newGrant(apps[0].ClientID, apis[0], 1, "read:things")
+		g.UpdatedAt = at(30 * time.Minute)
 		noErr(t, s.CreateGrant(ctx, g))
 		u := g
 		u.Scopes = []string{"write:things", "read:things"}

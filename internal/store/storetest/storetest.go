@@ -188,6 +188,9 @@ func pages[T any](t *testing.T, limit int, list func(p authz.Page) ([]T, string,
 		if len(items) > limit {
 			t.Fatalf("page has %d items, limit is %d", len(items), limit)
 		}
+		if cursor != "" && len(items) == 0 {
+			t.Fatal("a next cursor led to an empty page")
+		}
 		all = append(all, items...)
 		if next == "" {
 			return all
