@@ -40,9 +40,8 @@ const busyTimeout = 5000
 // Store is an authz.Store kept in one SQLite database file. It is safe for
 // concurrent use.
 type Store struct {
-	w      *sql.DB // the one writer connection
-	r      *sql.DB // query-only readers
-	logger *slog.Logger
+	w *sql.DB // the one writer connection
+	r *sql.DB // query-only readers
 
 	// client is the token endpoint's lookup (see clientQuery), prepared
 	// once on the read pool.
@@ -60,7 +59,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{logger: logger}
+	s := &Store{}
 	ok := false
 	defer func() {
 		if !ok {
