@@ -21,7 +21,7 @@ func newAppCmd(opts *clientOptions) *cobra.Command {
 		Use:   "app",
 		Short: "Manage applications (OAuth clients) and their client secrets",
 	}
-	cmd.AddCommand(newAppCreateCmd(opts), newAppListCmd(opts), newAppGetCmd(opts), newAppUpdateCmd(opts), newAppDeleteCmd(opts))
+	cmd.AddCommand(newAppCreateCmd(opts), newAppListCmd(opts), newAppGetCmd(opts), newAppUpdateCmd(opts), newAppDeleteCmd(opts), newAppSecretCmd(opts), newAppUsageCmd(opts))
 	return cmd
 }
 
