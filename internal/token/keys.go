@@ -97,27 +97,37 @@ func (k *Keys) Algs() []string {
 func (k *Keys) Load(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.load(ctx)
+	_, err := k.load(ctx)
+	return err
 }
 
-func (k *Keys) load(ctx context.Context) error {
+// load rereads the store and, if any key was added, removed or changed
+// (here or by another replica), replaces the in-memory set; changed
+// reports whether it did. Keys already opened are reused, so a reload
+// costs one store read unless keys changed state.
+func (k *Keys) load(ctx context.Context) (changed bool, err error) {
 	stored, err := k.store.ListKeys(ctx)
 	if err != nil {
-		return fmt.Errorf("token: loading signing keys: %w", err)
+		return false, fmt.Errorf("token: loading signing keys: %w", err)
 	}
 	prev := k.cur.Load()
+	if sameKeys(prev.list, stored) {
+		return false, nil
+	}
 	set := &keySet{active: map[string]*signingKey{}, byKID: map[string]*signingKey{}}
 	var pub []jose.JSONWebKey
 	for _, m := range stored {
+		meta := m
+		meta.Private = nil
 		sk := prev.byKID[m.KID]
 		if sk == nil || sk.meta.State != m.State {
 			sk, err = k.open(m)
 			if err != nil {
-				return err
+				return false, err
 			}
+		} else {
+			sk = &signingKey{meta: meta, public: sk.public, signer: sk.signer}
 		}
-		meta := m
-		meta.Private = nil
 		set.list = append(set.list, meta)
 		set.byKID[m.KID] = sk
 		pub = append(pub, sk.public)
@@ -132,10 +142,26 @@ func (k *Keys) load(ctx context.Context) error {
 	}
 	set.jwks, err = json.Marshal(jose.JSONWebKeySet{Keys: pub})
 	if err != nil {
-		return fmt.Errorf("token: encoding JWKS: %w", err)
+		return false, fmt.Errorf("token: encoding JWKS: %w", err)
 	}
 	k.cur.Store(set)
-	return nil
+	return true, nil
+}
+
+// sameKeys reports whether list (without private material) describes
+// exactly the keys of stored, in the same order.
+func sameKeys(list, stored []authz.SigningKey) bool {
+	if len(list) != len(stored) {
+		return false
+	}
+	for i, a := range list {
+		b := stored[i]
+		if a.KID != b.KID || a.Alg != b.Alg || a.State != b.State || !a.CreatedAt.Equal(b.CreatedAt) ||
+			!a.ActivatedAt.Equal(b.ActivatedAt) || !a.RetiredAt.Equal(b.RetiredAt) || !a.RemoveAfter.Equal(b.RemoveAfter) {
+			return false
+		}
+	}
+	return true
 }
 
 // open unseals m's private key and, if m is active, prepares its signer.
@@ -176,7 +202,7 @@ func (k *Keys) Ensure(ctx context.Context, alg string) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.load(ctx); err != nil {
+	if _, err := k.load(ctx); err != nil {
 		return err
 	}
 	has := map[authz.KeyState]bool{}
@@ -190,16 +216,12 @@ func (k *Keys) Ensure(ctx context.Context, alg string) error {
 		if has[st] {
 			continue
 		}
-		m, err := k.generate(alg, st, now)
-		if err != nil {
+		if _, err := k.createKey(ctx, alg, st, now); err != nil {
 			return err
 		}
-		if err := k.store.CreateKey(ctx, m); err != nil {
-			return fmt.Errorf("token: storing signing key: %w", err)
-		}
-		k.log.Info("signing key created", "kid", m.KID, "alg", alg, "state", string(st))
 	}
-	return k.load(ctx)
+	_, err := k.load(ctx)
+	return err
 }
 
 // generate makes a new key pair for alg and seals its private half.

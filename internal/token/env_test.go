@@ -1,0 +1,155 @@
+package token
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/masterkey"
+	"github.com/m2mauth/m2mauth/internal/store/sqlite"
+)
+
+// testIssuerURL is the iss of the tests' tokens.
+const testIssuerURL = "https://auth.example.com"
+
+// clock is a settable clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+// openStore opens a SQLite store in t's temporary directory, closed when
+// t ends.
+func openStore(t testing.TB) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "m2mauth.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// masterKey returns a master key made of byte b.
+func masterKey(b byte) []byte { return bytes.Repeat([]byte{b}, masterkey.Len) }
+
+// newSealer returns a Sealer with primary key byte primary and previous
+// keys of the given bytes.
+func newSealer(t testing.TB, primary byte, previous ...byte) *masterkey.Sealer {
+	t.Helper()
+	var prev [][]byte
+	for _, b := range previous {
+		prev = append(prev, masterKey(b))
+	}
+	s, err := masterkey.NewSealer(rand.Reader, masterKey(primary), prev...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// fixture is a key manager and an issuer over one store, on one clock.
+type fixture struct {
+	store  authz.Store
+	clock  *clock
+	keys   *Keys
+	issuer *Issuer
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	f := &fixture{store: openStore(t), clock: newClock()}
+	f.keys = f.newKeys(newSealer(t, 1))
+	f.issuer = NewIssuer(testIssuerURL, f.keys, f.clock.Now, rand.Reader)
+	return f
+}
+
+// newKeys returns another key manager over the fixture's store and clock:
+// another replica.
+func (f *fixture) newKeys(sealer *masterkey.Sealer) *Keys {
+	return NewKeys(f.store, sealer, f.clock.Now, rand.Reader, slog.New(slog.DiscardHandler))
+}
+
+// ensure calls Ensure for each alg, failing t on error.
+func (f *fixture) ensure(t testing.TB, algs ...string) {
+	t.Helper()
+	for _, alg := range algs {
+		if err := f.keys.Ensure(t.Context(), alg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// issue signs a token for alg lasting lifetime.
+func (f *fixture) issue(t testing.TB, alg string, lifetime time.Duration) (string, Claims) {
+	t.Helper()
+	tok, c, err := f.issuer.Issue(Request{ClientID: "client-1", Audience: "https://api.example.com", Scopes: []string{"read:things"}, Lifetime: lifetime, Alg: alg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, c
+}
+
+// byState returns the kids of alg's keys in each state, as k lists them.
+func byState(k *Keys, alg string) map[authz.KeyState][]string {
+	out := map[authz.KeyState][]string{}
+	for _, m := range k.List() {
+		if m.Alg == alg {
+			out[m.State] = append(out[m.State], m.KID)
+		}
+	}
+	return out
+}
+
+// storedByState is byState read straight from the store.
+func storedByState(t testing.TB, st authz.Keys, alg string) map[authz.KeyState][]string {
+	t.Helper()
+	list, err := st.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[authz.KeyState][]string{}
+	for _, m := range list {
+		if m.Alg == alg {
+			out[m.State] = append(out[m.State], m.KID)
+		}
+	}
+	return out
+}
+
+// oneKID returns the only kid of alg's keys in state st, failing t unless
+// there is exactly one.
+func oneKID(t testing.TB, k *Keys, alg string, st authz.KeyState) string {
+	t.Helper()
+	kids := byState(k, alg)[st]
+	if len(kids) != 1 {
+		t.Fatalf("%s keys in state %s: %v, want exactly one", alg, st, kids)
+	}
+	return kids[0]
+}

@@ -1,0 +1,232 @@
+package token
+
+import (
+	"crypto"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+// jwtSegments decodes a compact JWS's header and claims without verifying,
+// and returns its signature.
+func jwtSegments(t testing.TB, tok string) (header, claims map[string]any, sig []byte) {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWS: %d parts", len(parts))
+	}
+	for i, dst := range []*map[string]any{&header, &claims} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return header, claims, sig
+}
+
+func b64JSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// privateKey opens the stored private key kid, as an attacker who stole
+// the key would hold it.
+func (f *fixture) privateKey(t testing.TB, kid string) crypto.Signer {
+	t.Helper()
+	stored, err := f.store.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range stored {
+		if m.KID != kid {
+			continue
+		}
+		der, err := newSealer(t, 1).Open(m.Private, []byte(kid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return priv.(crypto.Signer)
+	}
+	t.Fatalf("no key %s", kid)
+	return nil
+}
+
+// sign signs claims with key under header kid and typ.
+func sign(t testing.TB, key crypto.Signer, alg, kid, typ string, claims any) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithHeader(jose.HeaderKey("kid"), kid)
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := s.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestIssue(t *testing.T) {
+	f := newFixture(t)
+	f.ensure(t, authz.SigningAlgs...)
+	for _, alg := range authz.SigningAlgs {
+		t.Run(alg, func(t *testing.T) {
+			tok, c := f.issue(t, alg, 15*time.Minute)
+			h, claims, _ := jwtSegments(t, tok)
+			if h["alg"] != alg || h["typ"] != "at+jwt" || h["kid"] != oneKID(t, f.keys, alg, authz.KeyActive) {
+				t.Errorf("header %v", h)
+			}
+			if claims["iss"] != testIssuerURL || claims["sub"] != "client-1" || claims["client_id"] != "client-1" ||
+				claims["aud"] != "https://api.example.com" || claims["scope"] != "read:things" {
+				t.Errorf("claims %v", claims)
+			}
+			if c.IssuedAt != f.clock.Now().Unix() || c.Expiry != c.IssuedAt+900 || c.JTI == "" {
+				t.Errorf("claims %+v", c)
+			}
+			got, err := f.issuer.Verify(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *got != c {
+				t.Errorf("Verify = %+v, want %+v", *got, c)
+			}
+		})
+	}
+	t.Run("no key for the algorithm", func(t *testing.T) {
+		g := newFixture(t)
+		g.ensure(t, authz.ES256)
+		if _, _, err := g.issuer.Issue(Request{ClientID: "c", Audience: "a", Lifetime: time.Minute, Alg: authz.RS256}); !errors.Is(err, errNoKey) {
+			t.Errorf("Issue = %v, want errNoKey", err)
+		}
+	})
+}
+
+// TestVerifyRejects: Verify refuses every token this issuer did not sign
+// as it is, or no longer accepts.
+func TestVerifyRejects(t *testing.T) {
+	f := newFixture(t)
+	f.ensure(t, authz.ES256, authz.EdDSA)
+	good, claims := f.issue(t, authz.ES256, time.Hour)
+	parts := strings.Split(good, ".")
+	header, _, sig := jwtSegments(t, good)
+	esKID := oneKID(t, f.keys, authz.ES256, authz.KeyActive)
+	edKID := oneKID(t, f.keys, authz.EdDSA, authz.KeyActive)
+	esKey := f.privateKey(t, esKID)
+
+	tamperedClaims := claims
+	tamperedClaims.Scope = "read:things admin"
+	flipped := append([]byte(nil), sig...)
+	flipped[len(flipped)/2] ^= 1
+	noneHeader := map[string]any{"alg": "none", "typ": "at+jwt", "kid": esKID}
+	hsHeader := map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": esKID}
+	hsInput := b64JSON(t, hsHeader) + "." + parts[1]
+	mac := hmac.New(sha256.New, []byte(f.keys.JWKS()))
+	mac.Write([]byte(hsInput))
+
+	other := newFixture(t) // another server: same algorithm, other keys
+	other.ensure(t, authz.ES256)
+	foreign, _ := other.issue(t, authz.ES256, time.Hour)
+	otherIssuer := NewIssuer("https://evil.example.com", f.keys, f.clock.Now, f.keys.rand)
+	fromOtherIssuer, _, err := otherIssuer.Issue(Request{ClientID: "c", Audience: "a", Lifetime: time.Hour, Alg: authz.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _ := f.issue(t, authz.ES256, time.Minute)
+
+	tests := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"empty", "", ErrMalformed},
+		{"not a JWS", "abc", ErrMalformed},
+		{"garbage segments", "a.b.c", ErrMalformed},
+		{"tampered claims", parts[0] + "." + b64JSON(t, tamperedClaims) + "." + parts[2], ErrSignature},
+		{"tampered signature", parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(flipped), ErrSignature},
+		{"signature removed", parts[0] + "." + parts[1] + ".", ErrSignature},
+		{"alg none", b64JSON(t, noneHeader) + "." + parts[1] + ".", ErrMalformed},
+		{"HS256 keyed with the JWKS", hsInput + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), ErrMalformed},
+		{"kid of another algorithm's key", sign(t, esKey, "ES256", edKID, "at+jwt", claims), ErrSignature},
+		{"typ JWT, not at+jwt", sign(t, esKey, "ES256", esKID, "JWT", claims), ErrMalformed},
+		{"no typ", sign(t, esKey, "ES256", esKID, "", claims), ErrMalformed},
+		{"unknown kid", foreign, ErrUnknownKey},
+		{"kid removed", b64JSON(t, map[string]any{"alg": header["alg"], "typ": "at+jwt"}) + "." + parts[1] + "." + parts[2], ErrUnknownKey},
+		{"another issuer", fromOtherIssuer, ErrIssuer},
+		{"expired", expired, ErrExpired},
+		{"no exp", sign(t, esKey, "ES256", esKID, "at+jwt", map[string]any{"iss": testIssuerURL, "sub": "c"}), ErrExpired},
+	}
+	f.clock.Advance(time.Minute) // expired's lifetime
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := f.issuer.Verify(tc.token)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Verify = %+v, %v; want %v", c, err, tc.want)
+			}
+			if c != nil {
+				t.Error("claims returned with an error")
+			}
+			if tc.token != "" && len(tc.token) > 20 && strings.Contains(err.Error(), tc.token[len(tc.token)-20:]) {
+				t.Error("the error repeats the token")
+			}
+		})
+	}
+	if _, err := f.issuer.Verify(good); err != nil {
+		t.Errorf("the untampered token: %v", err)
+	}
+}
+
+// FuzzVerify: Verify never panics and accepts nothing but the tokens this
+// issuer signed.
+func FuzzVerify(f *testing.F) {
+	fx := newFixture(f)
+	fx.ensure(f, authz.ES256)
+	good, _ := fx.issue(f, authz.ES256, time.Hour)
+	f.Add(good)
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add(good[:len(good)-2])
+	f.Add(strings.Replace(good, ".", "..", 1))
+	f.Fuzz(func(t *testing.T, tok string) {
+		c, err := fx.issuer.Verify(tok)
+		if err == nil && tok != good {
+			// Another encoding of the same token would be a malleability bug.
+			t.Fatalf("accepted a token that was not issued: %q (%+v)", tok, c)
+		}
+	})
+}
