@@ -44,6 +44,7 @@ type Handler struct {
 	Now        func() time.Time
 	Rand       io.Reader
 	Log        *slog.Logger
+	DenyList   DenyList // revoked tokens, by jti
 }
 
 // audit records a management action by actor on target. details must hold
@@ -75,10 +76,11 @@ type Func func(w http.ResponseWriter, r *http.Request, actor *Actor) *Problem
 const Realm = "m2mauth-admin"
 
 // Protect wraps fn so that it runs only for a bearer token (RFC 6750 §2.1)
-// this server issued for the management API, held by an application that
-// still exists, is enabled and is still granted scope, and whose token
-// carries scope. A missing or invalid token is 401 invalid_token; a valid
-// token without the scope is 403 insufficient_scope (RFC 6750 §3.1).
+// this server issued for the management API and not revoked, held by an
+// application that still exists, is enabled and is still granted scope,
+// and whose token carries scope. A missing, invalid or revoked token is
+// 401 invalid_token; a valid token without the scope is 403
+// insufficient_scope (RFC 6750 §3.1).
 func (h *Handler) Protect(scope string, fn Func) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, p := h.authenticate(r, scope)
@@ -124,6 +126,9 @@ func (h *Handler) authenticate(r *http.Request, scope string) (*Actor, *Problem)
 	if claims.Audience != authz.ManagementAudience {
 		return nil, bearerProblem(http.StatusUnauthorized, CodeInvalidToken, "the token is not for the management API ("+authz.ManagementAudience+")", "")
 	}
+	if h.DenyList.Revoked(claims.JTI) {
+		return nil, bearerProblem(http.StatusUnauthorized, CodeInvalidToken, "the token has been revoked", "")
+	}
 	client, err := h.Store.Client(r.Context(), claims.ClientID)
 	if errors.Is(err, authz.ErrNotFound) {
 		return nil, bearerProblem(http.StatusUnauthorized, CodeInvalidToken, "the token's application no longer exists", "")
@@ -133,6 +138,9 @@ func (h *Handler) authenticate(r *http.Request, scope string) (*Actor, *Problem)
 	}
 	if client.Application.Disabled {
 		return nil, bearerProblem(http.StatusUnauthorized, CodeInvalidToken, "the token's application is disabled", "")
+	}
+	if client.Application.TokenRevoked(claims.IssuedAt) {
+		return nil, bearerProblem(http.StatusUnauthorized, CodeInvalidToken, "the token was issued before its application's tokens were revoked", "")
 	}
 	granted := false
 	for _, g := range client.Grants {

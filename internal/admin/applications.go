@@ -59,10 +59,13 @@ type ApplicationResource struct {
 	Grants      []GrantResource `json:"grants,omitzero"` // [] when it has none; absent in lists
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
+
+	// CanIntrospect lets the application introspect every token (RFC 7662).
+	CanIntrospect bool `json:"can_introspect"`
 }
 
 func applicationResource(a authz.Application, grants []authz.Grant) ApplicationResource {
-	out := ApplicationResource{ClientID: a.ClientID, Name: a.Name, Description: a.Description, Disabled: a.Disabled, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	out := ApplicationResource{ClientID: a.ClientID, Name: a.Name, Description: a.Description, Disabled: a.Disabled, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, CanIntrospect: a.CanIntrospect}
 	if grants != nil {
 		out.Grants = make([]GrantResource, 0, len(grants))
 		for _, g := range grants {
@@ -93,6 +96,8 @@ type CreateApplicationRequest struct {
 	Name        string         `json:"name"`
 	Description string         `json:"description"`
 	Grants      []GrantRequest `json:"grants"`
+	// CanIntrospect lets a resource server introspect every token (RFC 7662).
+	CanIntrospect bool `json:"can_introspect"`
 }
 
 // UpdateApplicationRequest is the body of PATCH
@@ -102,6 +107,8 @@ type UpdateApplicationRequest struct {
 	Name        *string `json:"name"`
 	Description *string `json:"description"`
 	Disabled    *bool   `json:"disabled"`
+	// CanIntrospect lets a resource server introspect every token (RFC 7662).
+	CanIntrospect *bool `json:"can_introspect"`
 }
 
 // resolveGrant checks a grant request against the API it names and
@@ -187,7 +194,7 @@ func (h *Handler) CreateApplication(w http.ResponseWriter, r *http.Request, acto
 	if p != nil {
 		return p
 	}
-	app := authz.Application{ClientID: clientID, Name: req.Name, Description: req.Description, CreatedAt: now, UpdatedAt: now}
+	app := authz.Application{ClientID: clientID, Name: req.Name, Description: req.Description, CanIntrospect: req.CanIntrospect, CreatedAt: now, UpdatedAt: now}
 	if err := h.Store.CreateApplication(r.Context(), app, []authz.Secret{sec}, grants); err != nil {
 		return storeProblem(err, "application")
 	}
@@ -280,11 +287,14 @@ func (h *Handler) UpdateApplication(w http.ResponseWriter, r *http.Request, acto
 		}
 		app.Disabled = *req.Disabled
 	}
+	if req.CanIntrospect != nil {
+		app.CanIntrospect = *req.CanIntrospect
+	}
 	app.UpdatedAt = h.now()
 	if err := h.Store.UpdateApplication(r.Context(), app); err != nil {
 		return storeProblem(err, "application")
 	}
-	h.audit(r, actor, "application.update", id, map[string]any{"name": app.Name, "disabled": app.Disabled})
+	h.audit(r, actor, "application.update", id, map[string]any{"name": app.Name, "disabled": app.Disabled, "can_introspect": app.CanIntrospect})
 	grants, err := h.Store.ListGrants(r.Context(), id)
 	if err != nil {
 		return storeProblem(err, "application")

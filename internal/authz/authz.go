@@ -69,6 +69,7 @@ const (
 	ScopeReadKeys           = "read:keys"
 	ScopeRotateKeys         = "rotate:keys"
 	ScopeReadAudit          = "read:audit"
+	ScopeRevokeTokens       = "revoke:tokens"
 )
 
 // ManagementScopes is the scope list of the management API, with the
@@ -85,6 +86,7 @@ var ManagementScopes = []Scope{
 	{ScopeReadKeys, "List signing keys (public data only)"},
 	{ScopeRotateKeys, "Rotate signing keys"},
 	{ScopeReadAudit, "Read the audit log"},
+	{ScopeRevokeTokens, "Revoke access tokens"},
 }
 
 // DefaultTokenLifetime is an API's access-token lifetime when none is given:

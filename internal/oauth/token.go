@@ -43,6 +43,9 @@ type Server struct {
 	Now     func() time.Time
 	Log     *slog.Logger
 	Events  Events // nil: nothing is reported
+	// DenyList holds the revoked tokens; HandleIntrospect and HandleRevoke
+	// need it.
+	DenyList DenyList
 }
 
 // tokenRequest is a parsed client credentials token request.

@@ -64,6 +64,7 @@ type Server struct {
 	discovery *oauth.Discovery
 	admin     *admin.Handler
 	recorder  *recorder
+	denyList  *denyList
 	handler   http.Handler
 	// background are the loops Serve runs until it stops (flushing the
 	// audit log, rotating keys, purging the deny-list); each returns when
@@ -128,6 +129,9 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	s.admin = &admin.Handler{
 		Store: s.store, Hasher: hasher, Verifier: s.issuer, Keys: s.keys, Audit: s.recorder, DefaultAlg: s.cfg.DefaultSigningAlg,
 		Now: s.now, Rand: s.rand, Log: s.log,
+	}
+	if err := s.initRevocation(ctx); err != nil {
+		return err
 	}
 	if err := s.bootstrap(ctx, hasher); err != nil {
 		return err

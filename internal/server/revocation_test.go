@@ -1,0 +1,213 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memRevocations is an in-memory authz.Revocations; err, if set, fails
+// every call.
+type memRevocations struct {
+	mu      sync.Mutex
+	entries map[string]time.Time
+	purged  []time.Time // the now of each PurgeRevoked
+	err     error
+}
+
+func (m *memRevocations) RevokeToken(_ context.Context, jti string, exp time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	if cur, ok := m.entries[jti]; !ok || exp.After(cur) {
+		m.entries[jti] = exp
+	}
+	return nil
+}
+
+func (m *memRevocations) ListRevoked(context.Context) (map[string]time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return nil, m.err
+	}
+	out := make(map[string]time.Time, len(m.entries))
+	for k, v := range m.entries {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (m *memRevocations) PurgeRevoked(_ context.Context, now time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return 0, m.err
+	}
+	m.purged = append(m.purged, now)
+	n := 0
+	for k, v := range m.entries {
+		if !v.After(now) {
+			delete(m.entries, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func TestDenyList(t *testing.T) {
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	setup := func() (*denyList, *memRevocations, *time.Time) {
+		now := t0
+		st := &memRevocations{entries: map[string]time.Time{}}
+		return newDenyList(st, func() time.Time { return now }, slog.New(slog.DiscardHandler)), st, &now
+	}
+	ctx := context.Background()
+
+	t.Run("a revocation goes to the store and to memory", func(t *testing.T) {
+		d, st, _ := setup()
+		if err := d.Revoke(ctx, "a", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if !d.Revoked("a") || d.Revoked("b") {
+			t.Fatalf("Revoked(a) = %v, Revoked(b) = %v", d.Revoked("a"), d.Revoked("b"))
+		}
+		if !st.entries["a"].Equal(t0.Add(time.Hour)) {
+			t.Fatalf("store holds %v", st.entries)
+		}
+	})
+
+	t.Run("a revocation the store refuses is not kept", func(t *testing.T) {
+		d, st, _ := setup()
+		st.err = errors.New("disk full")
+		if err := d.Revoke(ctx, "a", t0.Add(time.Hour)); err == nil {
+			t.Fatal("no error")
+		}
+		if d.Revoked("a") {
+			t.Fatal("revoked in memory only")
+		}
+	})
+
+	t.Run("refresh brings in other replicas' revocations and keeps its own", func(t *testing.T) {
+		d, st, _ := setup()
+		if err := d.Revoke(ctx, "mine", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		delete(st.entries, "mine") // as if the store's read raced the write
+		st.entries["theirs"] = t0.Add(time.Hour)
+		if err := d.refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !d.Revoked("mine") || !d.Revoked("theirs") {
+			t.Fatalf("mine %v, theirs %v", d.Revoked("mine"), d.Revoked("theirs"))
+		}
+	})
+
+	t.Run("a failed refresh keeps what is in memory", func(t *testing.T) {
+		d, st, _ := setup()
+		if err := d.Revoke(ctx, "a", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		st.err = errors.New("database is down")
+		if err := d.refresh(ctx); err == nil {
+			t.Fatal("no error")
+		}
+		if !d.Revoked("a") {
+			t.Fatal("lost an entry")
+		}
+	})
+
+	t.Run("expired entries leave the store and memory", func(t *testing.T) {
+		d, st, now := setup()
+		for jti, exp := range map[string]time.Time{"past": t0.Add(time.Minute), "at": t0.Add(2 * time.Minute), "future": t0.Add(time.Hour)} {
+			if err := d.Revoke(ctx, jti, exp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		*now = t0.Add(2 * time.Minute)
+		if err := d.purge(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d.Revoked("past") || d.Revoked("at") || !d.Revoked("future") || d.Len() != 1 {
+			t.Fatalf("past %v, at %v, future %v, %d entries", d.Revoked("past"), d.Revoked("at"), d.Revoked("future"), d.Len())
+		}
+		if len(st.entries) != 1 || len(st.purged) != 1 || !st.purged[0].Equal(*now) {
+			t.Fatalf("store %v, purged at %v", st.entries, st.purged)
+		}
+	})
+
+	t.Run("refresh drops what expired", func(t *testing.T) {
+		d, st, now := setup()
+		st.entries["old"] = t0.Add(time.Second)
+		*now = t0.Add(time.Second)
+		if err := d.refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d.Revoked("old") {
+			t.Fatal("an expired entry was loaded")
+		}
+	})
+
+	t.Run("the later expiry wins", func(t *testing.T) {
+		d, st, now := setup()
+		if err := d.Revoke(ctx, "a", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		st.entries["a"] = t0.Add(2 * time.Hour)
+		if err := d.refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		*now = t0.Add(90 * time.Minute)
+		st.entries["a"] = t0.Add(2 * time.Hour)
+		if err := d.purge(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !d.Revoked("a") {
+			t.Fatal("dropped at the earlier expiry")
+		}
+	})
+
+	t.Run("concurrent use", func(t *testing.T) {
+		d, _, _ := setup()
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				jti := string(rune('a' + i))
+				if err := d.Revoke(ctx, jti, t0.Add(time.Hour)); err != nil {
+					t.Error(err)
+				}
+				_ = d.refresh(ctx)
+				_ = d.Revoked(jti)
+				_ = d.purge(ctx)
+			})
+		}
+		wg.Wait()
+		if d.Len() != 8 {
+			t.Fatalf("%d entries", d.Len())
+		}
+	})
+}
+
+// TestDenyListLoopsStop: the background loops return when their context
+// ends, so Serve can stop.
+func TestDenyListLoopsStop(t *testing.T) {
+	d := newDenyList(&memRevocations{entries: map[string]time.Time{}}, time.Now, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	for _, loop := range []func(context.Context){d.refreshLoop, d.purgeLoop} {
+		go func() { loop(ctx); done <- struct{}{} }()
+	}
+	cancel()
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a loop did not stop")
+		}
+	}
+}
