@@ -81,6 +81,12 @@ type Config struct {
 
 	// Now returns the current time; tests inject a clock. Default time.Now.
 	Now func() time.Time
+
+	// Introspection, when set, turns on introspection mode: tokens that
+	// pass local validation are also checked with the issuer (RFC 7662),
+	// so that revocation takes effect within seconds. Default nil: local
+	// validation only. See IntrospectionConfig.
+	Introspection *IntrospectionConfig
 }
 
 // settings is a Config with its defaults applied and its values checked.

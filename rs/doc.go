@@ -24,7 +24,9 @@
 //
 // Validation is local: a token stays valid until it expires even if the
 // issuer revokes it or disables its client. APIs that need revocation to take
-// effect at once should introspect tokens (RFC 7662) instead.
+// effect within seconds set Config.Introspection: each token is then also
+// introspected (RFC 7662), with the answer cached for a few seconds, and
+// refused if the issuer cannot be asked (fail closed).
 //
 // Requests without a valid token are refused as RFC 6750 §3 describes: a
 // WWW-Authenticate: Bearer challenge and a JSON body

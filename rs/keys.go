@@ -48,43 +48,47 @@ func discoveryURLs(issuer *url.URL) []string {
 	return append(urls, base+path+"/.well-known/openid-configuration")
 }
 
-// discover fetches the metadata of issuer (want, parsed) and returns its
-// jwks_uri. It tries each of discoveryURLs until one answers 200, and fails
-// if the document's issuer differs from want (RFC 8414 §3.3).
-func discover(ctx context.Context, client *http.Client, want string, issuer *url.URL) (string, error) {
+// metadata is what the Validator reads of the issuer's metadata (RFC 8414 §2).
+type metadata struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+}
+
+// discover fetches the metadata of issuer (want, parsed). It tries each of
+// discoveryURLs until one answers 200, and fails if the document's issuer
+// differs from want (RFC 8414 §3.3) or its jwks_uri is not acceptable.
+func discover(ctx context.Context, client *http.Client, want string, issuer *url.URL) (metadata, error) {
 	var errs []error
 	for _, u := range discoveryURLs(issuer) {
-		var meta struct {
-			Issuer  string `json:"issuer"`
-			JWKSURI string `json:"jwks_uri"`
-		}
+		var meta metadata
 		if _, err := getJSON(ctx, client, u, &meta); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if meta.Issuer != want {
-			return "", fmt.Errorf("rs: discovery document %s names issuer %q, want %q (RFC 8414 §3.3)", u, meta.Issuer, want)
+			return metadata{}, fmt.Errorf("rs: discovery document %s names issuer %q, want %q (RFC 8414 §3.3)", u, meta.Issuer, want)
 		}
-		if err := checkJWKSURI(meta.JWKSURI, issuer); err != nil {
-			return "", fmt.Errorf("rs: discovery document %s: %w", u, err)
+		if err := checkEndpoint("jwks_uri", meta.JWKSURI, issuer); err != nil {
+			return metadata{}, fmt.Errorf("rs: discovery document %s: %w", u, err)
 		}
-		return meta.JWKSURI, nil
+		return meta, nil
 	}
-	return "", fmt.Errorf("rs: discovery failed: %w", errors.Join(errs...))
+	return metadata{}, fmt.Errorf("rs: discovery failed: %w", errors.Join(errs...))
 }
 
-// checkJWKSURI accepts an absolute https URL, or http when the issuer itself
-// is a loopback http URL.
-func checkJWKSURI(raw string, issuer *url.URL) error {
+// checkEndpoint accepts an absolute https URL, or http when the issuer
+// itself is a loopback http URL, as the metadata member name.
+func checkEndpoint(name, raw string, issuer *url.URL) error {
 	if raw == "" {
-		return errors.New("no jwks_uri")
+		return errors.New("no " + name)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("jwks_uri %q is not an absolute URL", raw)
+		return fmt.Errorf("%s %q is not an absolute URL", name, raw)
 	}
 	if u.Scheme != "https" && (u.Scheme != "http" || issuer.Scheme != "http") {
-		return fmt.Errorf("jwks_uri %q must use https", raw)
+		return fmt.Errorf("%s %q must use https", name, raw)
 	}
 	return nil
 }

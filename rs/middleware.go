@@ -41,7 +41,10 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 //   - a malformed Bearer header, or several Authorization headers: 400
 //     invalid_request;
 //   - a token Validate rejects: 401 invalid_token, with the reason as
-//     error_description.
+//     error_description;
+//   - in introspection mode, a token the issuer could not be asked about
+//     (ErrIntrospectionUnavailable): 503 temporarily_unavailable with
+//     Retry-After and no challenge.
 func (v *Validator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, err := bearerToken(r.Header)
@@ -54,6 +57,10 @@ func (v *Validator) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		claims, err := v.Validate(r.Context(), token)
+		if errors.Is(err, ErrIntrospectionUnavailable) {
+			writeUnavailable(w)
+			return
+		}
 		if err != nil {
 			v.log.DebugContext(r.Context(), "rs: token rejected", "error", err)
 			c := challenge{status: http.StatusUnauthorized, code: "invalid_token", description: ErrInvalidToken.Error()}

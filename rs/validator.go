@@ -22,8 +22,9 @@ import (
 const maxTokenBytes = 16 << 10
 
 // Errors returned by Validate. Every error Validate returns matches
-// ErrInvalidToken and exactly one of the others with errors.Is. Their
-// messages are safe to show to clients: they never contain the token.
+// ErrInvalidToken and exactly one of the others with errors.Is (in
+// introspection mode, ErrInactive too), except ErrIntrospectionUnavailable.
+// Their messages are safe to show to clients: they never contain the token.
 var (
 	// ErrInvalidToken matches every token rejection (RFC 6750 §3.1 invalid_token).
 	ErrInvalidToken = errors.New("invalid token")
@@ -105,6 +106,8 @@ type Validator struct {
 	now      func() time.Time
 	log      *slog.Logger
 	keys     *keyCache
+	// introspection is nil unless Config.Introspection is set.
+	introspection *introspector
 }
 
 // New checks cfg, discovers the issuer's jwks_uri and fetches the JWKS. It
@@ -121,10 +124,20 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	jwksURL, err := discover(ctx, s.client, s.issuer, s.issuerURL)
+	intro, err := newIntrospector(cfg.Introspection, s)
 	if err != nil {
 		return nil, err
 	}
+	meta, err := discover(ctx, s.client, s.issuer, s.issuerURL)
+	if err != nil {
+		return nil, err
+	}
+	if intro != nil {
+		if err := intro.setEndpoint(meta, s.issuerURL); err != nil {
+			return nil, err
+		}
+	}
+	jwksURL := meta.JWKSURI
 	keys := &keyCache{
 		jwksURL:     jwksURL,
 		client:      s.client,
@@ -146,6 +159,8 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 		now:      s.now,
 		log:      s.log,
 		keys:     keys,
+
+		introspection: intro,
 	}, nil
 }
 
@@ -166,8 +181,12 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 // departing client does not waste it. A failed fetch is logged and the
 // cached keys stay in use.
 //
+// In introspection mode (Config.Introspection) a token that passes these
+// checks is then introspected; see IntrospectionConfig.
+//
 // Every error matches ErrInvalidToken and one reason (ErrMalformed,
-// ErrAlgorithm, ...) with errors.Is.
+// ErrAlgorithm, ..., ErrInactive) with errors.Is, except
+// ErrIntrospectionUnavailable, which matches only itself.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
 	if token == "" || len(token) > maxTokenBytes || !isCanonical(token) {
 		return nil, invalid(ErrMalformed)
@@ -188,7 +207,14 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	if err != nil {
 		return nil, err
 	}
-	return v.checkClaims(payload)
+	claims, err := v.checkClaims(payload)
+	if err != nil || v.introspection == nil {
+		return claims, err
+	}
+	if err := v.introspection.check(ctx, token, claims); err != nil {
+		return nil, err
+	}
+	return claims, nil
 }
 
 // isCanonical reports whether every dot-separated segment of token is
