@@ -45,6 +45,9 @@ type Handler struct {
 	Rand       io.Reader
 	Log        *slog.Logger
 	DenyList   DenyList // revoked tokens, by jti
+
+	// SigningKeys lists and rotates the signing keys (/admin/v1/keys).
+	SigningKeys KeyManager
 }
 
 // audit records a management action by actor on target. details must hold

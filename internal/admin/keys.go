@@ -1,0 +1,122 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/token"
+)
+
+// KeyManager lists and rotates the signing keys.
+type KeyManager interface {
+	// List returns every signing key, without private material, as the
+	// store holds them now.
+	List(ctx context.Context) ([]authz.SigningKey, error)
+	// Rotate rotates the keys of alg ("" for every algorithm in use) at
+	// once and returns the rotations made. Returns an error wrapping
+	// authz.ErrInvalid for an unsupported alg, authz.ErrNotFound for an
+	// algorithm no key is in use for.
+	Rotate(ctx context.Context, alg string) ([]token.Rotation, error)
+}
+
+// KeyResource is a signing key as the management API shows it: its public
+// identity and its rotation times, never its private half. Unset times are
+// null.
+type KeyResource struct {
+	KID         string     `json:"kid"`
+	Alg         string     `json:"alg"`
+	State       string     `json:"state"` // next, active or retired
+	CreatedAt   time.Time  `json:"created_at"`
+	ActivatedAt *time.Time `json:"activated_at"`
+	RetiredAt   *time.Time `json:"retired_at"`
+	// RemoveAfter is when a retired key leaves the JWKS.
+	RemoveAfter *time.Time `json:"remove_after"`
+}
+
+// RotateKeysRequest is the optional body of POST /admin/v1/keys/rotate.
+type RotateKeysRequest struct {
+	Alg string `json:"alg"` // "": every algorithm in use
+}
+
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func keyResource(k authz.SigningKey) KeyResource {
+	return KeyResource{
+		KID: k.KID, Alg: k.Alg, State: string(k.State), CreatedAt: k.CreatedAt,
+		ActivatedAt: optionalTime(k.ActivatedAt), RetiredAt: optionalTime(k.RetiredAt), RemoveAfter: optionalTime(k.RemoveAfter),
+	}
+}
+
+// ListKeys serves GET /admin/v1/keys: every signing key, oldest first, in
+// one page.
+func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request, _ *Actor) *Problem {
+	keys, err := h.SigningKeys.List(r.Context())
+	if err != nil {
+		return storeProblem(err, "signing keys")
+	}
+	writeJSON(w, http.StatusOK, keyList(keys))
+	return nil
+}
+
+func keyList(keys []authz.SigningKey) List[KeyResource] {
+	out := List[KeyResource]{Items: make([]KeyResource, 0, len(keys))}
+	for _, k := range keys {
+		out.Items = append(out.Items, keyResource(k))
+	}
+	return out
+}
+
+// RotateKeys serves POST /admin/v1/keys/rotate with an optional body
+// {"alg": "ES256"}: for that algorithm, or every one in use without it,
+// the next key becomes active at once, the active key retires and a new
+// next key is made. Answers 200 with every key. Resource servers that
+// have not yet fetched the former next key do so on its unknown kid.
+func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Actor) *Problem {
+	var req RotateKeysRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return problem(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body exceeds 1 MiB")
+		}
+		return invalid("reading the request body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if p := decode(w, r, &req); p != nil {
+			return p
+		}
+		if req.Alg != "" && !authz.ValidSigningAlg(req.Alg) {
+			return invalid("alg must be one of ES256, EdDSA, RS256, PS256")
+		}
+	}
+	rotations, err := h.SigningKeys.Rotate(r.Context(), req.Alg)
+	for _, rot := range rotations { // audit what happened, even if another algorithm failed
+		h.audit(r, actor, "key.rotate", rot.Alg, map[string]any{
+			"alg": rot.Alg, "retired": rot.Retired, "activated": rot.Activated, "next": rot.Next,
+			"remove_after": rot.RemoveAt.UTC().Format(time.RFC3339),
+		})
+	}
+	if err != nil {
+		if errors.Is(err, authz.ErrNotFound) {
+			return notFound("signing keys for " + req.Alg)
+		}
+		return storeProblem(err, "signing keys")
+	}
+	keys, err := h.SigningKeys.List(r.Context())
+	if err != nil {
+		return storeProblem(err, "signing keys")
+	}
+	writeJSON(w, http.StatusOK, keyList(keys))
+	return nil
+}
