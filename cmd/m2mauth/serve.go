@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +14,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var cfg server.Config
+	var rotationPeriod string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the authorization server",
@@ -24,6 +26,12 @@ application, and writes the administrator's credentials to
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.MasterKey = os.Getenv("M2MAUTH_MASTER_KEY")
+			cfg.PreviousMasterKey = os.Getenv("M2MAUTH_PREVIOUS_MASTER_KEY")
+			d, err := time.ParseDuration(rotationPeriod)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("key-rotation-period %q must be a Go duration of at least %v, such as 720h", rotationPeriod, server.MinKeyRotationPeriod)
+			}
+			cfg.KeyRotationPeriod = d
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -46,6 +54,8 @@ application, and writes the administrator's credentials to
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("M2MAUTH_DATA_DIR", server.DefaultDataDir), "directory of the SQLite database and generated files (M2MAUTH_DATA_DIR)")
 	f.StringVar(&cfg.DefaultSigningAlg, "default-signing-alg", envOr("M2MAUTH_DEFAULT_SIGNING_ALG", "ES256"), "signing algorithm of APIs created without one: ES256, EdDSA, RS256, PS256 (M2MAUTH_DEFAULT_SIGNING_ALG)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", envOr("M2MAUTH_MASTER_KEY_FILE", ""), "file with the 32-byte master key in base64; or set M2MAUTH_MASTER_KEY (M2MAUTH_MASTER_KEY_FILE)")
+	f.StringVar(&cfg.PreviousMasterKeyFile, "previous-master-key-file", envOr("M2MAUTH_PREVIOUS_MASTER_KEY_FILE", ""), "file with the master key being rotated out, in base64; or set M2MAUTH_PREVIOUS_MASTER_KEY (M2MAUTH_PREVIOUS_MASTER_KEY_FILE)")
+	f.StringVar(&rotationPeriod, "key-rotation-period", envOr("M2MAUTH_KEY_ROTATION_PERIOD", "720h"), "how long a signing key signs before the next one takes over, a Go `duration` of at least 1h (M2MAUTH_KEY_ROTATION_PERIOD)")
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("M2MAUTH_LOG_LEVEL", "info"), "debug, info, warn or error (M2MAUTH_LOG_LEVEL)")
 	f.StringVar(&cfg.LogFormat, "log-format", envOr("M2MAUTH_LOG_FORMAT", "text"), "text or json (M2MAUTH_LOG_FORMAT)")
 	return cmd

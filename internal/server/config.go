@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 )
@@ -21,6 +22,14 @@ type Config struct {
 	DefaultSigningAlg string // signing_alg of APIs created without one
 	MasterKey         string // standard base64 of 32 bytes (M2MAUTH_MASTER_KEY); never logged
 	MasterKeyFile     string // file holding the master key in standard base64
+	// PreviousMasterKey (M2MAUTH_PREVIOUS_MASTER_KEY, standard base64) or
+	// PreviousMasterKeyFile is the master key being rotated out: values it
+	// sealed still open, and are sealed again under the master key at start.
+	PreviousMasterKey     string // never logged
+	PreviousMasterKeyFile string
+	// KeyRotationPeriod is how long a signing key signs before the next
+	// one takes over; at least MinKeyRotationPeriod. Default 720h (30 days).
+	KeyRotationPeriod time.Duration
 	LogLevel          string // debug, info, warn, error
 	LogFormat         string // text or json
 }
@@ -29,6 +38,12 @@ type Config struct {
 const (
 	DefaultAddr    = "127.0.0.1:8080"
 	DefaultDataDir = "./m2mauth-data"
+	// DefaultKeyRotationPeriod is 30 days.
+	DefaultKeyRotationPeriod = 720 * time.Hour
+	// MinKeyRotationPeriod is 1 hour: a next key must be published long
+	// enough before it signs for resource servers to fetch it (the JWKS
+	// max-age is 300 s).
+	MinKeyRotationPeriod = time.Hour
 )
 
 // Validate fills derived defaults (the issuer from the address) and checks
@@ -65,6 +80,18 @@ func (c *Config) Validate() error {
 	}
 	if c.MasterKey != "" && c.MasterKeyFile != "" {
 		errs = append(errs, errors.New("give the master key either in M2MAUTH_MASTER_KEY or with --master-key-file, not both"))
+	}
+	if c.PreviousMasterKey != "" && c.PreviousMasterKeyFile != "" {
+		errs = append(errs, errors.New("give the previous master key either in M2MAUTH_PREVIOUS_MASTER_KEY or with --previous-master-key-file, not both"))
+	}
+	if (c.PreviousMasterKey != "" || c.PreviousMasterKeyFile != "") && c.MasterKey == "" && c.MasterKeyFile == "" {
+		errs = append(errs, errors.New("a previous master key needs the new one in M2MAUTH_MASTER_KEY or --master-key-file"))
+	}
+	if c.KeyRotationPeriod == 0 {
+		c.KeyRotationPeriod = DefaultKeyRotationPeriod
+	}
+	if c.KeyRotationPeriod < MinKeyRotationPeriod {
+		errs = append(errs, fmt.Errorf("key-rotation-period %v must be at least %v", c.KeyRotationPeriod, MinKeyRotationPeriod))
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":

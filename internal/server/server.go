@@ -118,22 +118,30 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	if err := s.keys.Load(ctx); err != nil {
 		return err
 	}
+	if err := s.resealKeys(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureKeys(ctx); err != nil {
 		return err
 	}
 	s.issuer = token.NewIssuer(s.cfg.Issuer, s.keys, s.now, s.rand)
 	s.recorder = newRecorder(s.store, s.now, s.rand, s.log)
 	s.background = append(s.background, s.recorder.run)
+	s.background = append(s.background, s.runKeyRotation)
 	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder}
 	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store}
 	s.admin = &admin.Handler{
 		Store: s.store, Hasher: hasher, Verifier: s.issuer, Keys: s.keys, Audit: s.recorder, DefaultAlg: s.cfg.DefaultSigningAlg,
 		Now: s.now, Rand: s.rand, Log: s.log,
+		SigningKeys: keyManager{s},
 	}
 	if err := s.initRevocation(ctx); err != nil {
 		return err
 	}
 	if err := s.bootstrap(ctx, hasher); err != nil {
+		return err
+	}
+	if err := s.upgradeManagement(ctx); err != nil {
 		return err
 	}
 	s.handler = s.middleware(s.routes())
@@ -165,7 +173,24 @@ func (s *Server) sealer() (*masterkey.Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return masterkey.NewSealer(s.rand, key)
+	// During a master-key rotation, what the previous key sealed still
+	// opens; init seals it again under the new key.
+	var previous [][]byte
+	switch {
+	case s.cfg.PreviousMasterKey != "":
+		p, err := masterkey.Parse(s.cfg.PreviousMasterKey)
+		if err != nil {
+			return nil, fmt.Errorf("previous master key: %w", err)
+		}
+		previous = append(previous, p)
+	case s.cfg.PreviousMasterKeyFile != "":
+		p, err := masterkey.LoadFile(s.cfg.PreviousMasterKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("previous master key: %w", err)
+		}
+		previous = append(previous, p)
+	}
+	return masterkey.NewSealer(s.rand, key, previous...)
 }
 
 const pepperSetting = "client_secret_pepper"
@@ -188,7 +213,12 @@ func (s *Server) pepper(ctx context.Context, sealer *masterkey.Sealer) (*clients
 	}
 	pepper, err := sealer.Open(stored, []byte(pepperSetting))
 	if err != nil {
-		return nil, fmt.Errorf("client secret pepper: %w (is this the master key the database was created with?)", err)
+		return nil, fmt.Errorf("client secret pepper: %w (is this the master key the database was sealed with? After a master-key rotation, give the old key as the previous one until every value is resealed)", err)
+	}
+	if !sealer.SealedByPrimary(stored) {
+		if err := s.resealSetting(ctx, sealer, pepperSetting, pepper); err != nil {
+			return nil, err
+		}
 	}
 	return clientsecret.NewHasher(pepper)
 }
@@ -265,6 +295,9 @@ func (s *Server) bootstrap(ctx context.Context, hasher *clientsecret.Hasher) err
 	created, err := s.store.Bootstrap(ctx, b)
 	if err != nil || !created {
 		return err
+	}
+	if _, _, err := s.store.InitSetting(ctx, bootstrapAdminSetting, []byte(clientID)); err != nil {
+		return fmt.Errorf("recording the bootstrap administrator: %w", err)
 	}
 	path := filepath.Join(s.cfg.DataDir, CredentialsFile)
 	body, _ := json.MarshalIndent(Credentials{
