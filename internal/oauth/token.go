@@ -154,10 +154,11 @@ func clientAuthFailed() *Error {
 // and that neither the secret has expired nor the application is disabled.
 func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Client, *Error) {
 	fail := func(reason string) *Error {
+		id := loggableClientID(c.clientID)
 		if s.Events != nil {
-			s.Events.ClientAuthFailed(r.Context(), c.clientID, r.RemoteAddr, reason)
+			s.Events.ClientAuthFailed(r.Context(), id, r.RemoteAddr, reason)
 		}
-		s.Log.Info("client authentication failed", "client_id", c.clientID, "reason", reason)
+		s.Log.Info("client authentication failed", "client_id", id, "reason", reason)
 		return clientAuthFailed()
 	}
 	if c.secret == "" {
@@ -306,4 +307,21 @@ func (s *Server) issue(w http.ResponseWriter, req token.Request) *Error {
 func HandleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", http.MethodPost)
 	writeError(w, &Error{Code: ErrInvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed})
+}
+
+// maxLoggedClientID bounds a presented client_id in logs and the audit log:
+// it is whatever the caller sent.
+const maxLoggedClientID = 64
+
+// loggableClientID returns a presented client_id safe to log: a value that
+// holds a client secret (pasted into the wrong field) is redacted, and a
+// long one is cut.
+func loggableClientID(id string) string {
+	if strings.Contains(id, clientsecret.Prefix) {
+		return "(redacted: holds a client secret)"
+	}
+	if len(id) > maxLoggedClientID {
+		return id[:maxLoggedClientID] + "…"
+	}
+	return id
 }

@@ -68,5 +68,6 @@ func (s *Server) routes() *http.ServeMux {
 	for _, rt := range s.adminRoutes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.admin.Protect(rt.Scope, rt.Func))
 	}
+	mux.HandleFunc("GET "+PathOpenAPI, s.handleOpenAPI(s.openAPI))
 	return mux
 }

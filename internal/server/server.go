@@ -65,6 +65,7 @@ type Server struct {
 	admin     *admin.Handler
 	recorder  *recorder
 	denyList  *denyList
+	openAPI   []byte
 	handler   http.Handler
 	// background are the loops Serve runs until it stops (flushing the
 	// audit log, rotating keys, purging the deny-list); each returns when
@@ -142,6 +143,9 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		return err
 	}
 	if err := s.upgradeManagement(ctx); err != nil {
+		return err
+	}
+	if s.openAPI, err = adminOpenAPI(s.cfg.Issuer, s); err != nil {
 		return err
 	}
 	s.handler = s.middleware(s.routes())

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/m2mauth/m2mauth/internal/admin"
+)
+
+// PathOpenAPI serves the management API's OpenAPI 3.1 document. It is
+// public: it describes the endpoints, not any data.
+const PathOpenAPI = "/admin/v1/openapi.json"
+
+var (
+	qLimit  = admin.QueryParam{Name: "limit", Type: "integer", Description: "items per page, 1 to 500 (default 50)"}
+	qCursor = admin.QueryParam{Name: "cursor", Description: "next_cursor of the previous page"}
+)
+
+// adminOps documents each management endpoint, by "METHOD path".
+var adminOps = map[string]admin.Operation{
+	"POST /admin/v1/apis":        {Summary: "Register an API (resource server) and its scopes", Request: admin.CreateAPIRequest{}, Status: 201, Result: admin.APIResource{}},
+	"GET /admin/v1/apis":         {Summary: "List APIs, oldest first", Query: []admin.QueryParam{{Name: "identifier", Description: "only the API with this identifier (audience)"}, qLimit, qCursor}, Status: 200, Result: admin.List[admin.APIResource]{}},
+	"GET /admin/v1/apis/{id}":    {Summary: "Read an API", Status: 200, Result: admin.APIResource{}},
+	"PATCH /admin/v1/apis/{id}":  {Summary: "Change an API's name, scopes, token lifetime or signing algorithm; removed scopes leave every grant", Request: admin.UpdateAPIRequest{}, Status: 200, Result: admin.APIResource{}},
+	"DELETE /admin/v1/apis/{id}": {Summary: "Delete an API and every grant for it", Status: 204},
+
+	"POST /admin/v1/applications":                                   {Summary: "Create an application; the answer holds the only copy of its client secret", Request: admin.CreateApplicationRequest{}, Status: 201, Result: admin.CreatedApplication{}},
+	"GET /admin/v1/applications":                                    {Summary: "List applications, oldest first", Query: []admin.QueryParam{{Name: "name_prefix", Description: "only names starting with this"}, {Name: "disabled", Type: "boolean", Description: "only disabled (true) or enabled (false) applications"}, qLimit, qCursor}, Status: 200, Result: admin.List[admin.ApplicationResource]{}},
+	"GET /admin/v1/applications/{client_id}":                        {Summary: "Read an application with its grants", Status: 200, Result: admin.ApplicationResource{}},
+	"PATCH /admin/v1/applications/{client_id}":                      {Summary: "Change an application; disabling takes effect on its next request", Request: admin.UpdateApplicationRequest{}, Status: 200, Result: admin.ApplicationResource{}},
+	"DELETE /admin/v1/applications/{client_id}":                     {Summary: "Delete an application with its secrets and grants", Status: 204},
+	"POST /admin/v1/applications/{client_id}/grants":                {Summary: "Grant an application scopes of an API (omitted scopes: all the API defines)", Request: admin.GrantRequest{}, Status: 201, Result: admin.GrantResource{}},
+	"GET /admin/v1/applications/{client_id}/grants":                 {Summary: "List an application's grants", Status: 200, Result: admin.List[admin.GrantResource]{}},
+	"PATCH /admin/v1/applications/{client_id}/grants/{grant_id}":    {Summary: "Replace a grant's scopes", Request: admin.UpdateGrantRequest{}, Status: 200, Result: admin.GrantResource{}},
+	"DELETE /admin/v1/applications/{client_id}/grants/{grant_id}":   {Summary: "Remove a grant", Status: 204},
+	"POST /admin/v1/applications/{client_id}/secrets":               {Summary: "Add a client secret, optionally expiring, optionally expiring the others (rotation with overlap); the answer holds the only copy", Request: admin.CreateSecretRequest{}, Status: 201, Result: admin.CreatedSecret{}},
+	"GET /admin/v1/applications/{client_id}/secrets":                {Summary: "List an application's secrets (prefix, dates, last use; never the secret)", Status: 200, Result: admin.List[admin.SecretResource]{}},
+	"DELETE /admin/v1/applications/{client_id}/secrets/{secret_id}": {Summary: "Delete a client secret; it stops working at once", Status: 204},
+	"GET /admin/v1/applications/{client_id}/usage":                  {Summary: "Tokens issued to an application per audience and UTC hour", Query: []admin.QueryParam{{Name: "since", Description: "RFC 3339 time; default 24 hours ago"}}, Status: 200, Result: admin.List[admin.IssuanceResource]{}},
+	"GET /admin/v1/audit": {Summary: "Read the audit log, newest first", Query: []admin.QueryParam{
+		{Name: "since", Description: "RFC 3339 time, inclusive"}, {Name: "until", Description: "RFC 3339 time, exclusive"},
+		{Name: "actor", Description: "client_id of the acting application"}, {Name: "target", Description: "id of the object acted on"},
+		{Name: "action", Description: "e.g. application.update"}, qLimit, qCursor,
+	}, Status: 200, Result: admin.List[admin.AuditEventResource]{}},
+
+	"POST /admin/v1/tokens/revoke":                          {Summary: "Revoke any valid access token until it expires; 400 if the token is not valid", Request: admin.RevokeTokenRequest{}, Status: 200, Result: admin.RevokedToken{}},
+	"POST /admin/v1/applications/{client_id}/revoke-tokens": {Summary: "Revoke every token issued to an application so far (answers once the whole-second cutoff has passed)", Status: 200, Result: admin.RevokedTokens{}},
+}
+
+// openAPIRoutes pairs every management route with its documentation.
+func (s *Server) openAPIRoutes() []admin.Route {
+	var out []admin.Route
+	for _, rt := range s.adminRoutes() {
+		op, ok := adminOps[rt.Method+" "+rt.Path]
+		if !ok {
+			op = admin.Operation{Summary: rt.Method + " " + rt.Path, Status: http.StatusOK}
+		}
+		out = append(out, admin.Route{Method: rt.Method, Path: rt.Path, Scope: rt.Scope, Op: op})
+	}
+	return out
+}
+
+// handleOpenAPI serves the document built at start.
+func (s *Server) handleOpenAPI(doc []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(doc)
+	}
+}
+
+// adminOpenAPI builds the document for issuer from s's routes.
+func adminOpenAPI(issuer string, s *Server) ([]byte, error) {
+	return admin.OpenAPI(issuer, s.openAPIRoutes())
+}
