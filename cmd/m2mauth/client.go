@@ -30,7 +30,7 @@ import (
 // credentials; token asks the token endpoint for any application.
 func addClientCommands(root *cobra.Command) {
 	opts := &clientOptions{}
-	for _, cmd := range []*cobra.Command{newAPICmd(opts), newAppCmd(opts), newGrantCmd(opts), newTokenCmd(opts), newAuditCmd(opts)} {
+	for _, cmd := range []*cobra.Command{newAPICmd(opts), newAppCmd(opts), newGrantCmd(opts), newTokenCmd(opts), newAuditCmd(opts), newKeyCmd(opts)} {
 		opts.register(cmd)
 		root.AddCommand(cmd)
 	}

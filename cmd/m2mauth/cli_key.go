@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+const (
+	pathKeys       = "/admin/v1/keys"
+	pathKeysRotate = "/admin/v1/keys/rotate"
+)
+
+func newKeyCmd(opts *clientOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "key",
+		Short: "List and rotate the signing keys",
+		Long: `List and rotate the keys that sign access tokens.
+
+Each algorithm in use has an active key, which signs, and a next key,
+published in the JWKS before it signs. The server rotates them on its own
+every --key-rotation-period; a retired key stays published until every
+token it signed has expired (its "remove after" time). Private keys are
+never shown.`,
+	}
+	cmd.AddCommand(newKeyListCmd(opts), newKeyRotateCmd(opts))
+	return cmd
+}
+
+func newKeyListCmd(opts *clientOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List the signing keys, oldest first",
+		Example: "  m2mauth key list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var l admin.List[admin.KeyResource]
+			if err := c.do(cmd.Context(), http.MethodGet, pathKeys, nil, &l); err != nil {
+				return err
+			}
+			return show(cmd, opts, l, printKeys)
+		},
+	}
+}
+
+func newKeyRotateCmd(opts *clientOptions) *cobra.Command {
+	var alg string
+	cmd := &cobra.Command{
+		Use:   "rotate [--alg ALG]",
+		Short: "Rotate the signing keys now",
+		Long: `Rotate the signing keys now: for each algorithm in use, or only --alg,
+the next key becomes active at once, the active key retires and a new next
+key is made.
+
+The new active key has been published for less than a rotation period:
+resource servers that cached the JWKS before it was published fetch it
+again when they see its kid. Tokens of the retired key stay valid until
+they expire.`,
+		Example: "  m2mauth key rotate --alg ES256",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if alg != "" && !authz.ValidSigningAlg(alg) {
+				return fmt.Errorf("--alg %q must be one of %s", alg, strings.Join(authz.SigningAlgs, ", "))
+			}
+			c, err := opts.mgmt(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var body any
+			if alg != "" {
+				body = admin.RotateKeysRequest{Alg: alg}
+			}
+			var l admin.List[admin.KeyResource]
+			if err := c.do(cmd.Context(), http.MethodPost, pathKeysRotate, body, &l); err != nil {
+				return err
+			}
+			return show(cmd, opts, l, printKeys)
+		},
+	}
+	cmd.Flags().StringVar(&alg, "alg", "", "rotate only this algorithm's keys: "+strings.Join(authz.SigningAlgs, ", ")+" (default: every algorithm in use)")
+	return cmd
+}
+
+func optionalTimeCell(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return formatTime(*t)
+}
+
+func printKeys(w io.Writer, l admin.List[admin.KeyResource]) error {
+	if len(l.Items) == 0 {
+		_, err := fmt.Fprintln(w, "No signing keys.")
+		return err
+	}
+	tw := newTabWriter(w)
+	row(tw, "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED", "REMOVE AFTER")
+	for _, k := range l.Items {
+		row(tw, k.KID, k.Alg, k.State, formatTime(k.CreatedAt), optionalTimeCell(k.ActivatedAt), optionalTimeCell(k.RetiredAt), optionalTimeCell(k.RemoveAfter))
+	}
+	return tw.Flush()
+}
