@@ -44,6 +44,9 @@ var adminOps = map[string]admin.Operation{
 
 	"POST /admin/v1/tokens/revoke":                          {Summary: "Revoke any valid access token until it expires; 400 if the token is not valid", Request: admin.RevokeTokenRequest{}, Status: 200, Result: admin.RevokedToken{}},
 	"POST /admin/v1/applications/{client_id}/revoke-tokens": {Summary: "Revoke every token issued to an application so far (answers once the whole-second cutoff has passed)", Status: 200, Result: admin.RevokedTokens{}},
+
+	"GET /admin/v1/keys":         {Summary: "List the signing keys, oldest first: kid, algorithm, state (next, active, retired) and rotation times; never private material", Status: 200, Result: admin.List[admin.KeyResource]{}},
+	"POST /admin/v1/keys/rotate": {Summary: "Rotate the signing keys of one algorithm (alg) or, with an empty body or {}, of every algorithm in use: the next key becomes active at once and a new next key is made", Request: admin.RotateKeysRequest{}, Status: 200, Result: admin.List[admin.KeyResource]{}},
 }
 
 // openAPIRoutes pairs every management route with its documentation.
