@@ -21,7 +21,7 @@ func newAppCmd(opts *clientOptions) *cobra.Command {
 		Use:   "app",
 		Short: "Manage applications (OAuth clients) and their client secrets",
 	}
-	cmd.AddCommand(newAppCreateCmd(opts), newAppListCmd(opts), newAppGetCmd(opts), newAppUpdateCmd(opts), newAppDeleteCmd(opts), newAppSecretCmd(opts), newAppUsageCmd(opts))
+	cmd.AddCommand(newAppCreateCmd(opts), newAppListCmd(opts), newAppGetCmd(opts), newAppUpdateCmd(opts), newAppDeleteCmd(opts), newAppSecretCmd(opts), newAppUsageCmd(opts), newAppRevokeTokensCmd(opts))
 	return cmd
 }
 
@@ -167,9 +167,9 @@ func withGrants(a admin.ApplicationResource) admin.ApplicationResource {
 
 func newAppUpdateCmd(opts *clientOptions) *cobra.Command {
 	var name, desc string
-	var disable, enable bool
+	var disable, enable, canIntrospect bool
 	cmd := &cobra.Command{
-		Use:   "update CLIENT_ID [--name NAME] [--description TEXT] [--disable | --enable]",
+		Use:   "update CLIENT_ID [--name NAME] [--description TEXT] [--disable | --enable] [--can-introspect=true|false]",
 		Short: "Change, disable or enable an application",
 		Long: `Change, disable or enable an application. Only the flags given change.
 
@@ -189,8 +189,11 @@ valid until they expire.`,
 			if disable || enable {
 				req.Disabled = &disable
 			}
+			if f.Changed("can-introspect") {
+				req.CanIntrospect = &canIntrospect
+			}
 			if req == (admin.UpdateApplicationRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --description, --disable or --enable")
+				return fmt.Errorf("nothing to change: give --name, --description, --disable, --enable or --can-introspect")
 			}
 			c, err := opts.mgmt(cmd.Context())
 			if err != nil {
@@ -208,6 +211,7 @@ valid until they expire.`,
 	f.StringVar(&desc, "description", "", "new description")
 	f.BoolVar(&disable, "disable", false, "refuse the application tokens from now on")
 	f.BoolVar(&enable, "enable", false, "let a disabled application get tokens again")
+	f.BoolVar(&canIntrospect, "can-introspect", false, "let the application introspect every token, as a resource server does (=false: only its own)")
 	cmd.MarkFlagsMutuallyExclusive("disable", "enable")
 	return cmd
 }

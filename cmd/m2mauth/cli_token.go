@@ -117,6 +117,7 @@ Without --audience the server picks the one API the application is granted
 	f.StringVar(&secret, "client-secret", "", "the application's client secret, or - to read it from standard input (M2MAUTH_CLIENT_SECRET)")
 	f.StringVar(&audience, "audience", "", "identifier of the API the token is for")
 	f.StringArrayVar(&scopes, "scope", nil, "a `scope` to ask for; repeat for each (default: every granted scope)")
+	cmd.AddCommand(newTokenRevokeCmd(opts))
 	return cmd
 }
 
