@@ -48,7 +48,9 @@ var ErrInactive = errors.New("token is not active")
 // ("introspection_endpoint"), and accepted only if the answer is
 // "active": true. Revoking a token, or disabling its application, then
 // takes effect on this API within CacheTTL instead of at the token's
-// expiry. It costs one request to the issuer per token per CacheTTL.
+// expiry. It costs one request to the issuer per token per CacheTTL, made
+// in the calling request: bounded by DefaultHTTPTimeout and cancelled with
+// Validate's ctx.
 type IntrospectionConfig struct {
 	// ClientID and ClientSecret authenticate this API to the endpoint
 	// with HTTP Basic (client_secret_basic, RFC 6749 §2.3.1). In m2mauth

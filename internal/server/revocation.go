@@ -70,13 +70,6 @@ func (d *denyList) add(jti string, expiresAt time.Time) {
 	}
 }
 
-// Len returns the number of entries in memory.
-func (d *denyList) Len() int {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return len(d.jti)
-}
-
 // refresh merges every entry of the store into memory and drops the
 // expired ones. It merges rather than replaces: a revocation written to the
 // store after the read must not vanish from memory until the next one.
