@@ -90,9 +90,15 @@ func (s *Server) HandleIntrospect(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	s.writeFailure(w, e, "introspect the token")
+}
+
+// writeFailure writes e; a server-side failure is logged with its detail
+// and answered without it, as one that could not do what, to be retried.
+func (s *Server) writeFailure(w http.ResponseWriter, e *Error, what string) {
 	if e.Status >= 500 {
-		s.Log.Error("introspection failed", "error", e.Description)
-		e = &Error{Code: ErrServerError, Description: "the server could not introspect the token; try again", Status: e.Status}
+		s.Log.Error("could not "+what, "error", e.Description)
+		e = &Error{Code: ErrServerError, Description: "the server could not " + what + "; try again", Status: e.Status}
 	}
 	writeError(w, e)
 }

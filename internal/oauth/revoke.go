@@ -35,11 +35,7 @@ func (s *Server) HandleRevoke(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if e.Status >= 500 {
-		s.Log.Error("revocation failed", "error", e.Description)
-		e = &Error{Code: ErrServerError, Description: "the server could not revoke the token; try again", Status: e.Status}
-	}
-	writeError(w, e)
+	s.writeFailure(w, e, "revoke the token")
 }
 
 // revoke deny-lists tok if it is a valid token issued to caller, and does
