@@ -104,7 +104,7 @@ func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Acto
 	for _, rot := range rotations { // audit what happened, even if another algorithm failed
 		h.audit(r, actor, "key.rotate", rot.Alg, map[string]any{
 			"alg": rot.Alg, "retired": rot.Retired, "activated": rot.Activated, "next": rot.Next,
-			"remove_after": rot.RemoveAt.UTC().Format(time.RFC3339),
+			"remove_after": rot.RemoveAfter.UTC().Format(time.RFC3339),
 		})
 	}
 	if err != nil {

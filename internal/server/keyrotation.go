@@ -81,7 +81,7 @@ func (s *Server) rotateKeysStep(ctx context.Context) error {
 func rotationDetails(r token.Rotation) map[string]any {
 	return map[string]any{
 		"alg": r.Alg, "retired": r.Retired, "activated": r.Activated, "next": r.Next,
-		"remove_after": r.RemoveAt.UTC().Format(time.RFC3339),
+		"remove_after": r.RemoveAfter.UTC().Format(time.RFC3339),
 	}
 }
 

@@ -31,11 +31,11 @@ const RemovalMargin = 5 * time.Minute
 
 // Rotation describes the rotation of one algorithm's keys.
 type Rotation struct {
-	Alg       string
-	Retired   []string // kids of the keys that were active (normally one)
-	RemoveAt  time.Time
-	Activated string // kid of the former next key, now active
-	Next      string // kid of the new next key; "" if creating it failed
+	Alg         string
+	Retired     []string  // kids of the keys that were active (normally one)
+	RemoveAfter time.Time // when the retired keys leave the JWKS
+	Activated   string    // kid of the former next key, now active
+	Next        string    // kid of the new next key; "" if creating it failed
 }
 
 // Rotate rotates the keys of each algorithm in algs, or of every algorithm
@@ -118,9 +118,8 @@ func (k *Keys) rotate(ctx context.Context, maxLifetime time.Duration, due func(a
 		r, err := k.rotateAlg(ctx, alg, keys, maxLifetime)
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		if r != nil {
+		if r != nil { // rotated, even if making the new next key failed
 			out = append(out, *r)
 		}
 	}
@@ -153,7 +152,7 @@ func (k *Keys) rotateAlg(ctx context.Context, alg string, keys []authz.SigningKe
 		m.Private = nil
 		next = &m
 	}
-	r := &Rotation{Alg: alg, Activated: next.KID, RemoveAt: now.Add(maxLifetime + RemovalMargin)}
+	r := &Rotation{Alg: alg, Activated: next.KID, RemoveAfter: now.Add(maxLifetime + RemovalMargin)}
 	from := map[string]authz.KeyState{next.KID: authz.KeyNext}
 	var change []authz.SigningKey
 	for _, m := range keys {
@@ -161,7 +160,7 @@ func (k *Keys) rotateAlg(ctx context.Context, alg string, keys []authz.SigningKe
 			continue
 		}
 		from[m.KID] = authz.KeyActive
-		m.State, m.RetiredAt, m.RemoveAfter = authz.KeyRetired, now, r.RemoveAt
+		m.State, m.RetiredAt, m.RemoveAfter = authz.KeyRetired, now, r.RemoveAfter
 		change = append(change, m)
 		r.Retired = append(r.Retired, m.KID)
 	}
@@ -176,7 +175,7 @@ func (k *Keys) rotateAlg(ctx context.Context, alg string, keys []authz.SigningKe
 	if err != nil {
 		return nil, fmt.Errorf("token: rotating %s keys: %w", alg, err)
 	}
-	k.log.Info("signing keys rotated", "alg", alg, "retired", r.Retired, "activated", r.Activated, "remove_after", r.RemoveAt)
+	k.log.Info("signing keys rotated", "alg", alg, "retired", r.Retired, "activated", r.Activated, "remove_after", r.RemoveAfter)
 	// The new next key is made after the compare-and-set, so that a
 	// replica that lost the race makes none. Should this fail, the next
 	// rotation makes one (above).
