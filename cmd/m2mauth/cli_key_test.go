@@ -75,3 +75,28 @@ func TestKeyCommands(t *testing.T) {
 		}
 	})
 }
+
+// TestServeKeyFlags: serve refuses a bad rotation period or a previous
+// master key without a new one, before it opens the data directory.
+func TestServeKeyFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"period not a duration", []string{"--key-rotation-period", "monthly"}, `key-rotation-period "monthly" must be a Go duration of at least 1h0m0s`},
+		{"period zero", []string{"--key-rotation-period", "0s"}, "must be a Go duration of at least 1h0m0s"},
+		{"period under an hour", []string{"--key-rotation-period", "59m"}, "key-rotation-period 59m0s must be at least 1h0m0s"},
+		{"previous key alone", []string{"--previous-master-key-file", "old.key"}, "a previous master key needs the new one"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, _, err := runCLI(t, "", append([]string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0"}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("serve %v: error %v, want one containing %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}

@@ -478,6 +478,21 @@ func TestMasterKeyRotation(t *testing.T) {
 		e.stop()
 	})
 
+	t.Run("a malformed previous key is refused", func(t *testing.T) {
+		cfg := Config{Addr: "127.0.0.1:0", DataDir: dir, MasterKey: keyB, PreviousMasterKey: "not-a-key"}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		srv, err := New(t.Context(), cfg, Deps{Log: first.srv.log})
+		if err == nil {
+			srv.Close()
+			t.Fatal("the server started with a malformed previous master key")
+		}
+		if !strings.Contains(err.Error(), "previous master key") || strings.Contains(err.Error(), "not-a-key") {
+			t.Errorf("error %q does not name the previous master key, or repeats it", err)
+		}
+	})
+
 	t.Run("the old key alone is refused", func(t *testing.T) {
 		cfg := Config{Addr: "127.0.0.1:0", DataDir: dir, MasterKey: keyA}
 		if err := cfg.Validate(); err != nil {
