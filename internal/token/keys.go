@@ -45,7 +45,7 @@ type Keys struct {
 	rand   io.Reader
 	log    *slog.Logger
 
-	mu  sync.Mutex // serialises Ensure, Rotate and Load
+	mu  sync.Mutex // serialises every change and reload: Ensure, Rotate, Prune, Load, Refresh, Reseal
 	cur atomic.Pointer[keySet]
 }
 
