@@ -52,9 +52,9 @@ type Applications interface {
 	// ListApplications returns one page of applications ordered by
 	// (CreatedAt, ClientID), and the cursor of the next page ("" after the last).
 	ListApplications(ctx context.Context, f ApplicationFilter, p Page) ([]Application, string, error)
-	// UpdateApplication replaces the name, description, disabled flag and
-	// UpdatedAt of the application with app.ClientID. Returns ErrNotFound if
-	// there is none.
+	// UpdateApplication replaces the name, description, disabled flag,
+	// CanIntrospect, TokensNotBefore and UpdatedAt of the application with
+	// app.ClientID. Returns ErrNotFound if there is none.
 	UpdateApplication(ctx context.Context, app Application) error
 	// DeleteApplication removes the application with clientID and its
 	// secrets and grants. Returns ErrNotFound if there is none.

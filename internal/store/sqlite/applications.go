@@ -126,9 +126,9 @@ func (s *Store) ListApplications(ctx context.Context, f authz.ApplicationFilter,
 // authz.ErrNotFound if there is none.
 func (s *Store) UpdateApplication(ctx context.Context, app authz.Application) error {
 	return s.execOne(ctx, "update application", `UPDATE applications
-		SET name = ?, description = ?, disabled = ?, updated_at = ?
+		SET name = ?, description = ?, disabled = ?, can_introspect = ?, tokens_not_before = ?, updated_at = ?
 		WHERE client_id = ?`,
-		app.Name, app.Description, app.Disabled, micros(app.UpdatedAt), app.ClientID)
+		app.Name, app.Description, app.Disabled, app.CanIntrospect, nullMicros(app.TokensNotBefore), micros(app.UpdatedAt), app.ClientID)
 }
 
 // DeleteApplication removes the application with clientID and, by cascade,

@@ -169,7 +169,35 @@ func testApplications(t *testing.T, open func(t *testing.T) authz.Store) {
 		}
 	})
 
-	t.Run("update a missing application", func(t *testing.T) {
+	t.Run("update replaces can_introspect and tokens_not_before", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		a := newApp(1)
+		noErr(t, s.CreateApplication(ctx, a, nil, nil))
+		u := a
+		u.CanIntrospect = true
+		u.TokensNotBefore = at(90 * time.Minute)
+		noErr(t, s.UpdateApplication(ctx, u))
+		got, err := s.GetApplication(ctx, a.ClientID)
+		noErr(t, err)
+		if !got.CanIntrospect || !got.TokensNotBefore.Equal(u.TokensNotBefore) {
+			t.Errorf("updated application = %+v, want can_introspect and tokens_not_before of %+v", got, u)
+		}
+		c, err := s.Client(ctx, a.ClientID)
+		noErr(t, err)
+		if !c.Application.CanIntrospect || !c.Application.TokensNotBefore.Equal(u.TokensNotBefore) {
+			t.Errorf("Client application = %+v", c.Application)
+		}
+		u.CanIntrospect = false
+		u.TokensNotBefore = time.Time{}
+		noErr(t, s.UpdateApplication(ctx, u))
+		got, err = s.GetApplication(ctx, a.ClientID)
+		noErr(t, err)
+		if got.CanIntrospect || !got.TokensNotBefore.IsZero() {
+			t.Errorf("cleared application = %+v", got)
+		}
+	})
+
+		t.Run("update a missing application", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		wantErr(t, s.UpdateApplication(ctx, newApp(1)), authz.ErrNotFound)
 		_, err := s.GetApplication(ctx, newApp(1).ClientID)
