@@ -19,8 +19,10 @@ type Operation struct {
 	Summary string
 	Query   []QueryParam
 	Request any // a value of the body's type, nil for none
-	Status  int // success status
-	Result  any // a value of the success body's type, nil for none
+	// OptionalBody marks a request body that may be left out.
+	OptionalBody bool
+	Status       int // success status
+	Result       any // a value of the success body's type, nil for none
 }
 
 // QueryParam is one query parameter of an operation.
@@ -80,7 +82,7 @@ func OpenAPI(issuer string, routes []Route) ([]byte, error) {
 			op["parameters"] = params
 		}
 		if rt.Op.Request != nil {
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			op["requestBody"] = map[string]any{"required": !rt.Op.OptionalBody, "content": map[string]any{
 				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Op.Request), false)},
 			}}
 		}
