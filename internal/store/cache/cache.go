@@ -23,16 +23,20 @@ const (
 
 // Options tune a Store. Zero fields take the defaults.
 type Options struct {
-	// TTL is how long an entry is used before it is read again: the bound
-	// on staleness for writes this process did not see.
+	// TTL is how long an entry is used before it is reread: the bound on
+	// staleness for writes this process was not told about (plus the
+	// reread's own time, as the first request after TTL still gets the old
+	// entry while it is reread).
 	TTL time.Duration
-	// MaxStale is how long an expired entry may still answer while the
-	// database cannot be read, so that known applications keep getting
-	// tokens through an outage.
+	// MaxStale is how old an entry may be and still answer: while the
+	// database cannot be read, known applications keep getting tokens for
+	// this long.
 	MaxStale time.Duration
 	// MaxEntries bounds memory; past it an arbitrary entry is evicted.
 	MaxEntries int
 	Now        func() time.Time
+
+	afterRevalidate func() // tests: called when a background reread ends
 }
 
 // Store is an authz.Store whose Client reads come from memory. Every other
@@ -42,9 +46,10 @@ type Store struct {
 	authz.Store
 	opt Options
 
-	mu      sync.RWMutex
-	entries map[string]entry
-	gen     uint64 // bumped by every invalidation, so a load racing one is not kept
+	mu         sync.RWMutex
+	entries    map[string]entry
+	refreshing map[string]bool // clients being reread in the background
+	gen        uint64          // bumped by every invalidation, so a load racing one is not kept
 }
 
 type entry struct {
@@ -66,29 +71,46 @@ func New(s authz.Store, opt Options) *Store {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Store{Store: s, opt: opt, entries: map[string]entry{}}
+	return &Store{Store: s, opt: opt, entries: map[string]entry{}, refreshing: map[string]bool{}}
 }
 
 // Client returns the application clientID with its secrets and grants from
-// memory, reading the store when the entry is missing or older than TTL.
-// If that read fails, an entry younger than MaxStale still answers. The
-// returned value is shared: callers must not modify it. Returns
-// authz.ErrNotFound if there is no such application (not cached).
+// memory. A missing entry is read from the store (the caller waits). An
+// entry older than TTL is still returned, and reread in the background
+// (stale-while-revalidate), so a token request never waits on the database
+// for an application it already knows; an entry older than MaxStale is not
+// returned unless the store cannot be read. The returned value is shared:
+// callers must not modify it. Returns authz.ErrNotFound if there is no
+// such application (not cached).
 func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, error) {
 	now := s.opt.Now()
 	s.mu.RLock()
 	e, ok := s.entries[clientID]
 	gen := s.gen
 	s.mu.RUnlock()
-	if ok && now.Sub(e.loadedAt) < s.opt.TTL {
-		return e.client, nil
-	}
-	c, err := s.Store.Client(ctx, clientID)
-	if err != nil {
-		if ok && !isNotFound(err) && now.Sub(e.loadedAt) < s.opt.MaxStale {
+	if ok {
+		age := now.Sub(e.loadedAt)
+		if age < s.opt.TTL {
 			return e.client, nil
 		}
-		if isNotFound(err) && ok {
+		if age < s.opt.MaxStale {
+			s.revalidate(clientID)
+			return e.client, nil
+		}
+	}
+	c, err := s.load(ctx, clientID, gen, now)
+	if err != nil && ok && !isNotFound(err) && now.Sub(e.loadedAt) < s.opt.MaxStale {
+		return e.client, nil
+	}
+	return c, err
+}
+
+// load reads clientID from the store and caches it unless an invalidation
+// happened since gen was read.
+func (s *Store) load(ctx context.Context, clientID string, gen uint64, now time.Time) (*authz.Client, error) {
+	c, err := s.Store.Client(ctx, clientID)
+	if err != nil {
+		if isNotFound(err) {
 			s.Invalidate(clientID)
 		}
 		return nil, err
@@ -105,6 +127,30 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 	}
 	s.mu.Unlock()
 	return c, nil
+}
+
+// revalidate rereads clientID in the background, once at a time per
+// client. A failure keeps the stale entry (the database may be down).
+func (s *Store) revalidate(clientID string) {
+	s.mu.Lock()
+	if s.refreshing[clientID] {
+		s.mu.Unlock()
+		return
+	}
+	s.refreshing[clientID] = true
+	gen := s.gen
+	s.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = s.load(ctx, clientID, gen, s.opt.Now())
+		s.mu.Lock()
+		delete(s.refreshing, clientID)
+		s.mu.Unlock()
+		if s.opt.afterRevalidate != nil {
+			s.opt.afterRevalidate()
+		}
+	}()
 }
 
 func isNotFound(err error) bool { return errors.Is(err, authz.ErrNotFound) }

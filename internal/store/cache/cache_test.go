@@ -108,7 +108,9 @@ func TestWritesThroughTheCacheShowAtOnce(t *testing.T) {
 
 func TestWritesElsewhereShowAfterTTL(t *testing.T) {
 	ctx := context.Background()
-	db, c, clk := setup(t)
+	db, _, clk := setup(t)
+	reread := make(chan struct{}, 10)
+	c := cache.New(db, cache.WithAfterRevalidate(cache.Options{TTL: 2 * time.Second, MaxStale: time.Minute, Now: clk.now}, func() { reread <- struct{}{} }))
 	cl, _ := c.Client(ctx, "c1")
 	a := cl.Application
 	a.Disabled = true
@@ -119,8 +121,17 @@ func TestWritesElsewhereShowAfterTTL(t *testing.T) {
 		t.Fatal("a write elsewhere showed before the TTL: the cache is not caching")
 	}
 	clk.add(2 * time.Second)
+	// Past the TTL the old entry answers at once while it is reread.
+	if got, _ := c.Client(ctx, "c1"); got.Application.Disabled {
+		t.Fatal("the request after the TTL waited for the reread")
+	}
+	select {
+	case <-reread:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no background reread")
+	}
 	if got, _ := c.Client(ctx, "c1"); !got.Application.Disabled {
-		t.Fatal("a write elsewhere did not show after the TTL")
+		t.Fatal("a write elsewhere did not show after the reread")
 	}
 	a.Disabled = false
 	db.UpdateApplication(ctx, a)
