@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -41,4 +42,19 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// envDuration is envOr for durations: an unparsable value gives def (and
+// Validate reports nothing wrong with def), so it is parsed strictly here.
+func envDuration(name string, def time.Duration) time.Duration {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "m2mauth: %s=%q is not a Go duration such as 2s\n", name, v)
+		os.Exit(2)
+	}
+	return d
 }

@@ -84,6 +84,9 @@ func (s *Server) HandleToken(w http.ResponseWriter, r *http.Request) {
 		if e.Status >= 500 {
 			s.Log.Error("token request failed", "error", e.Description)
 			e = &Error{Code: ErrServerError, Description: "the server could not issue a token; try again", Status: e.Status}
+			if e.Status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "5")
+			}
 		}
 		writeError(w, e)
 	}

@@ -30,8 +30,20 @@ type Config struct {
 	// KeyRotationPeriod is how long a signing key signs before the next
 	// one takes over; at least MinKeyRotationPeriod. Default 720h (30 days).
 	KeyRotationPeriod time.Duration
-	LogLevel          string // debug, info, warn, error
-	LogFormat         string // text or json
+	// DatabaseURL (M2MAUTH_DATABASE_URL), when set, is a postgres:// URL:
+	// the store is that PostgreSQL database, shared by every replica,
+	// instead of SQLite in DataDir. Replicas must then share Issuer and the
+	// master key, which must be given (not generated).
+	DatabaseURL string // never logged: it may hold a password
+	// CacheTTL bounds how stale a replica's in-memory view of an
+	// application may be when a change notification was missed; changes
+	// normally arrive at once. Default 2 s.
+	CacheTTL time.Duration
+	// CacheMaxStale is how long an application already in memory keeps
+	// getting tokens while the database cannot be read. Default 5 min.
+	CacheMaxStale time.Duration
+	LogLevel      string // debug, info, warn, error
+	LogFormat     string // text or json
 }
 
 // Defaults of Config.
@@ -44,6 +56,10 @@ const (
 	// enough before it signs for resource servers to fetch it (the JWKS
 	// max-age is 300 s).
 	MinKeyRotationPeriod = time.Hour
+	// DefaultCacheTTL and DefaultCacheMaxStale are CacheTTL's and
+	// CacheMaxStale's defaults.
+	DefaultCacheTTL      = 2 * time.Second
+	DefaultCacheMaxStale = 5 * time.Minute
 )
 
 // Validate fills derived defaults (the issuer from the address) and checks
@@ -86,6 +102,26 @@ func (c *Config) Validate() error {
 	}
 	if (c.PreviousMasterKey != "" || c.PreviousMasterKeyFile != "") && c.MasterKey == "" && c.MasterKeyFile == "" {
 		errs = append(errs, errors.New("a previous master key needs the new one in M2MAUTH_MASTER_KEY or --master-key-file"))
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = DefaultCacheTTL
+	}
+	if c.CacheMaxStale == 0 {
+		c.CacheMaxStale = DefaultCacheMaxStale
+	}
+	if c.CacheTTL < 100*time.Millisecond || c.CacheTTL > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("cache-ttl %v must be between 100ms and 5m", c.CacheTTL))
+	}
+	if c.CacheMaxStale < c.CacheTTL || c.CacheMaxStale > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("cache-max-stale %v must be between cache-ttl and 24h", c.CacheMaxStale))
+	}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("database-url must be a postgres:// URL"))
+		}
+		if c.MasterKey == "" && c.MasterKeyFile == "" {
+			errs = append(errs, errors.New("with database-url every replica must share one master key: set M2MAUTH_MASTER_KEY or --master-key-file (generate one with: head -c32 /dev/urandom | base64)"))
+		}
 	}
 	if c.KeyRotationPeriod == 0 {
 		c.KeyRotationPeriod = DefaultKeyRotationPeriod

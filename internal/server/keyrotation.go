@@ -25,7 +25,7 @@ const keyRotationInterval = time.Minute
 // rotation step at start and every keyRotationInterval, and a reload of the
 // keys every KeyRefreshInterval. It returns when ctx is done.
 func (s *Server) runKeyRotation(ctx context.Context) {
-	if err := s.rotateKeysStep(ctx); err != nil {
+	if err := s.lead(ctx, "key-rotation", func() error { return s.rotateKeysStep(ctx) }); err != nil {
 		s.log.Error("signing-key rotation failed; retrying in a minute", "error", err)
 	}
 	rotate := time.NewTicker(keyRotationInterval)
@@ -43,7 +43,7 @@ func (s *Server) runKeyRotation(ctx context.Context) {
 				s.log.Debug("signing keys reloaded: they changed in the store")
 			}
 		case <-rotate.C:
-			if err := s.rotateKeysStep(ctx); err != nil {
+			if err := s.lead(ctx, "key-rotation", func() error { return s.rotateKeysStep(ctx) }); err != nil {
 				s.log.Error("signing-key rotation failed; retrying in a minute", "error", err)
 			}
 		}

@@ -33,6 +33,10 @@ type denyList struct {
 	now   func() time.Time
 	log   *slog.Logger
 
+	// lead runs the store purge on one replica of a cluster (Server.lead);
+	// nil runs it here.
+	lead func(ctx context.Context, name string, fn func() error) error
+
 	mu  sync.RWMutex
 	jti map[string]time.Time
 }
@@ -130,7 +134,14 @@ func (d *denyList) refreshLoop(ctx context.Context) {
 // purgeLoop purges expired entries every denyListPurge until ctx is done.
 func (d *denyList) purgeLoop(ctx context.Context) {
 	d.every(ctx, denyListPurge, func() {
-		if err := d.purge(ctx); err != nil && ctx.Err() == nil {
+		purge := func() error { return d.purge(ctx) }
+		var err error
+		if d.lead != nil {
+			err = d.lead(ctx, "deny-list-purge", purge)
+		} else {
+			err = purge()
+		}
+		if err != nil && ctx.Err() == nil {
 			d.log.Warn("deny-list purge failed", "error", err)
 		}
 	})
@@ -156,6 +167,7 @@ func (d *denyList) every(ctx context.Context, interval time.Duration, fn func())
 // purge loops run with the server.
 func (s *Server) initRevocation(ctx context.Context) error {
 	s.denyList = newDenyList(s.store, s.now, s.log)
+	s.denyList.lead = s.lead
 	if err := s.denyList.refresh(ctx); err != nil {
 		return err
 	}

@@ -57,7 +57,9 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 	rand      io.Reader
-	store     authz.Store
+	db        authz.Store  // the database itself
+	cache     *cache.Store // db with applications kept in memory
+	store     authz.Store  // what everything reads and writes through: cache
 	keys      *token.Keys
 	issuer    *token.Issuer
 	oauth     *oauth.Server
@@ -96,13 +98,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "m2mauth.db"), s.log)
+	st, err := s.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.db = st
 	// The token endpoint reads applications from memory; writes made
-	// through the management API drop what they change at once.
-	s.store = cache.New(st, cache.Options{Now: s.now})
+	// through this replica drop what they change at once, other replicas'
+	// writes through the change feed, and entries are reread after CacheTTL.
+	s.cache = cache.New(st, cache.Options{Now: s.now, TTL: cfg.CacheTTL, MaxStale: cfg.CacheMaxStale})
+	s.store = s.cache
 	if err := s.init(ctx, sealer); err != nil {
 		st.Close()
 		return nil, err
@@ -110,10 +115,27 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
+// openStore opens the PostgreSQL database of cfg.DatabaseURL, or SQLite in
+// the data directory.
+func (s *Server) openStore(ctx context.Context) (authz.Store, error) {
+	if s.cfg.DatabaseURL != "" {
+		return openPostgres(ctx, s.cfg.DatabaseURL, s.log)
+	}
+	return sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, "m2mauth.db"), s.log)
+}
+
 func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
+	release, err := s.startupLease(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	hasher, err := s.pepper(ctx, sealer)
 	if err != nil {
 		return err
+	}
+	if feed, ok := s.db.(authz.ChangeFeed); ok {
+		s.background = append(s.background, func(ctx context.Context) { s.followChanges(ctx, feed) })
 	}
 	s.keys = token.NewKeys(s.store, sealer, s.now, s.rand, s.log)
 	if err := s.keys.Load(ctx); err != nil {
