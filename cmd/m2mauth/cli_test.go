@@ -25,7 +25,9 @@ func TestMain(m *testing.M) {
 	// Flag defaults come from M2MAUTH_* variables when newRoot runs; the
 	// tests pass every setting as a flag, so none may leak in.
 	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "M2MAUTH_") {
+		// M2MAUTH_TEST_* configure the test harness itself (log scanning,
+		// PostgreSQL) and stay.
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "M2MAUTH_") && !strings.HasPrefix(name, "M2MAUTH_TEST_") {
 			os.Unsetenv(name)
 		}
 	}

@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/store/postgres"
 )
 
-// openPostgres opens the PostgreSQL store.
+// openPostgres opens the PostgreSQL store shared by every replica.
 func openPostgres(ctx context.Context, url string, log *slog.Logger) (authz.Store, error) {
-	return nil, errors.New("PostgreSQL store: waiting for internal/store/postgres")
+	return postgres.Open(ctx, url, log)
 }
