@@ -32,9 +32,11 @@ const (
 type ChangeFeed interface {
 	// Changes delivers the changes every replica's writes make (this
 	// one's too) until ctx is done, then closes the channel. A change is
-	// delivered only once the write that made it has committed. After a
-	// lost connection it reconnects and delivers Change{Kind: ChangeAll},
-	// since changes may have been missed.
+	// delivered only once the write that made it has committed. As soon
+	// as it listens it delivers Change{Kind: ChangeAll}, since what was
+	// read before may be stale; after a lost connection it reconnects and
+	// delivers Change{Kind: ChangeAll} again, since changes may have been
+	// missed.
 	Changes(ctx context.Context) <-chan Change
 }
 

@@ -1,0 +1,152 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+// AppendAudit inserts events in one transaction, sent as one batch.
+// Returns an error wrapping authz.ErrConflict, and inserts none, if an
+// event's ID is taken. It notifies nothing.
+func (s *Store) AppendAudit(ctx context.Context, events []authz.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return s.write(ctx, "append audit", nil, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, e := range events {
+			b.Queue(`INSERT INTO audit_events (id, time, actor, action, target, remote_addr, details)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				e.ID, e.Time, e.Actor, e.Action, e.Target, e.RemoteAddr, e.Details)
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+}
+
+// ListAudit returns one page of the events matching f, newest first
+// (Time, then ID, descending), and the cursor of the next page, "" after
+// the last. A malformed cursor is an error wrapping authz.ErrInvalid.
+func (s *Store) ListAudit(ctx context.Context, f authz.AuditFilter, p authz.Page) ([]authz.AuditEvent, string, error) {
+	const op = "list audit"
+	p = p.Normalize()
+	var w where
+	if !f.Since.IsZero() {
+		w.and(`time >= ` + w.arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.and(`time < ` + w.arg(f.Until))
+	}
+	if f.Actor != "" {
+		w.and(`actor = ` + w.arg(f.Actor))
+	}
+	if f.Target != "" {
+		w.and(`target = ` + w.arg(f.Target))
+	}
+	if f.Action != "" {
+		w.and(`action = ` + w.arg(f.Action))
+	}
+	if p.Cursor != "" {
+		t, id, err := decodeCursor(p.Cursor)
+		if err != nil {
+			return nil, "", wrap(op, err)
+		}
+		w.and(`(time, id) < (` + w.arg(t) + `, ` + w.arg(id) + `)`)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, time, actor, action, target, remote_addr, details
+		FROM audit_events`+w.String()+` ORDER BY time DESC, id DESC LIMIT `+w.arg(p.Limit+1), w.args...)
+	if err != nil {
+		return nil, "", wrap(op, err)
+	}
+	defer rows.Close()
+	list := []authz.AuditEvent{}
+	for rows.Next() {
+		var e authz.AuditEvent
+		if err := rows.Scan(&e.ID, &e.Time, &e.Actor, &e.Action, &e.Target, &e.RemoteAddr, &e.Details); err != nil {
+			return nil, "", wrap(op, err)
+		}
+		list = append(list, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", wrap(op, err)
+	}
+	next := ""
+	if len(list) > p.Limit {
+		list = list[:p.Limit]
+		last := list[len(list)-1]
+		next = encodeCursor(last.Time, last.ID)
+	}
+	return list, next, nil
+}
+
+// AddIssuance adds each count to the counter of its (ClientID, Audience,
+// Hour), creating it if needed, and raises its LastIssuedAt, in one
+// transaction whose upserts go as one batch. Hour is truncated to the
+// start of its UTC hour. It notifies nothing.
+func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	// Rows are locked in key order, so that replicas flushing overlapping
+	// counters at once queue rather than deadlock.
+	counts = slices.Clone(counts)
+	for i := range counts {
+		counts[i].Hour = counts[i].Hour.UTC().Truncate(time.Hour)
+	}
+	slices.SortFunc(counts, func(a, b authz.Issuance) int {
+		if c := strings.Compare(a.ClientID, b.ClientID); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Audience, b.Audience); c != 0 {
+			return c
+		}
+		return a.Hour.Compare(b.Hour)
+	})
+	return s.write(ctx, "add issuance", nil, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, c := range counts {
+			b.Queue(`INSERT INTO token_issuance (client_id, audience, hour, count, last_issued_at)
+				VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (client_id, audience, hour) DO UPDATE SET
+					count = token_issuance.count + excluded.count,
+					last_issued_at = GREATEST(token_issuance.last_issued_at, excluded.last_issued_at)`,
+				c.ClientID, c.Audience, c.Hour, c.Count, c.LastIssuedAt)
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+}
+
+// ListIssuance returns the counters of application clientID ("" for every
+// application) whose Hour is at or after since, ordered by Hour, ClientID,
+// Audience.
+func (s *Store) ListIssuance(ctx context.Context, clientID string, since time.Time) ([]authz.Issuance, error) {
+	const op = "list issuance"
+	var w where
+	if clientID != "" {
+		w.and(`client_id = ` + w.arg(clientID))
+	}
+	w.and(`hour >= ` + w.arg(since))
+	rows, err := s.pool.Query(ctx, `SELECT client_id, audience, hour, count, last_issued_at
+		FROM token_issuance`+w.String()+` ORDER BY hour, client_id, audience`, w.args...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	list := []authz.Issuance{}
+	for rows.Next() {
+		var c authz.Issuance
+		if err := rows.Scan(&c.ClientID, &c.Audience, &c.Hour, &c.Count, &c.LastIssuedAt); err != nil {
+			return nil, wrap(op, err)
+		}
+		list = append(list, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	return list, nil
+}

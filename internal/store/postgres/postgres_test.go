@@ -1,0 +1,406 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/pgtest"
+	"github.com/m2mauth/m2mauth/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) authz.Store { return newStore(t) })
+}
+
+// newStore opens a store on a new database of the shared cluster.
+func newStore(t testing.TB) *Store {
+	t.Helper()
+	return open(t, pgtest.Shared(t).NewDatabase(t))
+}
+
+// open opens the store at dsn and closes it when t ends.
+func open(t testing.TB, dsn string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dsn, testLogger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// testLogger logs to t's output with -v, and nowhere otherwise.
+func testLogger(t testing.TB) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
+}
+
+// inspect opens a plain connection to dsn, closed when t ends.
+func inspect(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestMigrationsApplyOnce(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	for i := range 3 {
+		s, err := Open(t.Context(), dsn, nil)
+		if err != nil {
+			t.Fatalf("Open #%d: %v", i+1, err)
+		}
+		s.Close()
+	}
+	if got := appliedVersions(t, dsn); got != "[1]" {
+		t.Errorf("applied versions = %s, want [1]", got)
+	}
+}
+
+// appliedVersions returns the versions in schema_migrations, formatted.
+func appliedVersions(t *testing.T, dsn string) string {
+	t.Helper()
+	rows, err := inspect(t, dsn).Query(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(versions)
+}
+
+func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	const n = 5
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			s, err := Open(t.Context(), dsn, nil)
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("Open: %v", err)
+		}
+	}
+	if got := appliedVersions(t, dsn); got != "[1]" {
+		t.Errorf("applied versions = %s, want [1]", got)
+	}
+	// Every store works on the schema.
+	s := open(t, dsn)
+	if _, err := s.ListKeys(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	s, err := Open(t.Context(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := inspect(t, dsn).Exec(t.Context(), `INSERT INTO schema_migrations (version) VALUES (9999)`); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(t.Context(), dsn, nil); err == nil {
+		s.Close()
+		t.Fatal("Open succeeded on a database from a newer version")
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("Open: %v, want a newer-schema error", err)
+	}
+}
+
+func TestOpenFailsWithoutServer(t *testing.T) {
+	// A port nothing listens on: 1 is reserved (tcpmux) and unused here.
+	_, err := Open(t.Context(), "postgres://m2mauth:hunter2-password@127.0.0.1:1/m2mauth?sslmode=disable&connect_timeout=2", nil)
+	if err == nil {
+		t.Fatal("Open succeeded without a server")
+	}
+	if strings.Contains(err.Error(), "hunter2-password") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+func TestPoolSettings(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	for _, tc := range []struct {
+		name        string
+		params      string
+		maxConns    int32
+		connTimeout time.Duration
+	}{
+		{"defaults", "", defaultMaxConns, defaultConnectTimeout},
+		{"from the DSN", "pool_max_conns=7&connect_timeout=3", 7, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := dsn
+			if tc.params != "" {
+				u += "&" + tc.params
+			}
+			s := open(t, u)
+			cfg := s.pool.Config()
+			if cfg.MaxConns != tc.maxConns || cfg.ConnConfig.ConnectTimeout != tc.connTimeout {
+				t.Errorf("MaxConns, ConnectTimeout = %d, %v; want %d, %v",
+					cfg.MaxConns, cfg.ConnConfig.ConnectTimeout, tc.maxConns, tc.connTimeout)
+			}
+			if cfg.HealthCheckPeriod != defaultHealthCheckPeriod {
+				t.Errorf("HealthCheckPeriod = %v", cfg.HealthCheckPeriod)
+			}
+		})
+	}
+}
+
+func TestTimesReadBackInUTC(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	zone := time.FixedZone("UTC+5", 5*3600)
+	created := time.Date(2025, 1, 2, 8, 0, 0, 1234567, zone)
+	app := authz.Application{ClientID: "app_1", Name: "A", CreatedAt: created, UpdatedAt: created}
+	if err := s.CreateApplication(ctx, app, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetApplication(ctx, app.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := authz.StoreTime(created); got.CreatedAt != want {
+		t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
+	}
+	// time.Local is another *Location even when the process runs in UTC.
+	if got.CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt location = %v, want UTC", got.CreatedAt.Location())
+	}
+	if !got.TokensNotBefore.IsZero() {
+		t.Errorf("TokensNotBefore = %v, want zero", got.TokensNotBefore)
+	}
+}
+
+func TestInvalidKeyState(t *testing.T) {
+	s := newStore(t)
+	err := s.CreateKey(t.Context(), authz.SigningKey{KID: "kid-1", Alg: authz.ES256, State: "lost", CreatedAt: time.Now()})
+	if !errors.Is(err, authz.ErrInvalid) {
+		t.Errorf("CreateKey with state lost: %v, want one wrapping %q", err, authz.ErrInvalid)
+	}
+}
+
+// Client decodes API scope lists through a cache; what it returns must
+// still be the caller's to change.
+func TestClientScopesAreCopies(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	api := authz.API{ID: "api_1", Identifier: "https://api.example.com", Scopes: []authz.Scope{{Value: "read"}},
+		TokenLifetime: time.Hour, SigningAlg: authz.ES256, CreatedAt: at, UpdatedAt: at}
+	if err := s.CreateAPI(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	app := authz.Application{ClientID: "app_1", CreatedAt: at, UpdatedAt: at}
+	grant := authz.Grant{ID: "grant_1", APIID: api.ID, Scopes: []string{"read"}, CreatedAt: at, UpdatedAt: at}
+	if err := s.CreateApplication(ctx, app, nil, []authz.Grant{grant}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		c, err := s.Client(ctx, app.ClientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := c.Grants[0]
+		if g.API.Scopes[0].Value != "read" || g.Grant.Scopes[0] != "read" {
+			t.Fatalf("scopes = %v, %v; want read", g.API.Scopes, g.Grant.Scopes)
+		}
+		g.API.Scopes[0].Value = "changed by the caller"
+		g.Grant.Scopes[0] = "changed by the caller"
+	}
+}
+
+// Orderings and cursors compare bytes, as SQLite's do, whatever the
+// database's collation: "B" sorts before "a".
+func TestOrderIsBytewise(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	for _, id := range []string{"app_a", "app_B", "app__", "app_Z"} {
+		if err := s.CreateApplication(ctx, authz.Application{ClientID: id, CreatedAt: at, UpdatedAt: at}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	cursor := ""
+	for {
+		list, next, err := s.ListApplications(ctx, authz.ApplicationFilter{}, authz.Page{Limit: 1, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range list {
+			got = append(got, a.ClientID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if want := "[app_B app_Z app__ app_a]"; fmt.Sprint(got) != want {
+		t.Errorf("order = %v, want %s", got, want)
+	}
+}
+
+// TestConcurrentRotationAcrossStores: replicas (separate pools) rotating at
+// once: exactly one compare-and-set wins.
+func TestConcurrentRotationAcrossStores(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := t.Context()
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	first := open(t, dsn)
+	active := authz.SigningKey{KID: "kid-a", Alg: authz.ES256, State: authz.KeyActive, Private: []byte("a"), CreatedAt: at, ActivatedAt: at}
+	next := authz.SigningKey{KID: "kid-b", Alg: authz.ES256, State: authz.KeyNext, Private: []byte("b"), CreatedAt: at}
+	for _, k := range []authz.SigningKey{active, next} {
+		if err := first.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 6
+	stores := []*Store{first}
+	for len(stores) < n {
+		stores = append(stores, open(t, dsn))
+	}
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i, s := range stores {
+		go func() {
+			<-start
+			a, b := active, next
+			a.State, a.RetiredAt, a.RemoveAfter = authz.KeyRetired, at.Add(time.Hour), at.Add(2*time.Hour)
+			b.State, b.ActivatedAt = authz.KeyActive, at.Add(time.Duration(i)*time.Second)
+			errs <- s.UpdateKeys(ctx, map[string]authz.KeyState{a.KID: authz.KeyActive, b.KID: authz.KeyNext},
+				[]authz.SigningKey{b, a}) // not in kid order
+		}()
+	}
+	close(start)
+	won := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, authz.ErrConflict):
+			t.Errorf("UpdateKeys: %v, want nil or a conflict", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d rotations won, want 1", won)
+	}
+}
+
+func BenchmarkClient(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	app := authz.Application{ClientID: "app_bench", Name: "Bench", CreatedAt: at, UpdatedAt: at}
+	var secrets []authz.Secret
+	for i := range 5 {
+		secrets = append(secrets, authz.Secret{
+			ID:        fmt.Sprintf("sec_%d", i),
+			Hash:      make([]byte, 32),
+			Prefix:    fmt.Sprintf("m2ms_sec_%d", i),
+			CreatedAt: at.Add(time.Duration(i) * time.Second),
+			ExpiresAt: at.Add(90 * 24 * time.Hour),
+		})
+	}
+	var grants []authz.Grant
+	for i := range 3 {
+		api := authz.API{
+			ID:         fmt.Sprintf("api_%d", i),
+			Identifier: fmt.Sprintf("https://api%d.example.com", i),
+			Name:       "API",
+			Scopes: []authz.Scope{
+				{Value: "read:things", Description: "Read things"},
+				{Value: "write:things", Description: "Write things"},
+				{Value: "delete:things", Description: "Delete things"},
+			},
+			TokenLifetime: time.Hour,
+			SigningAlg:    authz.ES256,
+			CreatedAt:     at,
+			UpdatedAt:     at,
+		}
+		if err := s.CreateAPI(ctx, api); err != nil {
+			b.Fatal(err)
+		}
+		grants = append(grants, authz.Grant{
+			ID:        fmt.Sprintf("grant_%d", i),
+			APIID:     api.ID,
+			Scopes:    []string{"read:things", "write:things"},
+			CreatedAt: at,
+			UpdatedAt: at,
+		})
+	}
+	if err := s.CreateApplication(ctx, app, secrets, grants); err != nil {
+		b.Fatal(err)
+	}
+
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := s.Client(ctx, app.ClientID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(c.Secrets) != 5 || len(c.Grants) != 3 {
+			b.Fatalf("Client = %d secrets, %d grants", len(c.Secrets), len(c.Grants))
+		}
+	}
+}
+
+func BenchmarkClientParallel(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	app := authz.Application{ClientID: "app_bench", Name: "Bench", CreatedAt: at, UpdatedAt: at}
+	if err := s.CreateApplication(ctx, app, []authz.Secret{{ID: "sec_1", Hash: make([]byte, 32), CreatedAt: at}}, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Client(ctx, app.ClientID); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// The environment a developer runs the tests in may point at a server of
+// its own; make sure the tests say which one they use.
+func init() {
+	if u := os.Getenv(pgtest.EnvDatabaseURL); u != "" && testing.Verbose() {
+		fmt.Fprintln(os.Stderr, "postgres tests use the server named by", pgtest.EnvDatabaseURL)
+	}
+}

@@ -1,0 +1,126 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+// secretColumns are the columns of client_secrets that secretRow receives,
+// in its order.
+const secretColumns = `id, client_id, hash, prefix, created_at, expires_at, last_used_at`
+
+// secretRow receives secretColumns.
+type secretRow struct {
+	s                 authz.Secret
+	expires, lastUsed pgtype.Timestamptz
+}
+
+func (r *secretRow) dest() []any {
+	return []any{&r.s.ID, &r.s.ClientID, &r.s.Hash, &r.s.Prefix, &r.s.CreatedAt, &r.expires, &r.lastUsed}
+}
+
+func (r *secretRow) secret() authz.Secret {
+	s := r.s
+	s.ExpiresAt = fromNull(r.expires)
+	s.LastUsedAt = fromNull(r.lastUsed)
+	return s
+}
+
+func insertSecret(ctx context.Context, tx pgx.Tx, s authz.Secret) error {
+	_, err := tx.Exec(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		s.ID, s.ClientID, nonNil(s.Hash), s.Prefix, s.CreatedAt, nullTime(s.ExpiresAt), nullTime(s.LastUsedAt))
+	return err
+}
+
+// CreateSecret inserts s. Returns an error wrapping authz.ErrNotFound if
+// the application does not exist, one wrapping authz.ErrConflict if s.ID is
+// taken. Notifies ChangeClient.
+func (s *Store) CreateSecret(ctx context.Context, sec authz.Secret) error {
+	return s.write(ctx, "create secret", clientChange(sec.ClientID), func(tx pgx.Tx) error {
+		return insertSecret(ctx, tx, sec)
+	})
+}
+
+// ListSecrets returns the secrets of application clientID ordered by
+// (CreatedAt, ID); an empty list if it has none or does not exist.
+func (s *Store) ListSecrets(ctx context.Context, clientID string) ([]authz.Secret, error) {
+	const op = "list secrets"
+	rows, err := s.pool.Query(ctx, `SELECT `+secretColumns+` FROM client_secrets
+		WHERE client_id = $1 ORDER BY created_at, id`, clientID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	list := []authz.Secret{}
+	for rows.Next() {
+		var r secretRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			return nil, wrap(op, err)
+		}
+		list = append(list, r.secret())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	return list, nil
+}
+
+// DeleteSecret removes secret id of application clientID. Returns an error
+// wrapping authz.ErrNotFound if there is none. Notifies ChangeClient.
+func (s *Store) DeleteSecret(ctx context.Context, clientID, id string) error {
+	return s.execOne(ctx, "delete secret", clientChange(clientID),
+		`DELETE FROM client_secrets WHERE id = $1 AND client_id = $2`, id, clientID)
+}
+
+// ExpireSecrets sets ExpiresAt to at on every secret of application
+// clientID except exceptID that never expires or expires after at; an
+// earlier expiry is kept. Returns an error wrapping authz.ErrNotFound if the
+// application does not exist. Notifies ChangeClient.
+func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at time.Time) error {
+	return s.write(ctx, "expire secrets", clientChange(clientID), func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE client_id = $1)`, clientID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return authz.ErrNotFound
+		}
+		_, err := tx.Exec(ctx, `UPDATE client_secrets SET expires_at = $1
+			WHERE client_id = $2 AND id <> $3 AND (expires_at IS NULL OR expires_at > $1)`,
+			nullTime(at), clientID, exceptID)
+		return err
+	})
+}
+
+// TouchSecrets raises LastUsedAt of each secret in used to its time of use
+// if that is later, in one transaction whose updates go as one batch; ids
+// that do not exist and zero times are ignored. It notifies nothing:
+// caches need not know when a secret was last used.
+func (s *Store) TouchSecrets(ctx context.Context, used map[string]time.Time) error {
+	ids := make([]string, 0, len(used))
+	for id, t := range used {
+		if !t.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// Rows are locked in id order, so that replicas flushing overlapping
+	// batches at once queue rather than deadlock.
+	slices.Sort(ids)
+	return s.write(ctx, "touch secrets", nil, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, id := range ids {
+			b.Queue(`UPDATE client_secrets SET last_used_at = GREATEST(last_used_at, $1)
+				WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, used[id], id)
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+}
