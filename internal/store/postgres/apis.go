@@ -79,7 +79,11 @@ func apiArgs(a authz.API) ([]any, error) {
 // GetAPI returns the API with id. Returns an error wrapping
 // authz.ErrNotFound if there is none.
 func (s *Store) GetAPI(ctx context.Context, id string) (authz.API, error) {
-	a, err := scanAPI(s.pool.QueryRow(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.id = $1`, id))
+	var a authz.API
+	err := s.retryLost(ctx, func() (err error) {
+		a, err = scanAPI(s.pool.QueryRow(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.id = $1`, id))
+		return err
+	})
 	if err != nil {
 		return authz.API{}, wrap("get api", err)
 	}
@@ -89,7 +93,11 @@ func (s *Store) GetAPI(ctx context.Context, id string) (authz.API, error) {
 // GetAPIByIdentifier returns the API whose audience is identifier. Returns
 // an error wrapping authz.ErrNotFound if there is none.
 func (s *Store) GetAPIByIdentifier(ctx context.Context, identifier string) (authz.API, error) {
-	a, err := scanAPI(s.pool.QueryRow(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.identifier = $1`, identifier))
+	var a authz.API
+	err := s.retryLost(ctx, func() (err error) {
+		a, err = scanAPI(s.pool.QueryRow(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.identifier = $1`, identifier))
+		return err
+	})
 	if err != nil {
 		return authz.API{}, wrap("get api by identifier", err)
 	}
@@ -113,21 +121,14 @@ func (s *Store) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) (
 		}
 		w.and(`(a.created_at, a.id) > (` + w.arg(t) + `, ` + w.arg(id) + `)`)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+apiColumns+` FROM apis a`+w.String()+
-		` ORDER BY a.created_at, a.id LIMIT `+w.arg(p.Limit+1), w.args...)
+	query := `SELECT ` + apiColumns + ` FROM apis a` + w.String() + ` ORDER BY a.created_at, a.id LIMIT ` + w.arg(p.Limit+1)
+	var list []authz.API
+	err := s.retryLost(ctx, func() (err error) {
+		rows, err := s.pool.Query(ctx, query, w.args...)
+		list, err = collect(rows, err, scanAPI)
+		return err
+	})
 	if err != nil {
-		return nil, "", wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.API{}
-	for rows.Next() {
-		a, err := scanAPI(rows)
-		if err != nil {
-			return nil, "", wrap(op, err)
-		}
-		list = append(list, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", wrap(op, err)
 	}
 	next := ""

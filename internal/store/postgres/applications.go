@@ -28,6 +28,15 @@ func (r *appRow) app() authz.Application {
 	return a
 }
 
+// scanApp reads appColumns from row.
+func scanApp(row pgx.Row) (authz.Application, error) {
+	var r appRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return authz.Application{}, err
+	}
+	return r.app(), nil
+}
+
 // clientChange is what a write to application clientID, or to its secrets
 // or grants, notifies.
 func clientChange(clientID string) *authz.Change {
@@ -71,12 +80,15 @@ func (s *Store) CreateApplication(ctx context.Context, app authz.Application, se
 // GetApplication returns the application with clientID. Returns an error
 // wrapping authz.ErrNotFound if there is none.
 func (s *Store) GetApplication(ctx context.Context, clientID string) (authz.Application, error) {
-	var r appRow
-	err := s.pool.QueryRow(ctx, `SELECT `+appColumns+` FROM applications WHERE client_id = $1`, clientID).Scan(r.dest()...)
+	var a authz.Application
+	err := s.retryLost(ctx, func() (err error) {
+		a, err = scanApp(s.pool.QueryRow(ctx, `SELECT `+appColumns+` FROM applications WHERE client_id = $1`, clientID))
+		return err
+	})
 	if err != nil {
 		return authz.Application{}, wrap("get application", err)
 	}
-	return r.app(), nil
+	return a, nil
 }
 
 // ListApplications returns one page of applications ordered by (CreatedAt,
@@ -100,21 +112,15 @@ func (s *Store) ListApplications(ctx context.Context, f authz.ApplicationFilter,
 		}
 		w.and(`(created_at, client_id) > (` + w.arg(t) + `, ` + w.arg(id) + `)`)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+appColumns+` FROM applications`+w.String()+
-		` ORDER BY created_at, client_id LIMIT `+w.arg(p.Limit+1), w.args...)
+	query := `SELECT ` + appColumns + ` FROM applications` + w.String() +
+		` ORDER BY created_at, client_id LIMIT ` + w.arg(p.Limit+1)
+	var list []authz.Application
+	err := s.retryLost(ctx, func() error {
+		rows, err := s.pool.Query(ctx, query, w.args...)
+		list, err = collect(rows, err, scanApp)
+		return err
+	})
 	if err != nil {
-		return nil, "", wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.Application{}
-	for rows.Next() {
-		var r appRow
-		if err := rows.Scan(r.dest()...); err != nil {
-			return nil, "", wrap(op, err)
-		}
-		list = append(list, r.app())
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", wrap(op, err)
 	}
 	next := ""

@@ -58,21 +58,17 @@ func (s *Store) ListAudit(ctx context.Context, f authz.AuditFilter, p authz.Page
 		}
 		w.and(`(time, id) < (` + w.arg(t) + `, ` + w.arg(id) + `)`)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, time, actor, action, target, remote_addr, details
-		FROM audit_events`+w.String()+` ORDER BY time DESC, id DESC LIMIT `+w.arg(p.Limit+1), w.args...)
+	query := `SELECT id, time, actor, action, target, remote_addr, details FROM audit_events` + w.String() +
+		` ORDER BY time DESC, id DESC LIMIT ` + w.arg(p.Limit+1)
+	var list []authz.AuditEvent
+	err := s.retryLost(ctx, func() error {
+		rows, err := s.pool.Query(ctx, query, w.args...)
+		list, err = collect(rows, err, func(row pgx.Row) (e authz.AuditEvent, err error) {
+			return e, row.Scan(&e.ID, &e.Time, &e.Actor, &e.Action, &e.Target, &e.RemoteAddr, &e.Details)
+		})
+		return err
+	})
 	if err != nil {
-		return nil, "", wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.AuditEvent{}
-	for rows.Next() {
-		var e authz.AuditEvent
-		if err := rows.Scan(&e.ID, &e.Time, &e.Actor, &e.Action, &e.Target, &e.RemoteAddr, &e.Details); err != nil {
-			return nil, "", wrap(op, err)
-		}
-		list = append(list, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", wrap(op, err)
 	}
 	next := ""
@@ -125,28 +121,23 @@ func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error 
 // application) whose Hour is at or after since, ordered by Hour, ClientID,
 // Audience.
 func (s *Store) ListIssuance(ctx context.Context, clientID string, since time.Time) ([]authz.Issuance, error) {
-	const op = "list issuance"
 	var w where
 	if clientID != "" {
 		w.and(`client_id = ` + w.arg(clientID))
 	}
 	w.and(`hour >= ` + w.arg(since))
-	rows, err := s.pool.Query(ctx, `SELECT client_id, audience, hour, count, last_issued_at
-		FROM token_issuance`+w.String()+` ORDER BY hour, client_id, audience`, w.args...)
+	query := `SELECT client_id, audience, hour, count, last_issued_at FROM token_issuance` + w.String() +
+		` ORDER BY hour, client_id, audience`
+	var list []authz.Issuance
+	err := s.retryLost(ctx, func() error {
+		rows, err := s.pool.Query(ctx, query, w.args...)
+		list, err = collect(rows, err, func(row pgx.Row) (c authz.Issuance, err error) {
+			return c, row.Scan(&c.ClientID, &c.Audience, &c.Hour, &c.Count, &c.LastIssuedAt)
+		})
+		return err
+	})
 	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.Issuance{}
-	for rows.Next() {
-		var c authz.Issuance
-		if err := rows.Scan(&c.ClientID, &c.Audience, &c.Hour, &c.Count, &c.LastIssuedAt); err != nil {
-			return nil, wrap(op, err)
-		}
-		list = append(list, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(op, err)
+		return nil, wrap("list issuance", err)
 	}
 	return list, nil
 }

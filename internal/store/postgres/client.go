@@ -58,10 +58,22 @@ ORDER BY kind, created, id`
 // statement: one round trip and one consistent snapshot. Returns an error
 // wrapping authz.ErrNotFound if there is no such application.
 func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, error) {
-	const op = "client"
+	var c *authz.Client
+	err := s.retryLost(ctx, func() (err error) {
+		c, err = s.readClient(ctx, clientID)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("client", err)
+	}
+	return c, nil
+}
+
+// readClient runs clientQuery.
+func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client, error) {
 	rows, err := s.pool.Query(ctx, clientQuery, clientID)
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, err
 	}
 	defer rows.Close()
 	var (
@@ -81,7 +93,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 		hash, gscopes, ascopes = nil, nil, nil
 		if err := rows.Scan(&kind, &id, &t[0], &t[1], &t[2], &t[3], &hash, &gscopes, &ascopes, &lifetime,
 			&f1, &f2, &created, &updated, &n1, &n2); err != nil {
-			return nil, wrap(op, err)
+			return nil, err
 		}
 		switch kind {
 		case 0:
@@ -112,7 +124,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 		case 2:
 			apiScopes, err := s.apiScopes.decode(ascopes)
 			if err != nil {
-				return nil, wrap(op, err)
+				return nil, err
 			}
 			c.Grants = append(c.Grants, authz.ClientGrant{
 				Grant: authz.Grant{
@@ -139,10 +151,10 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrap(op, err)
+		return nil, err
 	}
 	if c == nil {
-		return nil, wrap(op, authz.ErrNotFound)
+		return nil, authz.ErrNotFound
 	}
 	return c, nil
 }

@@ -12,9 +12,14 @@ import (
 // identifier (as "a") that grantDest receives, in its order.
 const grantColumns = `g.id, g.client_id, g.api_id, a.identifier, g.scopes, g.created_at, g.updated_at`
 
-// grantDest returns the scan destinations of grantColumns in g.
-func grantDest(g *authz.Grant) []any {
-	return []any{&g.ID, &g.ClientID, &g.APIID, &g.Audience, &g.Scopes, &g.CreatedAt, &g.UpdatedAt}
+// scanGrant reads grantColumns from row.
+func scanGrant(row pgx.Row) (authz.Grant, error) {
+	var g authz.Grant
+	if err := row.Scan(&g.ID, &g.ClientID, &g.APIID, &g.Audience, &g.Scopes, &g.CreatedAt, &g.UpdatedAt); err != nil {
+		return authz.Grant{}, err
+	}
+	g.Scopes = nonNil(g.Scopes)
+	return g, nil
 }
 
 func insertGrant(ctx context.Context, tx pgx.Tx, g authz.Grant) error {
@@ -38,13 +43,15 @@ func (s *Store) CreateGrant(ctx context.Context, g authz.Grant) error {
 // Returns an error wrapping authz.ErrNotFound if there is none.
 func (s *Store) GetGrant(ctx context.Context, clientID, id string) (authz.Grant, error) {
 	var g authz.Grant
-	err := s.pool.QueryRow(ctx, `SELECT `+grantColumns+`
-		FROM grants g JOIN apis a ON a.id = g.api_id
-		WHERE g.id = $1 AND g.client_id = $2`, id, clientID).Scan(grantDest(&g)...)
+	err := s.retryLost(ctx, func() (err error) {
+		g, err = scanGrant(s.pool.QueryRow(ctx, `SELECT `+grantColumns+`
+			FROM grants g JOIN apis a ON a.id = g.api_id
+			WHERE g.id = $1 AND g.client_id = $2`, id, clientID))
+		return err
+	})
 	if err != nil {
 		return authz.Grant{}, wrap("get grant", err)
 	}
-	g.Scopes = nonNil(g.Scopes)
 	return g, nil
 }
 
@@ -52,25 +59,16 @@ func (s *Store) GetGrant(ctx context.Context, clientID, id string) (authz.Grant,
 // (CreatedAt, ID) with their Audience; an empty list if it has none or
 // does not exist.
 func (s *Store) ListGrants(ctx context.Context, clientID string) ([]authz.Grant, error) {
-	const op = "list grants"
-	rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+`
-		FROM grants g JOIN apis a ON a.id = g.api_id
-		WHERE g.client_id = $1 ORDER BY g.created_at, g.id`, clientID)
+	var list []authz.Grant
+	err := s.retryLost(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+`
+			FROM grants g JOIN apis a ON a.id = g.api_id
+			WHERE g.client_id = $1 ORDER BY g.created_at, g.id`, clientID)
+		list, err = collect(rows, err, scanGrant)
+		return err
+	})
 	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.Grant{}
-	for rows.Next() {
-		var g authz.Grant
-		if err := rows.Scan(grantDest(&g)...); err != nil {
-			return nil, wrap(op, err)
-		}
-		g.Scopes = nonNil(g.Scopes)
-		list = append(list, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(op, err)
+		return nil, wrap("list grants", err)
 	}
 	return list, nil
 }

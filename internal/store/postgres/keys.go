@@ -29,33 +29,34 @@ func (s *Store) CreateKey(ctx context.Context, k authz.SigningKey) error {
 
 // ListKeys returns every signing key ordered by (CreatedAt, KID).
 func (s *Store) ListKeys(ctx context.Context) ([]authz.SigningKey, error) {
-	const op = "list keys"
-	rows, err := s.pool.Query(ctx, `SELECT kid, alg, state, private, created_at, activated_at, retired_at, remove_after
-		FROM signing_keys ORDER BY created_at, kid`)
+	var list []authz.SigningKey
+	err := s.retryLost(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT kid, alg, state, private, created_at, activated_at, retired_at, remove_after
+			FROM signing_keys ORDER BY created_at, kid`)
+		list, err = collect(rows, err, scanKey)
+		return err
+	})
 	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.SigningKey{}
-	for rows.Next() {
-		var (
-			k                           authz.SigningKey
-			state                       string
-			activated, retired, removal pgtype.Timestamptz
-		)
-		if err := rows.Scan(&k.KID, &k.Alg, &state, &k.Private, &k.CreatedAt, &activated, &retired, &removal); err != nil {
-			return nil, wrap(op, err)
-		}
-		k.State = authz.KeyState(state)
-		k.ActivatedAt = fromNull(activated)
-		k.RetiredAt = fromNull(retired)
-		k.RemoveAfter = fromNull(removal)
-		list = append(list, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(op, err)
+		return nil, wrap("list keys", err)
 	}
 	return list, nil
+}
+
+// scanKey reads a signing_keys row as ListKeys selects it.
+func scanKey(row pgx.Row) (authz.SigningKey, error) {
+	var (
+		k                           authz.SigningKey
+		state                       string
+		activated, retired, removal pgtype.Timestamptz
+	)
+	if err := row.Scan(&k.KID, &k.Alg, &state, &k.Private, &k.CreatedAt, &activated, &retired, &removal); err != nil {
+		return authz.SigningKey{}, err
+	}
+	k.State = authz.KeyState(state)
+	k.ActivatedAt = fromNull(activated)
+	k.RetiredAt = fromNull(retired)
+	k.RemoveAfter = fromNull(removal)
+	return k, nil
 }
 
 // UpdateKeys saves the State, ActivatedAt, RetiredAt and RemoveAfter of

@@ -22,7 +22,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,20 +159,30 @@ func (s *Store) Close() error {
 // write runs fn in a transaction and commits it if fn returns nil. If
 // change is not nil, the transaction also notifies it to every replica's
 // Changes, on commit. A transaction that fails on a serialization failure
-// or a deadlock is run again, up to three times in all. Errors are wrapped
-// with op.
+// or a deadlock is run again, up to three times in all; one whose BEGIN
+// finds the connection lost is begun again (see retryLost). Errors are
+// wrapped with op.
 func (s *Store) write(ctx context.Context, op string, change *authz.Change, fn func(tx pgx.Tx) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if err := fn(tx); err != nil {
-				return err
-			}
-			if change != nil {
-				return notify(ctx, tx, *change)
-			}
-			return nil
+		var tx pgx.Tx
+		err = s.retryLost(ctx, func() error {
+			var err error
+			tx, err = s.pool.Begin(ctx)
+			return err
 		})
+		if err != nil {
+			break
+		}
+		err = fn(tx)
+		if err == nil && change != nil {
+			err = notify(ctx, tx, *change)
+		}
+		if err == nil {
+			err = tx.Commit(ctx)
+		}
+		// After a commit, or on a dead connection, this does nothing.
+		tx.Rollback(ctx)
 		if attempt == 3 || !retryable(err) {
 			break
 		}
@@ -179,6 +191,43 @@ func (s *Store) write(ctx context.Context, op string, change *authz.Change, fn f
 		return wrap(op, err)
 	}
 	return nil
+}
+
+// retryLost runs fn, a read or a BEGIN: something without effect until it
+// succeeds. If fn fails because its connection was lost, the pool is reset
+// and fn runs once more. A lost connection most often means that the
+// server restarted or failed over, which ends every pooled connection; the
+// pool would hand out the dead ones one by one, each failing a request,
+// while after a reset the retry gets a new connection.
+func (s *Store) retryLost(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err != nil && connLost(err) && ctx.Err() == nil {
+		s.logger.WarnContext(ctx, "postgres: connection lost; resetting the pool and retrying", "error", err)
+		s.pool.Reset()
+		err = fn()
+	}
+	return err
+}
+
+// connLost reports whether err means the connection failed rather than
+// the statement: a network error, the server closing the connection, or
+// the server ending the session (SQLSTATE class 08, or 57P01-57P03 and
+// 57P05: administrator, crash or idle-session shutdown).
+func connLost(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "57P05":
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08")
+	}
+	var ne net.Error
+	return pgconn.SafeToRetry(err) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // execOne runs one statement in a write transaction (see write) that must
@@ -227,6 +276,24 @@ func wrap(op string, err error) error {
 		}
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// collect returns every row of a query, read with scan; rows and err are
+// what Query returned.
+func collect[T any](rows pgx.Rows, err error, scan func(pgx.Row) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	list := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, v)
+	}
+	return list, rows.Err()
 }
 
 // nullTime returns an optional time as stored: NULL for the zero time.

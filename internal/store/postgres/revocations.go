@@ -23,25 +23,24 @@ func (s *Store) RevokeToken(ctx context.Context, jti string, expiresAt time.Time
 
 // ListRevoked returns every deny-listed jti with its expiry.
 func (s *Store) ListRevoked(ctx context.Context) (map[string]time.Time, error) {
-	const op = "list revoked"
-	rows, err := s.pool.Query(ctx, `SELECT jti, expires_at FROM revoked_tokens`)
+	type entry struct {
+		jti string
+		exp time.Time
+	}
+	var list []entry
+	err := s.retryLost(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT jti, expires_at FROM revoked_tokens`)
+		list, err = collect(rows, err, func(row pgx.Row) (e entry, err error) {
+			return e, row.Scan(&e.jti, &e.exp)
+		})
+		return err
+	})
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, wrap("list revoked", err)
 	}
-	defer rows.Close()
-	m := map[string]time.Time{}
-	for rows.Next() {
-		var (
-			jti string
-			exp time.Time
-		)
-		if err := rows.Scan(&jti, &exp); err != nil {
-			return nil, wrap(op, err)
-		}
-		m[jti] = exp
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(op, err)
+	m := make(map[string]time.Time, len(list))
+	for _, e := range list {
+		m[e.jti] = e.exp
 	}
 	return m, nil
 }
@@ -50,9 +49,11 @@ func (s *Store) ListRevoked(ctx context.Context) (map[string]time.Time, error) {
 // returns how many it removed. It notifies nothing: the entries it removes
 // protect against tokens that have expired anyway.
 func (s *Store) PurgeRevoked(ctx context.Context, now time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM revoked_tokens WHERE expires_at <= $1`, now)
-	if err != nil {
-		return 0, wrap("purge revoked", err)
-	}
-	return int(tag.RowsAffected()), nil
+	var n int64
+	err := s.write(ctx, "purge revoked", nil, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM revoked_tokens WHERE expires_at <= $1`, now)
+		n = tag.RowsAffected()
+		return err
+	})
+	return int(n), err
 }

@@ -32,6 +32,15 @@ func (r *secretRow) secret() authz.Secret {
 	return s
 }
 
+// scanSecret reads secretColumns from row.
+func scanSecret(row pgx.Row) (authz.Secret, error) {
+	var r secretRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return authz.Secret{}, err
+	}
+	return r.secret(), nil
+}
+
 func insertSecret(ctx context.Context, tx pgx.Tx, s authz.Secret) error {
 	_, err := tx.Exec(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		s.ID, s.ClientID, nonNil(s.Hash), s.Prefix, s.CreatedAt, nullTime(s.ExpiresAt), nullTime(s.LastUsedAt))
@@ -50,23 +59,15 @@ func (s *Store) CreateSecret(ctx context.Context, sec authz.Secret) error {
 // ListSecrets returns the secrets of application clientID ordered by
 // (CreatedAt, ID); an empty list if it has none or does not exist.
 func (s *Store) ListSecrets(ctx context.Context, clientID string) ([]authz.Secret, error) {
-	const op = "list secrets"
-	rows, err := s.pool.Query(ctx, `SELECT `+secretColumns+` FROM client_secrets
-		WHERE client_id = $1 ORDER BY created_at, id`, clientID)
+	var list []authz.Secret
+	err := s.retryLost(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT `+secretColumns+` FROM client_secrets
+			WHERE client_id = $1 ORDER BY created_at, id`, clientID)
+		list, err = collect(rows, err, scanSecret)
+		return err
+	})
 	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.Secret{}
-	for rows.Next() {
-		var r secretRow
-		if err := rows.Scan(r.dest()...); err != nil {
-			return nil, wrap(op, err)
-		}
-		list = append(list, r.secret())
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(op, err)
+		return nil, wrap("list secrets", err)
 	}
 	return list, nil
 }
