@@ -450,6 +450,10 @@ func (c *Cluster) command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// debianBinaries matches the directories where the Debian packages of
+// PostgreSQL install their binaries, one per major version.
+var debianBinaries = "/usr/lib/postgresql/*/bin"
+
 // findBinaries returns the directory holding initdb, pg_ctl and postgres:
 // the one on PATH, else the newest /usr/lib/postgresql/<version>/bin.
 func findBinaries() (string, error) {
@@ -466,7 +470,7 @@ func findBinaries() (string, error) {
 			return dir, nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(debianBinaries)
 	// Newest major version first: "9.6" < "10" < "15".
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
 	for _, dir := range dirs {
