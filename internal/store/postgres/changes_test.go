@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -129,7 +130,7 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 			if want == none {
 				// Nothing comes before the change of a later write.
 				marker++
-				jti := "marker-" + string(rune('a'+marker%26)) + time.Duration(marker).String()
+				jti := fmt.Sprintf("marker-%d", marker)
 				if err := writer.RevokeToken(ctx, jti, at); err != nil {
 					t.Fatal(err)
 				}
@@ -270,6 +271,17 @@ func TestTryLead(t *testing.T) {
 	releaseA()
 	releaseA() // twice is harmless
 	lead(b, true)
+	lead(a, false)
+
+	// The connection a replica keeps between tries dies: the next try
+	// takes a new one instead of failing.
+	var idle int32
+	if err := inspect(t, dsn).QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'm2mauth lease'
+		  AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)`).Scan(&idle); err != nil {
+		t.Fatal(err)
+	}
+	terminate(t, dsn, idle)
 	lead(a, false)
 
 	// The holder's connection dies: the lease passes on.

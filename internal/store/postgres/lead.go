@@ -53,20 +53,30 @@ func (s *Store) TryLead(ctx context.Context, name string) (release func(), ok bo
 		delete(s.leases, name)
 		l = nil
 	}
-	if l == nil {
-		conf := s.conf.Copy()
-		conf.RuntimeParams["application_name"] = "m2mauth lease"
-		conn, err := pgx.ConnectConfig(ctx, conf)
-		if err != nil {
-			return noop, false, wrap("try lead", err)
+	for {
+		fresh := l == nil
+		if fresh {
+			conf := s.conf.Copy()
+			conf.RuntimeParams["application_name"] = "m2mauth lease"
+			conn, err := pgx.ConnectConfig(ctx, conf)
+			if err != nil {
+				return noop, false, wrap("try lead", err)
+			}
+			l = &lease{name: name, conn: conn}
+			s.leases[name] = l
 		}
-		l = &lease{name: name, conn: conn}
-		s.leases[name] = l
-	}
-	if err := l.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, name).Scan(&ok); err != nil {
+		err := l.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, name).Scan(&ok)
+		if err == nil {
+			break
+		}
 		l.close()
 		delete(s.leases, name)
-		return noop, false, wrap("try lead", err)
+		l = nil
+		// The connection kept from an earlier try may have died since:
+		// try once on a new one.
+		if fresh || !connLost(err) || ctx.Err() != nil {
+			return noop, false, wrap("try lead", err)
+		}
 	}
 	if !ok {
 		return noop, false, nil
