@@ -71,6 +71,11 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 		{"update application", func() error { return writer.UpdateApplication(ctx, app) }, client(app.ClientID)},
 		{"create secret", func() error { return writer.CreateSecret(ctx, sec) }, client(app.ClientID)},
 		{"expire secrets", func() error { return writer.ExpireSecrets(ctx, app.ClientID, "", at) }, client(app.ClientID)},
+		{"rotate secret", func() error {
+			rotated := sec
+			rotated.ID = "sec_2"
+			return writer.RotateSecret(ctx, rotated, at)
+		}, client(app.ClientID)},
 		{"touch secrets", func() error { return writer.TouchSecrets(ctx, map[string]time.Time{sec.ID: at}) }, none},
 		{"delete secret", func() error { return writer.DeleteSecret(ctx, app.ClientID, sec.ID) }, client(app.ClientID)},
 		{"create grant", func() error { return writer.CreateGrant(ctx, grant) }, client(app.ClientID)},
