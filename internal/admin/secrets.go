@@ -64,16 +64,17 @@ func (h *Handler) CreateSecret(w http.ResponseWriter, r *http.Request, actor *Ac
 	if p != nil {
 		return p
 	}
-	if err := h.Store.CreateSecret(r.Context(), sec); err != nil {
-		return storeProblem(err, "application")
-	}
 	details := map[string]any{"secret_id": sec.ID}
 	if req.ExpireOthersIn != nil {
+		// One transaction: never a new secret without the old ones' expiry.
 		at := now.Add(time.Duration(*req.ExpireOthersIn) * time.Second)
-		if err := h.Store.ExpireSecrets(r.Context(), id, sec.ID, at); err != nil {
-			return storeProblem(err, "application")
-		}
+		err = h.Store.RotateSecret(r.Context(), sec, at)
 		details["others_expire_at"] = at
+	} else {
+		err = h.Store.CreateSecret(r.Context(), sec)
+	}
+	if err != nil {
+		return storeProblem(err, "application")
 	}
 	h.audit(r, actor, "secret.create", id, details)
 	w.Header().Set("Location", "/admin/v1/applications/"+id+"/secrets/"+sec.ID)

@@ -97,6 +97,12 @@ type Secrets interface {
 	// DeleteSecret removes secret id of application clientID. Returns
 	// ErrNotFound if there is none.
 	DeleteSecret(ctx context.Context, clientID, id string) error
+	// RotateSecret inserts s and, in the same transaction, sets ExpiresAt
+	// to expireOthersAt on every other secret of the application whose
+	// ExpiresAt is zero or later: a new secret with an overlap for the old
+	// ones, all or nothing. Returns ErrNotFound if the application does not
+	// exist, ErrConflict if s.ID is taken.
+	RotateSecret(ctx context.Context, s Secret, expireOthersAt time.Time) error
 	// ExpireSecrets sets ExpiresAt to at on every secret of application
 	// clientID except exceptID whose ExpiresAt is zero or later than at
 	// (an earlier expiry is kept). Returns ErrNotFound if the application

@@ -234,3 +234,8 @@ func (s *Store) DeleteSecret(ctx context.Context, clientID, id string) error {
 func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at time.Time) error {
 	return s.after(s.Store.ExpireSecrets(ctx, clientID, exceptID, at), clientID)
 }
+
+// RotateSecret writes through and invalidates what it changed.
+func (s *Store) RotateSecret(ctx context.Context, sec authz.Secret, expireOthersAt time.Time) error {
+	return s.after(s.Store.RotateSecret(ctx, sec, expireOthersAt), sec.ClientID)
+}

@@ -46,6 +46,22 @@ func (s *Store) CreateSecret(ctx context.Context, sec authz.Secret) error {
 	})
 }
 
+// RotateSecret inserts sec and expires the application's other secrets at
+// expireOthersAt (an earlier expiry is kept), in one transaction. Returns an
+// error wrapping authz.ErrNotFound if the application does not exist,
+// authz.ErrConflict if sec.ID is taken.
+func (s *Store) RotateSecret(ctx context.Context, sec authz.Secret, expireOthersAt time.Time) error {
+	return s.write(ctx, "rotate secret", func(tx *sql.Tx) error {
+		if err := insertSecret(ctx, tx, sec); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE client_secrets SET expires_at = ?1
+			WHERE client_id = ?2 AND id <> ?3 AND (expires_at IS NULL OR expires_at > ?1)`,
+			nullMicros(expireOthersAt), sec.ClientID, sec.ID)
+		return err
+	})
+}
+
 // ListSecrets returns the secrets of application clientID ordered by
 // (CreatedAt, ID); an empty list if it has none or does not exist.
 func (s *Store) ListSecrets(ctx context.Context, clientID string) ([]authz.Secret, error) {

@@ -197,7 +197,7 @@ func testApplications(t *testing.T, open func(t *testing.T) authz.Store) {
 		}
 	})
 
-		t.Run("update a missing application", func(t *testing.T) {
+	t.Run("update a missing application", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		wantErr(t, s.UpdateApplication(ctx, newApp(1)), authz.ErrNotFound)
 		_, err := s.GetApplication(ctx, newApp(1).ClientID)

@@ -139,6 +139,47 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 		wantErr(t, s.ExpireSecrets(t.Context(), "app_missing", "", at(time.Hour)), authz.ErrNotFound)
 	})
 
+	t.Run("rotate a secret adds it and expires the others in one go", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		expireAt := at(24 * time.Hour)
+		old := newSecret(apps[0].ClientID, 1)
+		earlier := newSecret(apps[0].ClientID, 2)
+		earlier.ExpiresAt = expireAt.Add(-time.Hour)
+		otherApp := newSecret(apps[1].ClientID, 1)
+		for _, sec := range []authz.Secret{old, earlier, otherApp} {
+			noErr(t, s.CreateSecret(ctx, sec))
+		}
+		fresh := newSecret(apps[0].ClientID, 3)
+		noErr(t, s.RotateSecret(ctx, fresh, expireAt))
+		old.ExpiresAt = expireAt
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		same(t, "secrets", got, []authz.Secret{old, earlier, fresh})
+		got, err = s.ListSecrets(ctx, apps[1].ClientID)
+		noErr(t, err)
+		same(t, "secrets of the other application", got, []authz.Secret{otherApp})
+		c, err := s.Client(ctx, apps[0].ClientID)
+		noErr(t, err)
+		if c.Secret(fresh.ID) == nil || !c.Secret(old.ID).ExpiresAt.Equal(expireAt) {
+			t.Errorf("Client after the rotation: %+v", c.Secrets)
+		}
+	})
+
+	t.Run("a failed rotation changes nothing", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		old := newSecret(apps[0].ClientID, 1)
+		noErr(t, s.CreateSecret(ctx, old))
+		dup := newSecret(apps[0].ClientID, 2)
+		dup.ID = old.ID
+		wantErr(t, s.RotateSecret(ctx, dup, at(time.Hour)), authz.ErrConflict)
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		same(t, "secrets", got, []authz.Secret{old})
+		wantErr(t, s.RotateSecret(ctx, newSecret("app_missing", 1), at(time.Hour)), authz.ErrNotFound)
+	})
+
 	t.Run("touch secrets only raises the last use", func(t *testing.T) {
 		s, apps := setup(t)
 		ctx := t.Context()
