@@ -46,9 +46,11 @@ var (
 
 // Defaults for settings the DSN does not give.
 const (
-	// defaultMaxConns bounds the pool (pool_max_conns): enough for a
-	// replica's token endpoint, small enough that tens of replicas stay
-	// under PostgreSQL's default max_connections of 100 per few replicas.
+	// defaultMaxConns bounds the pool (pool_max_conns): plenty for one
+	// replica, whose token endpoint reads through a cache. Each replica
+	// also holds one connection for its change feed and one per lease it
+	// tries; at PostgreSQL's default max_connections of 100, clusters of
+	// more than four replicas lower pool_max_conns.
 	defaultMaxConns = 20
 	// defaultConnectTimeout bounds one connection attempt (connect_timeout).
 	defaultConnectTimeout = 5 * time.Second
@@ -73,7 +75,7 @@ type Store struct {
 	listeners sync.WaitGroup
 
 	leaseMu sync.Mutex
-	leases  map[string]*lease // held by this Store, by name
+	leases  map[string]*lease // this Store's lease connections, by lease name
 }
 
 // Open connects to the database dsn (a postgres:// URL or key=value

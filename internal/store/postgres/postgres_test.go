@@ -404,3 +404,19 @@ func init() {
 		fmt.Fprintln(os.Stderr, "postgres tests use the server named by", pgtest.EnvDatabaseURL)
 	}
 }
+
+func TestMalformedDSNHidesPassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://m2mauth:hunter2-password@127.0.0.1:notaport/m2mauth",
+		"host=127.0.0.1 password=hunter2-password pool_max_conns=none",
+	} {
+		_, err := Open(t.Context(), dsn, nil)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), "hunter2-password") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+		t.Log(err)
+	}
+}
