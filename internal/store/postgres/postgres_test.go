@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -395,14 +394,6 @@ func BenchmarkClientParallel(b *testing.B) {
 			}
 		}
 	})
-}
-
-// The environment a developer runs the tests in may point at a server of
-// its own; make sure the tests say which one they use.
-func init() {
-	if u := os.Getenv(pgtest.EnvDatabaseURL); u != "" && testing.Verbose() {
-		fmt.Fprintln(os.Stderr, "postgres tests use the server named by", pgtest.EnvDatabaseURL)
-	}
 }
 
 func TestMalformedDSNHidesPassword(t *testing.T) {
