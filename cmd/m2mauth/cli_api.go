@@ -43,12 +43,8 @@ func newAPICreateCmd(opts *clientOptions) *cobra.Command {
 			if req.Scopes, err = parseScopeDefs(scopes); err != nil {
 				return err
 			}
-			c, err := opts.mgmt(cmd.Context())
+			a, err := send[admin.APIResource](cmd.Context(), opts, http.MethodPost, pathAPIs, req)
 			if err != nil {
-				return err
-			}
-			var a admin.APIResource
-			if err := c.do(cmd.Context(), http.MethodPost, pathAPIs, req, &a); err != nil {
 				return err
 			}
 			return show(cmd, opts, a, printAPI)

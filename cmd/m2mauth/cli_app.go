@@ -42,12 +42,8 @@ m2mauth grant update).`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.Grants = parseGrants(grants)
-			c, err := opts.mgmt(cmd.Context())
+			a, err := send[admin.CreatedApplication](cmd.Context(), opts, http.MethodPost, pathApplications, req)
 			if err != nil {
-				return err
-			}
-			var a admin.CreatedApplication
-			if err := c.do(cmd.Context(), http.MethodPost, pathApplications, req, &a); err != nil {
 				return err
 			}
 			if opts.wantJSON() {
@@ -142,12 +138,8 @@ func newAppGetCmd(opts *clientOptions) *cobra.Command {
 		Example: "  m2mauth app get 3kq4...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.mgmt(cmd.Context())
+			a, err := send[admin.ApplicationResource](cmd.Context(), opts, http.MethodGet, appPath(args[0]), nil)
 			if err != nil {
-				return err
-			}
-			var a admin.ApplicationResource
-			if err := c.do(cmd.Context(), http.MethodGet, appPath(args[0]), nil, &a); err != nil {
 				return err
 			}
 			return show(cmd, opts, withGrants(a), printApp)
@@ -195,12 +187,8 @@ valid until they expire.`,
 			if req == (admin.UpdateApplicationRequest{}) {
 				return fmt.Errorf("nothing to change: give --name, --description, --disable, --enable or --can-introspect")
 			}
-			c, err := opts.mgmt(cmd.Context())
+			a, err := send[admin.ApplicationResource](cmd.Context(), opts, http.MethodPatch, appPath(args[0]), req)
 			if err != nil {
-				return err
-			}
-			var a admin.ApplicationResource
-			if err := c.do(cmd.Context(), http.MethodPatch, appPath(args[0]), req, &a); err != nil {
 				return err
 			}
 			return show(cmd, opts, withGrants(a), printApp)

@@ -42,12 +42,8 @@ func newGrantAddCmd(opts *clientOptions) *cobra.Command {
 				s := splitScopes(scopes)
 				req.Scopes = &s
 			}
-			c, err := opts.mgmt(cmd.Context())
+			g, err := send[admin.GrantResource](cmd.Context(), opts, http.MethodPost, grantsPath(args[0]), req)
 			if err != nil {
-				return err
-			}
-			var g admin.GrantResource
-			if err := c.do(cmd.Context(), http.MethodPost, grantsPath(args[0]), req, &g); err != nil {
 				return err
 			}
 			return show(cmd, opts, g, printGrant)
@@ -143,12 +139,8 @@ func newGrantListCmd(opts *clientOptions) *cobra.Command {
 		Example: "  m2mauth grant list 3kq4...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.mgmt(cmd.Context())
+			l, err := send[admin.List[admin.GrantResource]](cmd.Context(), opts, http.MethodGet, grantsPath(args[0]), nil)
 			if err != nil {
-				return err
-			}
-			var l admin.List[admin.GrantResource]
-			if err := c.do(cmd.Context(), http.MethodGet, grantsPath(args[0]), nil, &l); err != nil {
 				return err
 			}
 			return show(cmd, opts, l, printGrants)

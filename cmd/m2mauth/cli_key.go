@@ -41,12 +41,8 @@ func newKeyListCmd(opts *clientOptions) *cobra.Command {
 		Example: "  m2mauth key list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.mgmt(cmd.Context())
+			l, err := send[admin.List[admin.KeyResource]](cmd.Context(), opts, http.MethodGet, pathKeys, nil)
 			if err != nil {
-				return err
-			}
-			var l admin.List[admin.KeyResource]
-			if err := c.do(cmd.Context(), http.MethodGet, pathKeys, nil, &l); err != nil {
 				return err
 			}
 			return show(cmd, opts, l, printKeys)
@@ -73,16 +69,12 @@ they expire.`,
 			if alg != "" && !authz.ValidSigningAlg(alg) {
 				return fmt.Errorf("--alg %q must be one of %s", alg, strings.Join(authz.SigningAlgs, ", "))
 			}
-			c, err := opts.mgmt(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var body any
 			if alg != "" {
 				body = admin.RotateKeysRequest{Alg: alg}
 			}
-			var l admin.List[admin.KeyResource]
-			if err := c.do(cmd.Context(), http.MethodPost, pathKeysRotate, body, &l); err != nil {
+			l, err := send[admin.List[admin.KeyResource]](cmd.Context(), opts, http.MethodPost, pathKeysRotate, body)
+			if err != nil {
 				return err
 			}
 			return show(cmd, opts, l, printKeys)

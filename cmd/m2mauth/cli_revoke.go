@@ -41,12 +41,8 @@ process list.`,
 					return err
 				}
 			}
-			c, err := opts.mgmt(cmd.Context())
+			out, err := send[admin.RevokedToken](cmd.Context(), opts, http.MethodPost, pathRevokeToken, admin.RevokeTokenRequest{Token: tok})
 			if err != nil {
-				return err
-			}
-			var out admin.RevokedToken
-			if err := c.do(cmd.Context(), http.MethodPost, pathRevokeToken, admin.RevokeTokenRequest{Token: tok}, &out); err != nil {
 				return err
 			}
 			return show(cmd, opts, out, printRevokedToken)
@@ -88,12 +84,8 @@ whole second: the command returns once it has passed (at most a second).`,
 		Example: "  m2mauth app revoke-tokens 3kq4...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.mgmt(cmd.Context())
+			out, err := send[admin.RevokedTokens](cmd.Context(), opts, http.MethodPost, appPath(args[0])+"/revoke-tokens", nil)
 			if err != nil {
-				return err
-			}
-			var out admin.RevokedTokens
-			if err := c.do(cmd.Context(), http.MethodPost, appPath(args[0])+"/revoke-tokens", nil, &out); err != nil {
 				return err
 			}
 			return show(cmd, opts, out, printRevokedTokens)

@@ -61,12 +61,8 @@ expire after it (0: now); an earlier expiry already set is kept.`,
 				}
 				req.ExpireOthersIn = &s
 			}
-			c, err := opts.mgmt(cmd.Context())
+			s, err := send[admin.CreatedSecret](cmd.Context(), opts, http.MethodPost, secretsPath(args[0]), req)
 			if err != nil {
-				return err
-			}
-			var s admin.CreatedSecret
-			if err := c.do(cmd.Context(), http.MethodPost, secretsPath(args[0]), req, &s); err != nil {
 				return err
 			}
 			if opts.wantJSON() {
@@ -137,12 +133,8 @@ func newAppSecretListCmd(opts *clientOptions) *cobra.Command {
 		Example: "  m2mauth app secret list 3kq4...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.mgmt(cmd.Context())
+			l, err := send[admin.List[admin.SecretResource]](cmd.Context(), opts, http.MethodGet, secretsPath(args[0]), nil)
 			if err != nil {
-				return err
-			}
-			var l admin.List[admin.SecretResource]
-			if err := c.do(cmd.Context(), http.MethodGet, secretsPath(args[0]), nil, &l); err != nil {
 				return err
 			}
 			now := time.Now()
@@ -233,12 +225,8 @@ database a few seconds after the tokens are issued.`,
 			if len(q) > 0 {
 				path += "?" + q.Encode()
 			}
-			c, err := opts.mgmt(cmd.Context())
+			l, err := send[admin.List[admin.IssuanceResource]](cmd.Context(), opts, http.MethodGet, path, nil)
 			if err != nil {
-				return err
-			}
-			var l admin.List[admin.IssuanceResource]
-			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &l); err != nil {
 				return err
 			}
 			return show(cmd, opts, l, printUsage)

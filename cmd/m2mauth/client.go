@@ -201,6 +201,18 @@ func (c *mgmtClient) do(ctx context.Context, method, path string, body, out any)
 	return nil
 }
 
+// send sends one request to the management API with a client built from
+// opts, and decodes the answer into a T, as do does.
+func send[T any](ctx context.Context, opts *clientOptions, method, path string, body any) (T, error) {
+	var out T
+	c, err := opts.mgmt(ctx)
+	if err != nil {
+		return out, err
+	}
+	err = c.do(ctx, method, path, body, &out)
+	return out, err
+}
+
 // list fetches the pages of a list endpoint: one page, or with all every
 // page by following next_cursor. q holds the filters and limit.
 func list[T any](ctx context.Context, c *mgmtClient, path string, q url.Values, all bool) (admin.List[T], error) {

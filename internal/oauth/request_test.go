@@ -231,10 +231,12 @@ func FuzzParseJSONParams(f *testing.F) {
 
 func TestLoggableClientID(t *testing.T) {
 	for in, want := range map[string]string{
-		"abc":                    "abc",
-		"m2ms_0123_secretsecret": "(redacted: holds a client secret)",
-		"x m2ms_0123":            "(redacted: holds a client secret)",
-		strings.Repeat("a", 70):  strings.Repeat("a", 64) + "…",
+		"abc":                         "abc",
+		"m2ms_0123_secretsecret":      "(redacted: holds a client secret)",
+		strings.Repeat("a", 63) + "é": strings.Repeat("a", 63) + "…",
+		"a\x00b\xffc\nd":              "a\ufffdb\ufffdc\ufffdd",
+		"x m2ms_0123":                 "(redacted: holds a client secret)",
+		strings.Repeat("a", 70):       strings.Repeat("a", 64) + "…",
 	} {
 		if got := loggableClientID(in); got != want {
 			t.Errorf("loggableClientID(%q) = %q, want %q", in, got, want)

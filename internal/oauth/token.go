@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
@@ -164,6 +166,9 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 		s.Log.Info("client authentication failed", "client_id", id, "reason", reason)
 		return clientAuthFailed()
 	}
+	if !validClientID(c.clientID) {
+		return nil, fail("malformed client_id")
+	}
 	if c.secret == "" {
 		return nil, fail("no client secret")
 	}
@@ -312,19 +317,51 @@ func HandleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, &Error{Code: ErrInvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed})
 }
 
-// maxLoggedClientID bounds a presented client_id in logs and the audit log:
-// it is whatever the caller sent.
+// maxClientIDBytes bounds a presented client_id. m2mauth's are 26 bytes
+// (authz.NewClientID).
+const maxClientIDBytes = 255
+
+// validClientID reports whether a presented client_id could name an
+// application: at most maxClientIDBytes of valid UTF-8, every character
+// printable. Anything else is refused before the store or the audit log
+// sees it: PostgreSQL refuses NUL and invalid UTF-8 in text, so the lookup
+// would fail as a database error (503), and the failed authentication's
+// audit event would be refused, and with it every event written in the
+// same batch.
+func validClientID(id string) bool {
+	if len(id) > maxClientIDBytes || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// maxLoggedClientID bounds a presented client_id in logs and the audit log,
+// in bytes: it is whatever the caller sent.
 const maxLoggedClientID = 64
 
-// loggableClientID returns a presented client_id safe to log: a value that
-// holds a client secret (pasted into the wrong field) is redacted, and a
-// long one is cut.
+// loggableClientID returns a presented client_id safe to log and to store
+// in the audit log: a value that holds a client secret (pasted into the
+// wrong field) is redacted, invalid UTF-8 and unprintable characters become
+// U+FFFD, and a long one is cut, on a character boundary.
 func loggableClientID(id string) string {
 	if strings.Contains(id, clientsecret.Prefix) {
 		return "(redacted: holds a client secret)"
 	}
-	if len(id) > maxLoggedClientID {
-		return id[:maxLoggedClientID] + "…"
+	var b strings.Builder
+	for _, r := range id { // invalid UTF-8 yields utf8.RuneError, U+FFFD
+		if !unicode.IsPrint(r) {
+			r = utf8.RuneError
+		}
+		if b.Len()+utf8.RuneLen(r) > maxLoggedClientID {
+			b.WriteString("…")
+			break
+		}
+		b.WriteRune(r)
 	}
-	return id
+	return b.String()
 }

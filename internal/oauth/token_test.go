@@ -1,0 +1,80 @@
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+)
+
+// recordedEvents is an Events that keeps the client_ids of failed
+// authentications.
+type recordedEvents struct {
+	mu     sync.Mutex
+	failed []string
+}
+
+func (e *recordedEvents) ClientAuthFailed(_ context.Context, clientID, _, _ string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.failed = append(e.failed, clientID)
+}
+func (e *recordedEvents) SecretUsed(string, string, time.Time)          {}
+func (e *recordedEvents) TokenIssued(string, string, string, time.Time) {}
+
+// TestMalformedClientID: a client_id no application can have (NUL, invalid
+// UTF-8, control characters, absurd length) is refused as invalid_client
+// without a store lookup (PostgreSQL would fail it as a database error),
+// and the audit event of the failure holds only printable UTF-8
+// (PostgreSQL would refuse the event, and its whole batch, otherwise).
+func TestMalformedClientID(t *testing.T) {
+	for name, id := range map[string]string{
+		"NUL":           "owner\x00",
+		"invalid UTF-8": "caf\xe9",
+		"line break":    "owner\r\nforged: entry",
+		"too long":      strings.Repeat("a", 300),
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.srv.Clients = sourceFunc(func(_ context.Context, got string) (*authz.Client, error) {
+				t.Errorf("the store was asked for client_id %q", got)
+				return nil, authz.ErrNotFound
+			})
+			ev := &recordedEvents{}
+			f.srv.Events = ev
+			for _, viaBasic := range []bool{false, true} {
+				body := url.Values{"grant_type": {"client_credentials"}, "audience": {testAudience}}
+				if !viaBasic {
+					body.Set("client_id", id)
+					body.Set("client_secret", f.secrets["owner"])
+				}
+				r := httptest.NewRequest(http.MethodPost, PathToken, strings.NewReader(body.Encode()))
+				r.Header.Set("Content-Type", form)
+				if viaBasic {
+					r.Header.Set("Authorization", basic(id, f.secrets["owner"]))
+				}
+				w := httptest.NewRecorder()
+				f.srv.HandleToken(w, r)
+				if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), ErrInvalidClient) {
+					t.Fatalf("basic=%v: %d %s, want 401 invalid_client", viaBasic, w.Code, w.Body)
+				}
+			}
+			if len(ev.failed) != 2 {
+				t.Fatalf("%d failures reported, want 2", len(ev.failed))
+			}
+			for _, got := range ev.failed {
+				if !utf8.ValidString(got) || strings.IndexFunc(got, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 || len(got) > maxLoggedClientID+len("…") {
+					t.Errorf("audited client_id %q: want printable UTF-8 of at most %d bytes", got, maxLoggedClientID)
+				}
+			}
+		})
+	}
+}
