@@ -69,18 +69,34 @@ func readParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 // parseJSONParams reads a JSON object. Members with string values become
 // parameters; an array of strings counts as the parameter repeated (for
 // RFC 8707 resource). Other values are refused only for the parameters the
-// endpoints read; unknown members are ignored.
+// endpoints read; unknown members are ignored. A parameter the endpoints
+// read may appear once: encoding/json would keep the last of two members
+// silently, where another parser in front of this one may read the first
+// (RFC 6749 §3.2: parameters MUST NOT be included more than once).
 func parseJSONParams(body []byte) (params, *Error) {
-	var raw map[string]json.RawMessage
+	notObject := invalidRequest("the body is not a JSON object")
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, invalidRequest("the body is not a JSON object")
-	}
-	if dec.More() {
-		return nil, invalidRequest("the body holds more than one JSON value")
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject
 	}
 	p := params{}
-	for name, v := range raw {
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		name, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, notObject
+		}
+		if knownParams[name] {
+			if seen[name] {
+				return nil, invalidRequest("parameter " + name + " is repeated")
+			}
+			seen[name] = true
+		}
 		var s string
 		if err := json.Unmarshal(v, &s); err == nil {
 			p[name] = []string{s}
@@ -94,6 +110,12 @@ func parseJSONParams(body []byte) (params, *Error) {
 		if knownParams[name] {
 			return nil, invalidRequest("parameter " + name + " must be a string")
 		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, notObject
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, invalidRequest("the body holds more than one JSON value")
 	}
 	return p, nil
 }
