@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -122,6 +123,9 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *E
 	// RFC 8707 §2: resource may be repeated; one token serves one API here.
 	var res string
 	for _, v := range p["resource"] {
+		if !absoluteURI(v) {
+			return req, &Error{Code: ErrInvalidTarget, Description: "resource must be an absolute URI without a fragment (RFC 8707 section 2); use audience for other identifiers", Status: http.StatusBadRequest}
+		}
 		if res != "" && v != res {
 			return req, &Error{Code: ErrInvalidTarget, Description: "one token is issued for one resource; ask for each separately", Status: http.StatusBadRequest}
 		}
@@ -146,6 +150,13 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *E
 		req.scopeGiven = len(req.scopes) > 0
 	}
 	return req, nil
+}
+
+// absoluteURI reports whether s is an absolute URI without a fragment, as
+// RFC 8707 §2 requires of a resource.
+func absoluteURI(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.IsAbs() && !strings.Contains(s, "#")
 }
 
 // clientAuthFailed is the one answer to every failed client authentication
