@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -78,59 +77,24 @@ func parseScopeDefs(defs []string) ([]authz.Scope, error) {
 	return out, nil
 }
 
-// pageQuery is the limit parameter of a list request: --limit, or with
-// --all the largest page, to make few requests.
-func pageQuery(limit int, all bool) url.Values {
-	q := url.Values{}
-	if limit == 0 && all {
-		limit = authz.MaxPageLimit
-	}
-	if limit != 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	return q
-}
-
-// moreHint tells a table reader that a list has more pages.
-func moreHint(cmd *cobra.Command, opts *clientOptions, next string) {
-	if next != "" && !opts.wantJSON() {
-		fmt.Fprintln(cmd.ErrOrStderr(), "There are more; use --all to list every one.")
-	}
-}
-
 func newAPIListCmd(opts *clientOptions) *cobra.Command {
 	var identifier string
-	var limit int
-	var all bool
+	var pages pageFlags
 	cmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List APIs",
 		Example: "  m2mauth api list --all",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.mgmt(cmd.Context())
-			if err != nil {
-				return err
-			}
-			q := pageQuery(limit, all)
+			q := pages.query()
 			if identifier != "" {
 				q.Set("identifier", identifier)
 			}
-			l, err := list[admin.APIResource](cmd.Context(), c, pathAPIs, q, all)
-			if err != nil {
-				return err
-			}
-			if err := show(cmd, opts, l, printAPIs); err != nil {
-				return err
-			}
-			moreHint(cmd, opts, l.NextCursor)
-			return nil
+			return showPages(cmd, opts, pathAPIs, q, pages.all, printAPIs)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&identifier, "identifier", "", "only the API with this identifier")
-	f.IntVar(&limit, "limit", 0, "APIs per page (default: the server's)")
-	f.BoolVar(&all, "all", false, "list every page, not only the first")
+	cmd.Flags().StringVar(&identifier, "identifier", "", "only the API with this identifier")
+	pages.register(cmd, "APIs")
 	return cmd
 }
 

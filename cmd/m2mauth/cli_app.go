@@ -89,15 +89,14 @@ func splitScopes(flags []string) []string {
 
 func newAppListCmd(opts *clientOptions) *cobra.Command {
 	var prefix, disabled string
-	var limit int
-	var all bool
+	var pages pageFlags
 	cmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List applications",
 		Example: "  m2mauth app list --disabled false --all",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := pageQuery(limit, all)
+			q := pages.query()
 			if prefix != "" {
 				q.Set("name_prefix", prefix)
 			}
@@ -108,26 +107,13 @@ func newAppListCmd(opts *clientOptions) *cobra.Command {
 				}
 				q.Set("disabled", strconv.FormatBool(b))
 			}
-			c, err := opts.mgmt(cmd.Context())
-			if err != nil {
-				return err
-			}
-			l, err := list[admin.ApplicationResource](cmd.Context(), c, pathApplications, q, all)
-			if err != nil {
-				return err
-			}
-			if err := show(cmd, opts, l, printApps); err != nil {
-				return err
-			}
-			moreHint(cmd, opts, l.NextCursor)
-			return nil
+			return showPages(cmd, opts, pathApplications, q, pages.all, printApps)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&prefix, "name-prefix", "", "only applications whose name starts with this")
 	f.StringVar(&disabled, "disabled", "", "only disabled (true) or enabled (false) applications")
-	f.IntVar(&limit, "limit", 0, "applications per page (default: the server's)")
-	f.BoolVar(&all, "all", false, "list every page, not only the first")
+	pages.register(cmd, "applications")
 	return cmd
 }
 

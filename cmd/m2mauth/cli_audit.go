@@ -17,8 +17,7 @@ const pathAudit = "/admin/v1/audit"
 
 func newAuditCmd(opts *clientOptions) *cobra.Command {
 	var since, until, actor, target, action string
-	var limit int
-	var all bool
+	var pages pageFlags
 	cmd := &cobra.Command{
 		Use:   "audit [--since TIME|DURATION] [--until TIME|DURATION] [--actor ID] [--target ID] [--action ACTION]",
 		Short: "Show the audit log, newest first",
@@ -33,7 +32,7 @@ client.authentication_failed.`,
 		Example: "  m2mauth audit --since 24h --action secret.create",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := pageQuery(limit, all)
+			q := pages.query()
 			now := time.Now()
 			for _, tf := range []struct{ flag, param, value string }{
 				{"--since", "since", since},
@@ -53,19 +52,7 @@ client.authentication_failed.`,
 					q.Set(param, v)
 				}
 			}
-			c, err := opts.mgmt(cmd.Context())
-			if err != nil {
-				return err
-			}
-			l, err := list[admin.AuditEventResource](cmd.Context(), c, pathAudit, q, all)
-			if err != nil {
-				return err
-			}
-			if err := show(cmd, opts, l, printAudit); err != nil {
-				return err
-			}
-			moreHint(cmd, opts, l.NextCursor)
-			return nil
+			return showPages(cmd, opts, pathAudit, q, pages.all, printAudit)
 		},
 	}
 	f := cmd.Flags()
@@ -74,8 +61,7 @@ client.authentication_failed.`,
 	f.StringVar(&actor, "actor", "", "only events by the application with this `client_id`")
 	f.StringVar(&target, "target", "", "only events about this `id` (client_id, API id, ...)")
 	f.StringVar(&action, "action", "", "only events of this `action`, such as secret.create")
-	f.IntVar(&limit, "limit", 0, "events per page (default: the server's)")
-	f.BoolVar(&all, "all", false, "list every page, not only the first")
+	pages.register(cmd, "events")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -234,6 +235,54 @@ func list[T any](ctx context.Context, c *mgmtClient, path string, q url.Values, 
 		}
 		q.Set("cursor", pg.NextCursor)
 	}
+}
+
+// pageFlags are the --limit and --all flags of a list command.
+type pageFlags struct {
+	limit int
+	all   bool
+}
+
+// register adds the flags to cmd; items names what the list holds.
+func (p *pageFlags) register(cmd *cobra.Command, items string) {
+	f := cmd.Flags()
+	f.IntVar(&p.limit, "limit", 0, items+" per page (default: the server's)")
+	f.BoolVar(&p.all, "all", false, "list every page, not only the first")
+}
+
+// query is the limit parameter of a list request: --limit, or with --all
+// the largest page, to make few requests.
+func (p *pageFlags) query() url.Values {
+	q := url.Values{}
+	limit := p.limit
+	if limit == 0 && p.all {
+		limit = authz.MaxPageLimit
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
+}
+
+// showPages lists path with the filters and limit in q (one page, or with
+// all every page), shows the list and tells a table reader if it has more
+// pages.
+func showPages[T any](cmd *cobra.Command, opts *clientOptions, path string, q url.Values, all bool, printTable func(io.Writer, admin.List[T]) error) error {
+	c, err := opts.mgmt(cmd.Context())
+	if err != nil {
+		return err
+	}
+	l, err := list[T](cmd.Context(), c, path, q, all)
+	if err != nil {
+		return err
+	}
+	if err := show(cmd, opts, l, printTable); err != nil {
+		return err
+	}
+	if l.NextCursor != "" && !opts.wantJSON() {
+		fmt.Fprintln(cmd.ErrOrStderr(), "There are more; use --all to list every one.")
+	}
+	return nil
 }
 
 // problemError turns an error response into an error reading
