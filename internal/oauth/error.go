@@ -6,6 +6,7 @@ package oauth
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 // Error is an OAuth error response (RFC 6749 §5.2): the error code, a
@@ -49,7 +50,24 @@ func writeError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.Status, struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description,omitempty"`
-	}{e.Code, e.Description})
+	}{e.Code, descriptionText(e.Description)})
+}
+
+// descriptionText returns s within the characters RFC 6749 §5.2 allows in
+// error_description (%x20-21 / %x23-5B / %x5D-7E): a double quote becomes a
+// single one, any other character outside the set a question mark. A
+// description may echo what the client sent (an audience), and strict
+// clients refuse an error response that breaks the rule.
+func descriptionText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r < 0x20 || r > 0x7e || r == '\\':
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // writeJSON writes v as the JSON body of a response that must never be

@@ -35,11 +35,11 @@ func (p params) get(name string) (string, *Error) {
 }
 
 // readParams reads the request body as a form or JSON object. Credentials
-// in the URI are refused (RFC 6749 §2.3.1); unknown parameters are ignored
+// in the URI are refused (RFC 6749 section 2.3.1); unknown parameters are ignored
 // (RFC 6749 §3.2).
 func readParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 	if q := r.URL.Query(); q.Has("client_secret") {
-		return nil, invalidRequest("client_secret must not be sent in the URI (RFC 6749 §2.3.1)")
+		return nil, invalidRequest("client_secret must not be sent in the URI (RFC 6749 section 2.3.1)")
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {

@@ -145,7 +145,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *E
 	if _, req.scopeGiven = p["scope"]; req.scopeGiven {
 		var ok bool
 		if req.scopes, ok = parseScope(scope); !ok {
-			return req, &Error{Code: ErrInvalidScope, Description: "scope holds a character RFC 6749 §3.3 does not allow", Status: http.StatusBadRequest}
+			return req, &Error{Code: ErrInvalidScope, Description: "scope holds a character RFC 6749 section 3.3 does not allow", Status: http.StatusBadRequest}
 		}
 		req.scopeGiven = len(req.scopes) > 0
 	}

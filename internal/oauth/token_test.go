@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -73,6 +74,44 @@ func TestMalformedClientID(t *testing.T) {
 			for _, got := range ev.failed {
 				if !utf8.ValidString(got) || strings.IndexFunc(got, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 || len(got) > maxLoggedClientID+len("…") {
 					t.Errorf("audited client_id %q: want printable UTF-8 of at most %d bytes", got, maxLoggedClientID)
+				}
+			}
+		})
+	}
+}
+
+// TestErrorDescriptionCharset: every error_description stays within the
+// characters RFC 6749 §5.2 allows, %x20-21 / %x23-5B / %x5D-7E, even one
+// that echoes what the client sent.
+func TestErrorDescriptionCharset(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name, target string
+		body         url.Values
+	}{
+		{"audience echoed", PathToken, url.Values{"audience": {"https://other/\"é\\\n"}}},
+		{"audience choices quoted", PathToken, url.Values{"scope": {"nope"}}},
+		{"secret in the URI", PathToken + "?client_secret=x", url.Values{"audience": {testAudience}}},
+		{"scope with a forbidden character", PathToken, url.Values{"audience": {testAudience}, "scope": {`a"b`}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.body.Set("grant_type", "client_credentials")
+			r := httptest.NewRequest(http.MethodPost, tc.target, strings.NewReader(tc.body.Encode()))
+			r.Header.Set("Content-Type", form)
+			r.Header.Set("Authorization", basic("owner", f.secrets["owner"]))
+			w := httptest.NewRecorder()
+			f.srv.HandleToken(w, r)
+			var out struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Error == "" || out.Description == "" {
+				t.Fatalf("%d %s: want an error with a description", w.Code, w.Body)
+			}
+			for _, c := range []byte(out.Description) {
+				if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+					t.Fatalf("error_description %q holds %q", out.Description, c)
 				}
 			}
 		})
