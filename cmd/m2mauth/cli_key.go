@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -84,13 +83,6 @@ they expire.`,
 	return cmd
 }
 
-func optionalTimeCell(t *time.Time) string {
-	if t == nil {
-		return ""
-	}
-	return formatTime(*t)
-}
-
 func printKeys(w io.Writer, l admin.List[admin.KeyResource]) error {
 	if len(l.Items) == 0 {
 		_, err := fmt.Fprintln(w, "No signing keys.")
@@ -99,7 +91,7 @@ func printKeys(w io.Writer, l admin.List[admin.KeyResource]) error {
 	tw := newTabWriter(w)
 	row(tw, "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED", "REMOVE AFTER")
 	for _, k := range l.Items {
-		row(tw, k.KID, k.Alg, k.State, formatTime(k.CreatedAt), optionalTimeCell(k.ActivatedAt), optionalTimeCell(k.RetiredAt), optionalTimeCell(k.RemoveAfter))
+		row(tw, k.KID, k.Alg, k.State, formatTime(k.CreatedAt), optTime(k.ActivatedAt, "-"), optTime(k.RetiredAt, "-"), optTime(k.RemoveAfter, "-"))
 	}
 	return tw.Flush()
 }

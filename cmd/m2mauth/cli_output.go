@@ -71,6 +71,14 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// optTime formats a time the server may leave null, as none if it did.
+func optTime(t *time.Time, none string) string {
+	if t == nil || t.IsZero() {
+		return none
+	}
+	return formatTime(*t)
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"

@@ -164,14 +164,6 @@ func printSecrets(w io.Writer, l admin.List[admin.SecretResource], now time.Time
 	return tw.Flush()
 }
 
-// optTime formats a time the server may leave null, as none if it did.
-func optTime(t *time.Time, none string) string {
-	if t == nil || t.IsZero() {
-		return none
-	}
-	return formatTime(*t)
-}
-
 func newAppSecretDeleteCmd(opts *clientOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete CLIENT_ID SECRET_ID",
