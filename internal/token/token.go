@@ -108,13 +108,23 @@ var (
 // asymmetric algorithms m2mauth signs with.
 var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.PS256}
 
-// Verify checks a token this server issued: compact JWS with an allowed
-// algorithm, typ at+jwt (RFC 9068 §4), a published kid whose algorithm
-// matches, a valid signature, iss equal to this issuer and exp in the
-// future. The audience is the caller's to check. Returns the claims, or an
-// error wrapping ErrMalformed, ErrUnknownKey, ErrSignature, ErrIssuer or
-// ErrExpired.
+// MaxTokenBytes bounds the tokens Verify parses: 16384 bytes, the bound
+// of the rs package and of an introspection or revocation request's body.
+const MaxTokenBytes = 16 << 10
+
+// Verify checks a token this server issued: at most MaxTokenBytes, compact
+// JWS in canonical base64url with an allowed algorithm, typ at+jwt (RFC
+// 9068 §4), a published kid whose algorithm matches, a valid signature, iss
+// equal to this issuer and exp in the future. The audience is the caller's
+// to check. Returns the claims, or an error wrapping ErrMalformed,
+// ErrUnknownKey, ErrSignature, ErrIssuer or ErrExpired.
 func (i *Issuer) Verify(token string) (*Claims, error) {
+	if len(token) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenBytes)
+	}
+	if !canonical(token) {
+		return nil, fmt.Errorf("%w: not canonical unpadded base64url", ErrMalformed)
+	}
 	jws, err := jose.ParseSignedCompact(token, allowedAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -145,4 +155,21 @@ func (i *Issuer) Verify(token string) (*Claims, error) {
 		return nil, ErrExpired
 	}
 	return &c, nil
+}
+
+// canonical reports whether every dot-separated segment of token is
+// canonical unpadded base64url (RFC 7515 §2). go-jose's decoder skips line
+// breaks and ignores the unused low bits of a segment's last character, so
+// without this check one signed token has many accepted spellings.
+func canonical(token string) bool {
+	if strings.ContainsAny(token, "\r\n") {
+		return false
+	}
+	strict := base64.RawURLEncoding.Strict()
+	for seg := range strings.SplitSeq(token, ".") {
+		if _, err := strict.DecodeString(seg); err != nil {
+			return false
+		}
+	}
+	return true
 }

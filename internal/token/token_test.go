@@ -211,6 +211,57 @@ func TestVerifyRejects(t *testing.T) {
 	}
 }
 
+// TestVerifyOneSpelling: a token is accepted as issued and in no other
+// spelling: go-jose alone ignores line breaks and the unused bits of a
+// segment's last base64url character.
+func TestVerifyOneSpelling(t *testing.T) {
+	f := newFixture(t)
+	f.ensure(t, authz.ES256, authz.EdDSA, authz.RS256)
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for _, alg := range []string{authz.ES256, authz.EdDSA, authz.RS256} {
+		t.Run(alg, func(t *testing.T) {
+			good, _ := f.issue(t, alg, time.Hour)
+			if _, err := f.issuer.Verify(good); err != nil {
+				t.Fatal(err)
+			}
+			for i := range alphabet {
+				if alphabet[i] == good[len(good)-1] {
+					continue
+				}
+				other := good[:len(good)-1] + alphabet[i:i+1]
+				if _, err := f.issuer.Verify(other); !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrSignature) {
+					t.Fatalf("last character %q: Verify = %v, want a rejection", alphabet[i], err)
+				}
+			}
+			dot := strings.Index(good, ".")
+			for _, variant := range []string{good[:dot-2] + "\n" + good[dot-2:], good + "\r\n", good[:dot] + "=" + good[dot:]} {
+				if _, err := f.issuer.Verify(variant); !errors.Is(err, ErrMalformed) {
+					t.Errorf("Verify(%q) = %v, want ErrMalformed", variant, err)
+				}
+			}
+		})
+	}
+}
+
+// TestVerifyLengthBound: a token longer than MaxTokenBytes is refused
+// unparsed, even validly signed.
+func TestVerifyLengthBound(t *testing.T) {
+	f := newFixture(t)
+	f.ensure(t, authz.ES256)
+	kid := oneKID(t, f.keys, authz.ES256, authz.KeyActive)
+	now := f.clock.Now().Unix()
+	claims := map[string]any{"iss": testIssuerURL, "sub": "c", "client_id": "c", "aud": "a", "iat": now, "exp": now + 60, "jti": "j"}
+	claims["scope"] = strings.Repeat("s", MaxTokenBytes)
+	huge := sign(t, f.privateKey(t, kid), "ES256", kid, "at+jwt", claims)
+	if _, err := f.issuer.Verify(huge); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Verify(%d bytes) = %v, want ErrMalformed", len(huge), err)
+	}
+	claims["scope"] = "read"
+	if _, err := f.issuer.Verify(sign(t, f.privateKey(t, kid), "ES256", kid, "at+jwt", claims)); err != nil {
+		t.Fatalf("the same token, short: %v", err)
+	}
+}
+
 // FuzzVerify: Verify never panics and accepts nothing but the tokens this
 // issuer signed.
 func FuzzVerify(f *testing.F) {
