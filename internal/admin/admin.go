@@ -96,17 +96,36 @@ func (h *Handler) Protect(scope string, fn Func) http.Handler {
 	})
 }
 
+// bearerProblem is a refusal with its RFC 6750 §3 challenge.
 func bearerProblem(status int, code, detail, scope string) *Problem {
 	p := problem(status, code, detail)
 	ch := `Bearer realm="` + Realm + `"`
 	if code != "" && detail != "" {
-		ch += `, error="` + code + `", error_description="` + strings.ReplaceAll(detail, `"`, `'`) + `"`
+		ch += `, error="` + code + `", error_description=` + challengeValue(detail)
 	}
 	if scope != "" {
-		ch += `, scope="` + scope + `"`
+		ch += `, scope=` + challengeValue(scope)
 	}
 	p.header = map[string]string{"WWW-Authenticate": ch}
 	return p
+}
+
+// challengeValue returns s as a quoted-string within the characters RFC
+// 6750 §3 allows in error_description and scope (%x20-21 / %x23-5B /
+// %x5D-7E): a double quote becomes a single one, any other character
+// outside the set a question mark. So no quote or backslash in s (a
+// verification error may quote what the token held) can end the string
+// early or escape its closing quote.
+func challengeValue(s string) string {
+	return `"` + strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r < 0x20 || r > 0x7e || r == '\\':
+			return '?'
+		}
+		return r
+	}, s) + `"`
 }
 
 func (h *Handler) authenticate(r *http.Request, scope string) (*Actor, *Problem) {
