@@ -66,7 +66,9 @@ type Config struct {
 	Leeway time.Duration
 
 	// HTTPClient fetches the discovery document and the JWKS. Default: a
-	// client with a DefaultHTTPTimeout (10 s) timeout.
+	// client with a DefaultHTTPTimeout (10 s) timeout. Whichever client,
+	// a redirect from an https issuer to a URL that is not https is
+	// refused, and an introspection request follows no redirect.
 	HTTPClient *http.Client
 
 	// MinRefreshInterval is the least time between two JWKS fetches. It
@@ -149,6 +151,7 @@ func (c Config) check() (settings, error) {
 	if s.client == nil {
 		s.client = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
+	s.client = keepHTTPS(s.client, u)
 	s.log = c.Logger
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -187,4 +190,33 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// maxRedirects is how many redirects keepHTTPS follows when the client has
+// no CheckRedirect of its own: net/http's default.
+const maxRedirects = 10
+
+// keepHTTPS returns a copy of client that, for an https issuer, refuses to
+// follow a redirect to a URL that is not https: the metadata and the JWKS
+// must come over TLS, as their URLs must be https (net/http alone follows
+// https to http). client's own CheckRedirect still rules the rest.
+func keepHTTPS(client *http.Client, issuer *url.URL) *http.Client {
+	if issuer.Scheme != "https" {
+		return client
+	}
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("redirect to %s refused: not https", req.URL.Redacted())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+	return &c
 }

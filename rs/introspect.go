@@ -50,7 +50,7 @@ var ErrInactive = errors.New("token is not active")
 // takes effect on this API within CacheTTL instead of at the token's
 // expiry. It costs one request to the issuer per token per CacheTTL, made
 // in the calling request: bounded by DefaultHTTPTimeout and cancelled with
-// Validate's ctx.
+// Validate's ctx. The request follows no redirect.
 type IntrospectionConfig struct {
 	// ClientID and ClientSecret authenticate this API to the endpoint
 	// with HTTP Basic (client_secret_basic, RFC 6749 §2.3.1). In m2mauth
@@ -101,7 +101,12 @@ func newIntrospector(c *IntrospectionConfig, s settings) (*introspector, error) 
 	if c.ClientID == "" || c.ClientSecret == "" {
 		return nil, errors.New("rs: Config.Introspection needs ClientID and ClientSecret")
 	}
-	in := &introspector{client: s.client, ttl: c.CacheTTL, maxEntries: c.MaxCacheEntries, now: s.now, log: s.log, answers: map[string]answer{}}
+	// The request carries this API's secret and the token: it follows no
+	// redirect, which could take both to another scheme, host or path
+	// (net/http resends them on a 307 to the same host over plain http).
+	client := *s.client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	in := &introspector{client: &client, ttl: c.CacheTTL, maxEntries: c.MaxCacheEntries, now: s.now, log: s.log, answers: map[string]answer{}}
 	switch {
 	case in.ttl == 0:
 		in.ttl = DefaultIntrospectionCacheTTL
@@ -218,6 +223,9 @@ func (in *introspector) ask(ctx context.Context, token, jti string) (bool, error
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIntrospectionBytes+1))
 	if err != nil {
 		return false, fmt.Errorf("POST %s: reading the answer: %w", in.endpoint, err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return false, fmt.Errorf("POST %s: status %d: redirects are not followed", in.endpoint, resp.StatusCode)
 	}
 	if resp.StatusCode != http.StatusOK {
 		// 401 here means this API's own credentials were refused.
