@@ -4,15 +4,12 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/m2mauth/m2mauth/internal/store/migrate"
 )
 
 // migrationFiles holds the schema, one numbered file per change:
@@ -28,55 +25,18 @@ var migrationFiles embed.FS
 // never collide.
 const migrationLock int64 = 0x6d326d61757468
 
-// migration is one schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the migration files of fsys, ordered by version.
-// File names are "<version>_<description>.sql" with a positive version.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name is not <version>_<description>.sql", base)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrations %s and %s have one version", other, base)
-		}
-		seen[v] = base
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
-// migrate applies the embedded migrations that the database lacks, in
-// order, in one transaction that holds an advisory lock: replicas opening
-// the database at once wait for each other, and the first applies what is
-// missing while the others then find nothing to do. A database with a
-// version this binary does not know (written by a newer m2mauth) is
+// applyMigrations applies the embedded migrations that the database
+// lacks, in order, in one transaction that holds an advisory lock: replicas
+// opening the database at once wait for each other, and the first applies
+// what is missing while the others then find nothing to do. A database
+// with a version this binary does not know (written by a newer m2mauth) is
 // refused.
-func migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
-	ms, err := loadMigrations(migrationFiles)
+func applyMigrations(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
+	ms, err := migrate.Load(migrationFiles)
 	if err != nil {
 		return fmt.Errorf("loading migrations: %w", err)
 	}
-	var applied []migration
+	var applied []migrate.Migration
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		applied = nil
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
@@ -92,20 +52,18 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
 			return fmt.Errorf("reading schema version: %w", err)
 		}
-		if known := ms[len(ms)-1].version; newest > known {
-			return fmt.Errorf("database schema version %d is newer than this m2mauth knows (%d)", newest, known)
+		pending, err := migrate.Pending(ms, newest)
+		if err != nil {
+			return err
 		}
-		for _, m := range ms {
-			if m.version <= newest {
-				continue
-			}
+		for _, m := range pending {
 			// Exec without arguments uses the simple protocol, which
 			// runs a file of several statements.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.Version); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 			applied = append(applied, m)
 		}
@@ -115,7 +73,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error
 		return err
 	}
 	for _, m := range applied {
-		logger.InfoContext(ctx, "postgres: applied migration", "version", m.version, "name", m.name)
+		logger.InfoContext(ctx, "postgres: applied migration", "version", m.Version, "name", m.Name)
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		close:   cancel,
 		leases:  map[string]*lease{},
 	}
-	if err := migrate(ctx, pool, logger); err != nil {
+	if err := applyMigrations(ctx, pool, logger); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

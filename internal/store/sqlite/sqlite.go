@@ -87,7 +87,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if err := enableWAL(ctx, s.w); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if err := migrate(ctx, s.w, logger); err != nil {
+	if err := applyMigrations(ctx, s.w, logger); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
