@@ -26,7 +26,7 @@ func (s *Server) HandleRevoke(w http.ResponseWriter, r *http.Request) {
 		var caller *authz.Client
 		caller, e = s.authenticateClient(r, req.creds)
 		if e == nil {
-			if e = s.revoke(r.Context(), &caller.Application, req.token); e == nil {
+			if e = s.revoke(r.Context(), &caller.Application, req.token, r.RemoteAddr); e == nil {
 				h := w.Header()
 				h.Set("Cache-Control", "no-store")
 				h.Set("Pragma", "no-cache")
@@ -40,7 +40,7 @@ func (s *Server) HandleRevoke(w http.ResponseWriter, r *http.Request) {
 
 // revoke deny-lists tok if it is a valid token issued to caller, and does
 // nothing otherwise.
-func (s *Server) revoke(ctx context.Context, caller *authz.Application, tok string) *Error {
+func (s *Server) revoke(ctx context.Context, caller *authz.Application, tok, remoteAddr string) *Error {
 	claims, err := s.Issuer.Verify(tok)
 	if err != nil {
 		s.Log.Debug("revocation: token not valid, nothing to revoke", "client_id", caller.ClientID, "error", err)
@@ -54,5 +54,8 @@ func (s *Server) revoke(ctx context.Context, caller *authz.Application, tok stri
 		return &Error{Code: ErrServerError, Description: "revoking token: " + err.Error(), Status: http.StatusServiceUnavailable}
 	}
 	s.Log.Info("access token revoked", "client_id", claims.ClientID, "audience", claims.Audience, "jti", claims.JTI)
+	if s.Events != nil {
+		s.Events.TokenRevoked(ctx, claims.ClientID, claims.JTI, claims.Audience, remoteAddr)
+	}
 	return nil
 }

@@ -35,6 +35,9 @@ type Events interface {
 	SecretUsed(clientID, secretID string, at time.Time)
 	// TokenIssued reports one access token issued.
 	TokenIssued(clientID, audience, jti string, at time.Time)
+	// TokenRevoked reports an application revoking one of its own tokens
+	// (RFC 7009), for the audit log.
+	TokenRevoked(ctx context.Context, clientID, jti, audience, remoteAddr string)
 }
 
 // Server serves the OAuth endpoints. Build it with every field set; it is

@@ -28,8 +28,9 @@ func (e *recordedEvents) ClientAuthFailed(_ context.Context, clientID, _, _ stri
 	defer e.mu.Unlock()
 	e.failed = append(e.failed, clientID)
 }
-func (e *recordedEvents) SecretUsed(string, string, time.Time)          {}
-func (e *recordedEvents) TokenIssued(string, string, string, time.Time) {}
+func (e *recordedEvents) SecretUsed(string, string, time.Time)                         {}
+func (e *recordedEvents) TokenIssued(string, string, string, time.Time)                {}
+func (e *recordedEvents) TokenRevoked(context.Context, string, string, string, string) {}
 
 // TestMalformedClientID: a client_id no application can have (NUL, invalid
 // UTF-8, control characters, absurd length) is refused as invalid_client

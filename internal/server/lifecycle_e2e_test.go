@@ -236,3 +236,53 @@ func TestAuditLog(t *testing.T) {
 		}
 	})
 }
+
+// TestLifecycleIsAudited: each lifecycle action — an application revoking
+// its token, a secret rotated, a signing key rotated, an application
+// disabled — is in the audit log with its actor, and no secret or token is.
+func TestLifecycleIsAudited(t *testing.T) {
+	e := newTestEnv(t)
+	adm := e.adminToken()
+	e.createAPI(adm, usageAPI, "", usageScopes...)
+	app := e.createApp(adm, "audited lifecycle", map[string][]string{usageAPI: nil})
+	tok := e.tokenFor(app.ClientID, app.ClientSecret, usageAPI)
+	_, claims := jwtParts(t, tok)
+
+	form := formOf(app.ClientID, app.ClientSecret, "")
+	form.Del("grant_type")
+	form.Del("audience")
+	form.Set("token", tok)
+	if status, body := e.postForm("/oauth/revoke", form, nil); status != 200 {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	var sec admin.CreatedSecret
+	e.mustCall(201, "POST", "/admin/v1/applications/"+app.ClientID+"/secrets", adm, map[string]any{"expire_others_in": 3600}, &sec)
+	e.addSecret(sec.ClientSecret)
+	e.mustCall(200, "POST", "/admin/v1/keys/rotate", adm, map[string]any{"alg": "ES256"}, nil)
+	e.mustCall(200, "PATCH", "/admin/v1/applications/"+app.ClientID, adm, map[string]any{"disabled": true}, nil)
+
+	var log admin.List[admin.AuditEventResource]
+	e.mustCall(200, "GET", "/admin/v1/audit?limit=500", adm, nil, &log)
+	for _, w := range []struct{ action, actor, target string }{
+		{"token.revoke", app.ClientID, claims["jti"].(string)},
+		{"secret.create", e.admin.ClientID, app.ClientID},
+		{"key.rotate", e.admin.ClientID, "ES256"},
+		{"application.update", e.admin.ClientID, app.ClientID},
+	} {
+		found := false
+		for _, ev := range log.Items {
+			if ev.Action == w.action && ev.Actor == w.actor && (w.target == "" || ev.Target == w.target) && ev.RemoteAddr != "" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no %s by %s on %s in the audit log", w.action, w.actor, w.target)
+		}
+	}
+	raw, _ := json.Marshal(log)
+	for _, s := range []string{app.ClientSecret, sec.ClientSecret, tok, adm} {
+		if strings.Contains(string(raw), s) {
+			t.Fatal("the audit log holds a secret or a token")
+		}
+	}
+}

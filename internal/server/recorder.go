@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strconv"
@@ -101,6 +102,14 @@ func (rc *recorder) ClientAuthFailed(_ context.Context, clientID, remoteAddr, re
 		rc.events = append(rc.events, e)
 	}
 	rc.mu.Unlock()
+}
+
+// TokenRevoked records an application revoking its own token at the
+// revocation endpoint (oauth.Events): a rare, deliberate act, written at
+// once like a management action.
+func (rc *recorder) TokenRevoked(ctx context.Context, clientID, jti, audience, remoteAddr string) {
+	b, _ := json.Marshal(map[string]string{"audience": audience, "via": "revocation endpoint"})
+	rc.Record(ctx, authz.AuditEvent{Action: "token.revoke", Actor: clientID, Target: jti, RemoteAddr: remoteAddr, Details: string(b)})
 }
 
 // SecretUsed notes a secret's use, to be written at most once a minute
