@@ -355,11 +355,19 @@ func (h *Handler) ListGrants(w http.ResponseWriter, r *http.Request, _ *Actor) *
 	if _, err := h.Store.GetApplication(r.Context(), id); err != nil {
 		return storeProblem(err, "application")
 	}
+	pg, p := page(r)
+	if p != nil {
+		return p
+	}
 	grants, err := h.Store.ListGrants(r.Context(), id)
 	if err != nil {
 		return storeProblem(err, "grant")
 	}
-	out := List[GrantResource]{Items: make([]GrantResource, 0, len(grants))}
+	grants, next, p := pageOf(grants, func(g authz.Grant) string { return g.ID }, pg)
+	if p != nil {
+		return p
+	}
+	out := List[GrantResource]{Items: make([]GrantResource, 0, len(grants)), NextCursor: next}
 	for _, g := range grants {
 		out.Items = append(out.Items, grantResource(g))
 	}

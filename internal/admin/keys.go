@@ -60,11 +60,21 @@ func keyResource(k authz.SigningKey) KeyResource {
 // ListKeys serves GET /admin/v1/keys: every signing key, oldest first, in
 // one page.
 func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request, _ *Actor) *Problem {
+	pg, p := page(r)
+	if p != nil {
+		return p
+	}
 	keys, err := h.SigningKeys.List(r.Context())
 	if err != nil {
 		return storeProblem(err, "signing keys")
 	}
-	writeJSON(w, http.StatusOK, keyList(keys))
+	keys, next, p := pageOf(keys, func(k authz.SigningKey) string { return k.KID }, pg)
+	if p != nil {
+		return p
+	}
+	out := keyList(keys)
+	out.NextCursor = next
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -113,10 +123,20 @@ func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Acto
 		}
 		return storeProblem(err, "signing keys")
 	}
+	pg, p := page(r)
+	if p != nil {
+		return p
+	}
 	keys, err := h.SigningKeys.List(r.Context())
 	if err != nil {
 		return storeProblem(err, "signing keys")
 	}
-	writeJSON(w, http.StatusOK, keyList(keys))
+	keys, next, p := pageOf(keys, func(k authz.SigningKey) string { return k.KID }, pg)
+	if p != nil {
+		return p
+	}
+	out := keyList(keys)
+	out.NextCursor = next
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

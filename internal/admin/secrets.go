@@ -3,6 +3,8 @@ package admin
 import (
 	"net/http"
 	"time"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
 )
 
 // CreateSecretRequest is the body of POST
@@ -89,11 +91,19 @@ func (h *Handler) ListSecrets(w http.ResponseWriter, r *http.Request, _ *Actor) 
 	if _, err := h.Store.GetApplication(r.Context(), id); err != nil {
 		return storeProblem(err, "application")
 	}
+	pg, p := page(r)
+	if p != nil {
+		return p
+	}
 	secrets, err := h.Store.ListSecrets(r.Context(), id)
 	if err != nil {
 		return storeProblem(err, "application")
 	}
-	out := List[SecretResource]{Items: make([]SecretResource, 0, len(secrets))}
+	secrets, next, p := pageOf(secrets, func(s authz.Secret) string { return s.ID }, pg)
+	if p != nil {
+		return p
+	}
+	out := List[SecretResource]{Items: make([]SecretResource, 0, len(secrets)), NextCursor: next}
 	for _, s := range secrets {
 		out.Items = append(out.Items, secretResource(s))
 	}

@@ -108,6 +108,21 @@ func TestSecretRotationWithOverlap(t *testing.T) {
 		}
 		e.mustCall(404, "DELETE", base+"/"+third.ID, adm, nil, nil)
 	})
+	t.Run("the secret list pages like every list", func(t *testing.T) {
+		e := e.with(t)
+		var all admin.List[admin.SecretResource]
+		e.mustCall(200, "GET", base, adm, nil, &all)
+		var first, rest admin.List[admin.SecretResource]
+		e.mustCall(200, "GET", base+"?limit=1", adm, nil, &first)
+		if len(first.Items) != 1 || first.NextCursor == "" || first.Items[0].ID != all.Items[0].ID {
+			t.Fatalf("first page %+v", first)
+		}
+		e.mustCall(200, "GET", base+"?limit=10&cursor="+first.NextCursor, adm, nil, &rest)
+		if len(rest.Items) != len(all.Items)-1 || rest.NextCursor != "" {
+			t.Fatalf("second page %+v of %d", rest, len(all.Items))
+		}
+		e.mustCall(400, "GET", base+"?cursor=bm9wZQ", adm, nil, nil)
+	})
 	t.Run("bad requests", func(t *testing.T) {
 		e := e.with(t)
 		e.mustCall(400, "POST", base, adm, map[string]any{"expires_in": 0}, nil)

@@ -29,11 +29,11 @@ var adminOps = map[string]admin.Operation{
 	"PATCH /admin/v1/applications/{client_id}":                      {Summary: "Change an application; disabling takes effect on its next request", Request: admin.UpdateApplicationRequest{}, Status: 200, Result: admin.ApplicationResource{}},
 	"DELETE /admin/v1/applications/{client_id}":                     {Summary: "Delete an application with its secrets and grants", Status: 204},
 	"POST /admin/v1/applications/{client_id}/grants":                {Summary: "Grant an application scopes of an API (omitted scopes: all the API defines)", Request: admin.GrantRequest{}, Status: 201, Result: admin.GrantResource{}},
-	"GET /admin/v1/applications/{client_id}/grants":                 {Summary: "List an application's grants", Status: 200, Result: admin.List[admin.GrantResource]{}},
+	"GET /admin/v1/applications/{client_id}/grants":                 {Summary: "List an application's grants", Query: []admin.QueryParam{qLimit, qCursor}, Status: 200, Result: admin.List[admin.GrantResource]{}},
 	"PATCH /admin/v1/applications/{client_id}/grants/{grant_id}":    {Summary: "Replace a grant's scopes", Request: admin.UpdateGrantRequest{}, Status: 200, Result: admin.GrantResource{}},
 	"DELETE /admin/v1/applications/{client_id}/grants/{grant_id}":   {Summary: "Remove a grant", Status: 204},
 	"POST /admin/v1/applications/{client_id}/secrets":               {Summary: "Add a client secret, optionally expiring, optionally expiring the others (rotation with overlap); the answer holds the only copy", OptionalBody: true, Request: admin.CreateSecretRequest{}, Status: 201, Result: admin.CreatedSecret{}},
-	"GET /admin/v1/applications/{client_id}/secrets":                {Summary: "List an application's secrets (prefix, dates, last use; never the secret)", Status: 200, Result: admin.List[admin.SecretResource]{}},
+	"GET /admin/v1/applications/{client_id}/secrets":                {Summary: "List an application's secrets (prefix, dates, last use; never the secret)", Query: []admin.QueryParam{qLimit, qCursor}, Status: 200, Result: admin.List[admin.SecretResource]{}},
 	"DELETE /admin/v1/applications/{client_id}/secrets/{secret_id}": {Summary: "Delete a client secret; it stops working at once", Status: 204},
 	"GET /admin/v1/applications/{client_id}/usage":                  {Summary: "Tokens issued to an application per audience and UTC hour", Query: []admin.QueryParam{{Name: "since", Description: "RFC 3339 time; default 24 hours ago"}}, Status: 200, Result: admin.List[admin.IssuanceResource]{}},
 	"GET /admin/v1/audit": {Summary: "Read the audit log, newest first", Query: []admin.QueryParam{
@@ -45,7 +45,7 @@ var adminOps = map[string]admin.Operation{
 	"POST /admin/v1/tokens/revoke":                          {Summary: "Revoke any valid access token until it expires; 400 if the token is not valid", Request: admin.RevokeTokenRequest{}, Status: 200, Result: admin.RevokedToken{}},
 	"POST /admin/v1/applications/{client_id}/revoke-tokens": {Summary: "Revoke every token issued to an application so far (answers once the whole-second cutoff has passed)", Status: 200, Result: admin.RevokedTokens{}},
 
-	"GET /admin/v1/keys":         {Summary: "List the signing keys, oldest first: kid, algorithm, state (next, active, retired) and rotation times; never private material", Status: 200, Result: admin.List[admin.KeyResource]{}},
+	"GET /admin/v1/keys":         {Summary: "List the signing keys, oldest first: kid, algorithm, state (next, active, retired) and rotation times; never private material", Query: []admin.QueryParam{qLimit, qCursor}, Status: 200, Result: admin.List[admin.KeyResource]{}},
 	"POST /admin/v1/keys/rotate": {Summary: "Rotate the signing keys of one algorithm (alg) or, with an empty body or {}, of every algorithm in use: the next key becomes active at once and a new next key is made", OptionalBody: true, Request: admin.RotateKeysRequest{}, Status: 200, Result: admin.List[admin.KeyResource]{}},
 }
 
