@@ -130,15 +130,15 @@ func challengeValue(s string) string {
 
 func (h *Handler) authenticate(r *http.Request, scope string) (*Actor, *Problem) {
 	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		// RFC 6750 §3.1: no error code when the request has no token.
+	scheme, tok, _ := strings.Cut(auth, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		// RFC 6750 §3.1: no error code when the request has no token, or
+		// authenticates with another scheme.
 		p := bearerProblem(http.StatusUnauthorized, CodeInvalidToken, "", "")
 		p.Detail = "a bearer token for the management API is required"
 		return nil, p
 	}
-	scheme, tok, ok := strings.Cut(auth, " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+	if tok = strings.TrimSpace(tok); tok == "" {
 		return nil, bearerProblem(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer <token>", "")
 	}
 	claims, err := h.Verifier.Verify(tok)

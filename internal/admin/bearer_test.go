@@ -104,3 +104,42 @@ func TestBearerChallengeScope(t *testing.T) {
 		t.Fatalf("challenge %v", got)
 	}
 }
+
+// TestBearerChallengeWithoutToken: a request without a bearer token, or
+// with another scheme, gets a challenge without error information (RFC
+// 6750 §3.1); an empty bearer token is invalid_token.
+func TestBearerChallengeWithoutToken(t *testing.T) {
+	tests := []struct {
+		name, auth string
+		wantError  string
+	}{
+		{"no Authorization header", "", ""},
+		{"basic", "Basic YTpi", ""},
+		{"another scheme without credentials", "Negotiate", ""},
+		{"empty bearer token", "Bearer ", CodeInvalidToken},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &Handler{Log: slog.New(slog.DiscardHandler), Verifier: verifierFunc(func(string) (*token.Claims, error) {
+				t.Fatal("Verify called")
+				return nil, nil
+			})}
+			r := httptest.NewRequest(http.MethodGet, "/admin/v1/apis", nil)
+			if tc.auth != "" {
+				r.Header.Set("Authorization", tc.auth)
+			}
+			w := httptest.NewRecorder()
+			h.Protect("read:apis", func(http.ResponseWriter, *http.Request, *Actor) *Problem {
+				t.Fatal("the endpoint ran")
+				return nil
+			}).ServeHTTP(w, r)
+			p := parseChallenge(t, w.Header().Get("WWW-Authenticate"))
+			if w.Code != http.StatusUnauthorized || p["realm"] != Realm || p["error"] != tc.wantError {
+				t.Fatalf("%d, challenge %v; want 401 with error %q", w.Code, p, tc.wantError)
+			}
+			if tc.wantError == "" && (p["error_description"] != "" || len(p) != 1) {
+				t.Fatalf("challenge %v: want the realm alone", p)
+			}
+		})
+	}
+}
