@@ -124,8 +124,12 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *E
 		return req, e
 	}
 	// RFC 8707 §2: resource may be repeated; one token serves one API here.
+	// An empty value counts as omitted (RFC 6749 §3.2).
 	var res string
 	for _, v := range p["resource"] {
+		if v == "" {
+			continue
+		}
 		if !absoluteURI(v) {
 			return req, &Error{Code: ErrInvalidTarget, Description: "resource must be an absolute URI without a fragment (RFC 8707 section 2); use audience for other identifiers", Status: http.StatusBadRequest}
 		}
