@@ -36,6 +36,8 @@ type KeyResource struct {
 	RetiredAt   *time.Time `json:"retired_at"`
 	// RemoveAfter is when a retired key leaves the JWKS.
 	RemoveAfter *time.Time `json:"remove_after"`
+	// UpdatedAt is the key's last change of state.
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // RotateKeysRequest is the optional body of POST /admin/v1/keys/rotate.
@@ -54,11 +56,22 @@ func keyResource(k authz.SigningKey) KeyResource {
 	return KeyResource{
 		KID: k.KID, Alg: k.Alg, State: string(k.State), CreatedAt: k.CreatedAt,
 		ActivatedAt: optionalTime(k.ActivatedAt), RetiredAt: optionalTime(k.RetiredAt), RemoveAfter: optionalTime(k.RemoveAfter),
+		UpdatedAt: latest(k.CreatedAt, k.ActivatedAt, k.RetiredAt),
 	}
 }
 
-// ListKeys serves GET /admin/v1/keys: every signing key, oldest first, in
-// one page.
+func latest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
+		}
+	}
+	return out
+}
+
+// ListKeys serves GET /admin/v1/keys?limit=&cursor=: the signing keys,
+// oldest first.
 func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request, _ *Actor) *Problem {
 	pg, p := page(r)
 	if p != nil {
