@@ -179,66 +179,11 @@ func TestPoolSettings(t *testing.T) {
 	}
 }
 
-func TestTimesReadBackInUTC(t *testing.T) {
-	s := newStore(t)
-	ctx := t.Context()
-	zone := time.FixedZone("UTC+5", 5*3600)
-	created := time.Date(2025, 1, 2, 8, 0, 0, 1234567, zone)
-	app := authz.Application{ClientID: "app_1", Name: "A", CreatedAt: created, UpdatedAt: created}
-	if err := s.CreateApplication(ctx, app, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.GetApplication(ctx, app.ClientID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := authz.StoreTime(created); got.CreatedAt != want {
-		t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
-	}
-	// time.Local is another *Location even when the process runs in UTC.
-	if got.CreatedAt.Location() != time.UTC {
-		t.Errorf("CreatedAt location = %v, want UTC", got.CreatedAt.Location())
-	}
-	if !got.TokensNotBefore.IsZero() {
-		t.Errorf("TokensNotBefore = %v, want zero", got.TokensNotBefore)
-	}
-}
-
 func TestInvalidKeyState(t *testing.T) {
 	s := newStore(t)
 	err := s.CreateKey(t.Context(), authz.SigningKey{KID: "kid-1", Alg: authz.ES256, State: "lost", CreatedAt: time.Now()})
 	if !errors.Is(err, authz.ErrInvalid) {
 		t.Errorf("CreateKey with state lost: %v, want one wrapping %q", err, authz.ErrInvalid)
-	}
-}
-
-// Client decodes API scope lists through a cache; what it returns must
-// still be the caller's to change.
-func TestClientScopesAreCopies(t *testing.T) {
-	s := newStore(t)
-	ctx := t.Context()
-	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
-	api := authz.API{ID: "api_1", Identifier: "https://api.example.com", Scopes: []authz.Scope{{Value: "read"}},
-		TokenLifetime: time.Hour, SigningAlg: authz.ES256, CreatedAt: at, UpdatedAt: at}
-	if err := s.CreateAPI(ctx, api); err != nil {
-		t.Fatal(err)
-	}
-	app := authz.Application{ClientID: "app_1", CreatedAt: at, UpdatedAt: at}
-	grant := authz.Grant{ID: "grant_1", APIID: api.ID, Scopes: []string{"read"}, CreatedAt: at, UpdatedAt: at}
-	if err := s.CreateApplication(ctx, app, nil, []authz.Grant{grant}); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		c, err := s.Client(ctx, app.ClientID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := c.Grants[0]
-		if g.API.Scopes[0].Value != "read" || g.Grant.Scopes[0] != "read" {
-			t.Fatalf("scopes = %v, %v; want read", g.API.Scopes, g.Grant.Scopes)
-		}
-		g.API.Scopes[0].Value = "changed by the caller"
-		g.Grant.Scopes[0] = "changed by the caller"
 	}
 }
 
@@ -320,80 +265,11 @@ func TestConcurrentRotationAcrossStores(t *testing.T) {
 }
 
 func BenchmarkClient(b *testing.B) {
-	s := newStore(b)
-	ctx := context.Background()
-	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
-	app := authz.Application{ClientID: "app_bench", Name: "Bench", CreatedAt: at, UpdatedAt: at}
-	var secrets []authz.Secret
-	for i := range 5 {
-		secrets = append(secrets, authz.Secret{
-			ID:        fmt.Sprintf("sec_%d", i),
-			Hash:      make([]byte, 32),
-			Prefix:    fmt.Sprintf("m2ms_sec_%d", i),
-			CreatedAt: at.Add(time.Duration(i) * time.Second),
-			ExpiresAt: at.Add(90 * 24 * time.Hour),
-		})
-	}
-	var grants []authz.Grant
-	for i := range 3 {
-		api := authz.API{
-			ID:         fmt.Sprintf("api_%d", i),
-			Identifier: fmt.Sprintf("https://api%d.example.com", i),
-			Name:       "API",
-			Scopes: []authz.Scope{
-				{Value: "read:things", Description: "Read things"},
-				{Value: "write:things", Description: "Write things"},
-				{Value: "delete:things", Description: "Delete things"},
-			},
-			TokenLifetime: time.Hour,
-			SigningAlg:    authz.ES256,
-			CreatedAt:     at,
-			UpdatedAt:     at,
-		}
-		if err := s.CreateAPI(ctx, api); err != nil {
-			b.Fatal(err)
-		}
-		grants = append(grants, authz.Grant{
-			ID:        fmt.Sprintf("grant_%d", i),
-			APIID:     api.ID,
-			Scopes:    []string{"read:things", "write:things"},
-			CreatedAt: at,
-			UpdatedAt: at,
-		})
-	}
-	if err := s.CreateApplication(ctx, app, secrets, grants); err != nil {
-		b.Fatal(err)
-	}
-
-	b.ReportAllocs()
-	for b.Loop() {
-		c, err := s.Client(ctx, app.ClientID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(c.Secrets) != 5 || len(c.Grants) != 3 {
-			b.Fatalf("Client = %d secrets, %d grants", len(c.Secrets), len(c.Grants))
-		}
-	}
+	storetest.BenchClient(b, newStore(b))
 }
 
 func BenchmarkClientParallel(b *testing.B) {
-	s := newStore(b)
-	ctx := context.Background()
-	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
-	app := authz.Application{ClientID: "app_bench", Name: "Bench", CreatedAt: at, UpdatedAt: at}
-	if err := s.CreateApplication(ctx, app, []authz.Secret{{ID: "sec_1", Hash: make([]byte, 32), CreatedAt: at}}, nil); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.Client(ctx, app.ClientID); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	storetest.BenchClientParallel(b, newStore(b))
 }
 
 func TestMalformedDSNHidesPassword(t *testing.T) {

@@ -25,6 +25,28 @@ func testApplications(t *testing.T, open func(t *testing.T) authz.Store) {
 		}
 	})
 
+	// authz.StoreTime names what every store keeps; a store keeps it
+	// whatever zone and precision a time was written in.
+	t.Run("times read back in UTC to the microsecond", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		zone := time.FixedZone("UTC+5", 5*3600)
+		created := time.Date(2025, 1, 2, 8, 0, 0, 1234567, zone)
+		app := authz.Application{ClientID: "app_1", Name: "A", CreatedAt: created, UpdatedAt: created}
+		noErr(t, s.CreateApplication(ctx, app, nil, nil))
+		got, err := s.GetApplication(ctx, app.ClientID)
+		noErr(t, err)
+		if want := authz.StoreTime(created); got.CreatedAt != want {
+			t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
+		}
+		// time.Local is another *Location even when the process runs in UTC.
+		if got.CreatedAt.Location() != time.UTC {
+			t.Errorf("CreatedAt location = %v, want UTC", got.CreatedAt.Location())
+		}
+		if !got.TokensNotBefore.IsZero() {
+			t.Errorf("TokensNotBefore = %v, want zero", got.TokensNotBefore)
+		}
+	})
+
 	t.Run("create with secrets and grants", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		api1, api2 := newAPI(1), newAPI(2)
@@ -424,5 +446,27 @@ func testClient(t *testing.T, open func(t *testing.T) authz.Store) {
 			Secrets:     []authz.Secret{sec},
 			Grants:      []authz.ClientGrant{{Grant: g, API: api}},
 		})
+	})
+
+	// Stores may decode scope lists through a cache; what Client returns
+	// must still be the caller's to change.
+	t.Run("returns scope lists the caller may change", func(t *testing.T) {
+		s, ctx, now := open(t), t.Context(), at(0)
+		api := authz.API{ID: "api_1", Identifier: "https://api.example.com", Scopes: []authz.Scope{{Value: "read"}},
+			TokenLifetime: time.Hour, SigningAlg: authz.ES256, CreatedAt: now, UpdatedAt: now}
+		noErr(t, s.CreateAPI(ctx, api))
+		app := authz.Application{ClientID: "app_1", CreatedAt: now, UpdatedAt: now}
+		grant := authz.Grant{ID: "grant_1", APIID: api.ID, Scopes: []string{"read"}, CreatedAt: now, UpdatedAt: now}
+		noErr(t, s.CreateApplication(ctx, app, nil, []authz.Grant{grant}))
+		for range 2 {
+			c, err := s.Client(ctx, app.ClientID)
+			noErr(t, err)
+			g := c.Grants[0]
+			if g.API.Scopes[0].Value != "read" || g.Grant.Scopes[0] != "read" {
+				t.Fatalf("scopes = %v, %v; want read", g.API.Scopes, g.Grant.Scopes)
+			}
+			g.API.Scopes[0].Value = "changed by the caller"
+			g.Grant.Scopes[0] = "changed by the caller"
+		}
 	})
 }
