@@ -317,7 +317,7 @@ func TestKeysEndpoints(t *testing.T) {
 		if err := json.Unmarshal(body, &raw); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"activated_at", "alg", "created_at", "kid", "remove_after", "retired_at", "state"}
+		want := []string{"activated_at", "alg", "created_at", "kid", "remove_after", "retired_at", "state", "updated_at"}
 		if len(raw.Items) != 4 { // ES256 and EdDSA, active and next
 			t.Errorf("%d keys, want 4", len(raw.Items))
 		}
