@@ -245,13 +245,26 @@ func TestIntrospectionMode(t *testing.T) {
 			t.Fatalf("%d calls, want 2", n)
 		}
 		ii.set("c", true)
-		for _, jti := range []string{"c", "a", "b"} { // c evicts one of a, b
+		// c evicts one of a, b, which is asked again and evicts an
+		// arbitrary one of the other two: the other may be asked again too.
+		for _, jti := range []string{"c", "a", "b"} {
 			if _, err := v.Validate(ctx, ii.tokenFor(jti, time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if n := ii.callCount(t); n != 4 {
-			t.Fatalf("%d calls, want 4: one of a, b asked again", n)
+		if n := ii.callCount(t); n != 4 && n != 5 {
+			t.Fatalf("%d calls, want 4 or 5: one or both of a, b asked again", n)
+		}
+		// Three tokens never fit in two entries: a round of all three asks
+		// at least once.
+		before := ii.callCount(t)
+		for _, jti := range []string{"a", "b", "c"} {
+			if _, err := v.Validate(ctx, ii.tokenFor(jti, time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := ii.callCount(t); n == before {
+			t.Fatalf("no call for a, b and c: the cache holds more than 2 answers")
 		}
 	})
 
