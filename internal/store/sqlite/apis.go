@@ -111,19 +111,8 @@ func (s *Store) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) (
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+apiColumns+` FROM apis a`+w.String()+
 		` ORDER BY a.created_at, a.id LIMIT ?`, append(w.args, p.Limit+1)...)
+	list, err := collect(rows, err, scanAPI)
 	if err != nil {
-		return nil, "", wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.API{}
-	for rows.Next() {
-		a, err := scanAPI(rows)
-		if err != nil {
-			return nil, "", wrap(op, err)
-		}
-		list = append(list, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", wrap(op, err)
 	}
 	next := ""

@@ -97,19 +97,14 @@ func (s *Store) ListApplications(ctx context.Context, f authz.ApplicationFilter,
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+appColumns+` FROM applications`+w.String()+
 		` ORDER BY created_at, client_id LIMIT ?`, append(w.args, p.Limit+1)...)
-	if err != nil {
-		return nil, "", wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.Application{}
-	for rows.Next() {
+	list, err := collect(rows, err, func(sc scanner) (authz.Application, error) {
 		var r appRow
-		if err := rows.Scan(r.dest()...); err != nil {
-			return nil, "", wrap(op, err)
+		if err := sc.Scan(r.dest()...); err != nil {
+			return authz.Application{}, err
 		}
-		list = append(list, r.app())
-	}
-	if err := rows.Err(); err != nil {
+		return r.app(), nil
+	})
+	if err != nil {
 		return nil, "", wrap(op, err)
 	}
 	next := ""

@@ -61,23 +61,18 @@ func (s *Store) ListAudit(ctx context.Context, f authz.AuditFilter, p authz.Page
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id, time, actor, action, target, remote_addr, details
 		FROM audit_events`+w.String()+` ORDER BY time DESC, id DESC LIMIT ?`, append(w.args, p.Limit+1)...)
-	if err != nil {
-		return nil, "", wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.AuditEvent{}
-	for rows.Next() {
+	list, err := collect(rows, err, func(sc scanner) (authz.AuditEvent, error) {
 		var (
 			e  authz.AuditEvent
 			us int64
 		)
-		if err := rows.Scan(&e.ID, &us, &e.Actor, &e.Action, &e.Target, &e.RemoteAddr, &e.Details); err != nil {
-			return nil, "", wrap(op, err)
+		if err := sc.Scan(&e.ID, &us, &e.Actor, &e.Action, &e.Target, &e.RemoteAddr, &e.Details); err != nil {
+			return authz.AuditEvent{}, err
 		}
 		e.Time = fromMicros(us)
-		list = append(list, e)
-	}
-	if err := rows.Err(); err != nil {
+		return e, nil
+	})
+	if err != nil {
 		return nil, "", wrap(op, err)
 	}
 	next := ""
@@ -128,24 +123,19 @@ func (s *Store) ListIssuance(ctx context.Context, clientID string, since time.Ti
 	w.add(`hour >= ?`, micros(since))
 	rows, err := s.r.QueryContext(ctx, `SELECT client_id, audience, hour, count, last_issued_at
 		FROM token_issuance`+w.String()+` ORDER BY hour, client_id, audience`, w.args...)
-	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.Issuance{}
-	for rows.Next() {
+	list, err := collect(rows, err, func(sc scanner) (authz.Issuance, error) {
 		var (
 			c              authz.Issuance
 			hour, lastUsed int64
 		)
-		if err := rows.Scan(&c.ClientID, &c.Audience, &hour, &c.Count, &lastUsed); err != nil {
-			return nil, wrap(op, err)
+		if err := sc.Scan(&c.ClientID, &c.Audience, &hour, &c.Count, &lastUsed); err != nil {
+			return authz.Issuance{}, err
 		}
 		c.Hour = fromMicros(hour)
 		c.LastIssuedAt = fromMicros(lastUsed)
-		list = append(list, c)
-	}
-	if err := rows.Err(); err != nil {
+		return c, nil
+	})
+	if err != nil {
 		return nil, wrap(op, err)
 	}
 	return list, nil

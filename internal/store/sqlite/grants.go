@@ -81,25 +81,17 @@ func (s *Store) ListGrants(ctx context.Context, clientID string) ([]authz.Grant,
 	rows, err := s.r.QueryContext(ctx, `SELECT `+grantColumns+`, a.identifier
 		FROM grants g JOIN apis a ON a.id = g.api_id
 		WHERE g.client_id = ? ORDER BY g.created_at, g.id`, clientID)
-	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.Grant{}
-	for rows.Next() {
+	list, err := collect(rows, err, func(sc scanner) (authz.Grant, error) {
 		var r grantRow
 		var audience string
-		if err := rows.Scan(append(r.dest(), &audience)...); err != nil {
-			return nil, wrap(op, err)
+		if err := sc.Scan(append(r.dest(), &audience)...); err != nil {
+			return authz.Grant{}, err
 		}
 		g, err := r.grant()
-		if err != nil {
-			return nil, wrap(op, err)
-		}
 		g.Audience = audience
-		list = append(list, g)
-	}
-	if err := rows.Err(); err != nil {
+		return g, err
+	})
+	if err != nil {
 		return nil, wrap(op, err)
 	}
 	return list, nil

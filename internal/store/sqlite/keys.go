@@ -26,27 +26,22 @@ func (s *Store) ListKeys(ctx context.Context) ([]authz.SigningKey, error) {
 	const op = "list keys"
 	rows, err := s.r.QueryContext(ctx, `SELECT kid, alg, state, private, created_at, activated_at, retired_at, remove_after
 		FROM signing_keys ORDER BY created_at, kid`)
-	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.SigningKey{}
-	for rows.Next() {
+	list, err := collect(rows, err, func(sc scanner) (authz.SigningKey, error) {
 		var (
 			k                           authz.SigningKey
 			created                     int64
 			activated, retired, removal sql.NullInt64
 		)
-		if err := rows.Scan(&k.KID, &k.Alg, &k.State, &k.Private, &created, &activated, &retired, &removal); err != nil {
-			return nil, wrap(op, err)
+		if err := sc.Scan(&k.KID, &k.Alg, &k.State, &k.Private, &created, &activated, &retired, &removal); err != nil {
+			return authz.SigningKey{}, err
 		}
 		k.CreatedAt = fromMicros(created)
 		k.ActivatedAt = fromNullMicros(activated)
 		k.RetiredAt = fromNullMicros(retired)
 		k.RemoveAfter = fromNullMicros(removal)
-		list = append(list, k)
-	}
-	if err := rows.Err(); err != nil {
+		return k, nil
+	})
+	if err != nil {
 		return nil, wrap(op, err)
 	}
 	return list, nil

@@ -68,19 +68,14 @@ func (s *Store) ListSecrets(ctx context.Context, clientID string) ([]authz.Secre
 	const op = "list secrets"
 	rows, err := s.r.QueryContext(ctx, `SELECT `+secretColumns+` FROM client_secrets
 		WHERE client_id = ? ORDER BY created_at, id`, clientID)
-	if err != nil {
-		return nil, wrap(op, err)
-	}
-	defer rows.Close()
-	list := []authz.Secret{}
-	for rows.Next() {
+	list, err := collect(rows, err, func(sc scanner) (authz.Secret, error) {
 		var r secretRow
-		if err := rows.Scan(r.dest()...); err != nil {
-			return nil, wrap(op, err)
+		if err := sc.Scan(r.dest()...); err != nil {
+			return authz.Secret{}, err
 		}
-		list = append(list, r.secret())
-	}
-	if err := rows.Err(); err != nil {
+		return r.secret(), nil
+	})
+	if err != nil {
 		return nil, wrap(op, err)
 	}
 	return list, nil

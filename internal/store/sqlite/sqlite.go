@@ -238,6 +238,24 @@ func wrap(op string, err error) error {
 // micros returns t as stored: microseconds since the Unix epoch.
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
+// collect returns every row of a query, read with scan; rows and err are
+// what QueryContext returned.
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	list := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, v)
+	}
+	return list, rows.Err()
+}
+
 // nullMicros returns an optional time as stored: NULL for the zero time.
 func nullMicros(t time.Time) sql.NullInt64 {
 	if t.IsZero() {
