@@ -68,6 +68,7 @@ const (
 	maxDescLen       = 1000
 	maxScopes        = 200
 	maxScopeLen      = 128
+	maxScopeBytes    = 4096 // all of an API's scope values, space-separated
 	minLifetime      = 60
 )
 
@@ -115,6 +116,15 @@ func validScopeValue(s string) bool {
 func validScopes(scopes []authz.Scope) *Problem {
 	if len(scopes) > maxScopes {
 		return invalid("an API defines at most %d scopes", maxScopes)
+	}
+	total := 0
+	for _, sc := range scopes {
+		total += len(sc.Value) + 1
+	}
+	if total > maxScopeBytes {
+		// A token with every scope must stay well under the 16 KiB that
+		// verifiers accept (token.MaxTokenBytes).
+		return invalid("an API's scope values add up to at most %d bytes", maxScopeBytes)
 	}
 	seen := map[string]bool{}
 	for _, sc := range scopes {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -83,12 +84,22 @@ func LoadOrCreateFile(path string, r io.Reader) (key []byte, created bool, err e
 		}
 		return nil, false, fmt.Errorf("masterkey: %w", err)
 	}
+	// Synced, file and directory: data sealed with this key must never
+	// outlive the key itself after a crash.
 	if _, err := f.WriteString(Encode(k) + "\n"); err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("masterkey: writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
 		f.Close()
 		return nil, false, fmt.Errorf("masterkey: writing %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, false, fmt.Errorf("masterkey: writing %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return k, true, nil
 }

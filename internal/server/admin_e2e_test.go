@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -136,13 +137,14 @@ func TestManagementAPIResources(t *testing.T) {
 	t.Run("API validation", func(t *testing.T) {
 		e := e.with(t)
 		for name, body := range map[string]any{
-			"no identifier":         map[string]any{"name": "x"},
-			"identifier with space": map[string]any{"identifier": "a b"},
-			"bad scope value":       map[string]any{"identifier": "v1", "scopes": []map[string]string{{"value": "a b"}}},
-			"duplicate scope":       map[string]any{"identifier": "v2", "scopes": []map[string]string{{"value": "a"}, {"value": "a"}}},
-			"lifetime too long":     map[string]any{"identifier": "v3", "token_lifetime": 999999},
-			"unknown algorithm":     map[string]any{"identifier": "v4", "signing_alg": "HS256"},
-			"unknown field":         map[string]any{"identifier": "v5", "audience": "typo"},
+			"no identifier":            map[string]any{"name": "x"},
+			"identifier with space":    map[string]any{"identifier": "a b"},
+			"bad scope value":          map[string]any{"identifier": "v1", "scopes": []map[string]string{{"value": "a b"}}},
+			"duplicate scope":          map[string]any{"identifier": "v2", "scopes": []map[string]string{{"value": "a"}, {"value": "a"}}},
+			"lifetime too long":        map[string]any{"identifier": "v3", "token_lifetime": 999999},
+			"unknown algorithm":        map[string]any{"identifier": "v4", "signing_alg": "HS256"},
+			"unknown field":            map[string]any{"identifier": "v5", "audience": "typo"},
+			"scopes too long together": map[string]any{"identifier": "v6", "scopes": manyScopes(40, 120)},
 		} {
 			t.Run(name, func(t *testing.T) {
 				e := e.with(t)
@@ -277,4 +279,14 @@ func TestManagementAPIResources(t *testing.T) {
 			t.Fatalf("oversized body: %d", resp.StatusCode)
 		}
 	})
+}
+
+// manyScopes returns n distinct scope definitions of size bytes each.
+func manyScopes(n, size int) []map[string]string {
+	var out []map[string]string
+	for i := 0; i < n; i++ {
+		v := fmt.Sprintf("s%03d:", i)
+		out = append(out, map[string]string{"value": v + strings.Repeat("x", size-len(v))})
+	}
+	return out
 }

@@ -157,8 +157,9 @@ func (rc *recorder) flush(ctx context.Context) error {
 	if len(events) > 0 {
 		if err := rc.store.AppendAudit(ctx, events); err != nil {
 			firstErr = err
+			kept := rc.appendEach(ctx, events)
 			rc.mu.Lock()
-			rc.events = append(events, rc.events...)
+			rc.events = append(kept, rc.events...)
 			rc.mu.Unlock()
 		}
 	}
@@ -196,6 +197,30 @@ func (rc *recorder) flush(ctx context.Context) error {
 		}
 	}
 	return firstErr
+}
+
+// appendEach writes a batch that failed as a whole one event at a time and
+// returns the events to keep for the next flush. If the database took none,
+// it is unreachable and every event is kept. If it took some, those it
+// refused can never be written (bad data): they are dropped and logged
+// (action only) rather than retried forever in front of every later event.
+func (rc *recorder) appendEach(ctx context.Context, events []authz.AuditEvent) []authz.AuditEvent {
+	var failed []authz.AuditEvent
+	wrote := 0
+	for _, e := range events {
+		if err := rc.store.AppendAudit(ctx, []authz.AuditEvent{e}); err != nil {
+			failed = append(failed, e)
+		} else {
+			wrote++
+		}
+	}
+	if wrote == 0 {
+		return failed
+	}
+	for _, e := range failed {
+		rc.log.Error("audit event dropped: the database refuses it", "action", e.Action, "id", e.ID)
+	}
+	return nil
 }
 
 // run flushes every flushInterval until ctx is done, then once more.
