@@ -48,8 +48,15 @@ type Config struct {
 	// "iss" and the discovery document's "issuer" must equal it exactly
 	// (RFC 8414 §3.3, RFC 9068 §4). It must be an https URL without query
 	// or fragment; plain http is accepted for loopback hosts only
-	// (localhost, 127.0.0.0/8, ::1), for development.
+	// (localhost, 127.0.0.0/8, ::1), for development, or with
+	// AllowInsecureIssuer.
 	Issuer string
+
+	// AllowInsecureIssuer accepts a plain-http Issuer on any host, for a
+	// private network where the issuer has no TLS (a compose file's
+	// "http://m2mauth:8080"). Anyone on the path can then swap the keys the
+	// API trusts: never use it across a network you do not control.
+	AllowInsecureIssuer bool
 
 	// Audience is this API's identifier as registered in m2mauth, e.g.
 	// "https://api.example.com/". Tokens' "aud" must contain it exactly
@@ -109,7 +116,7 @@ func (c Config) check() (settings, error) {
 	if c.Issuer == "" {
 		return s, errors.New("rs: Config.Issuer is required")
 	}
-	u, err := parseIssuer(c.Issuer)
+	u, err := parseIssuer(c.Issuer, c.AllowInsecureIssuer)
 	if err != nil {
 		return s, err
 	}
@@ -164,8 +171,9 @@ func (c Config) check() (settings, error) {
 }
 
 // parseIssuer checks an issuer identifier against RFC 8414 §2: an https URL
-// with no query or fragment. Plain http is allowed for loopback hosts.
-func parseIssuer(issuer string) (*url.URL, error) {
+// with no query or fragment. Plain http is allowed for loopback hosts, and
+// anywhere with allowHTTP.
+func parseIssuer(issuer string, allowHTTP bool) (*url.URL, error) {
 	u, err := url.Parse(issuer)
 	if err != nil {
 		return nil, fmt.Errorf("rs: Config.Issuer: %w", err)
@@ -176,9 +184,9 @@ func parseIssuer(issuer string) (*url.URL, error) {
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#"):
 		return nil, fmt.Errorf("rs: Config.Issuer %q has a query or fragment (RFC 8414 §2)", issuer)
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && (allowHTTP || isLoopback(u.Hostname())):
 	default:
-		return nil, fmt.Errorf("rs: Config.Issuer %q must use https (http only for loopback hosts)", issuer)
+		return nil, fmt.Errorf("rs: Config.Issuer %q must use https (http only for loopback hosts, or with AllowInsecureIssuer)", issuer)
 	}
 	return u, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"net"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -482,5 +483,23 @@ func TestIssuerWithPath(t *testing.T) {
 	defer mu.Unlock()
 	if len(asked) != 1 {
 		t.Errorf("discovery asked %v, want only the RFC 8414 URL", asked)
+	}
+}
+
+// TestAllowInsecureIssuer: a plain-http issuer off loopback passes the
+// configuration check only when allowed (the fetch then fails here: the
+// client dials nothing).
+func TestAllowInsecureIssuer(t *testing.T) {
+	noDial := &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("tests dial nothing")
+	}}}
+	cfg := rs.Config{Issuer: "http://m2mauth:8080", Audience: audience, HTTPClient: noDial}
+	if _, err := rs.New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "must use https") {
+		t.Fatalf("without AllowInsecureIssuer: %v", err)
+	}
+	cfg.AllowInsecureIssuer = true
+	_, err := rs.New(context.Background(), cfg)
+	if err == nil || strings.Contains(err.Error(), "must use https") || !strings.Contains(err.Error(), "tests dial nothing") {
+		t.Fatalf("with AllowInsecureIssuer: %v", err)
 	}
 }
