@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/token"
@@ -57,6 +59,40 @@ type Discovery struct {
 	APIs   ScopeLister
 	// Introspection and Revocation advertise those endpoints when true.
 	Introspection, Revocation bool
+	// Now is the clock of the metadata cache; nil is time.Now.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	cached   *Metadata
+	cachedAt time.Time
+}
+
+// metadataCacheTTL is how long the metadata document, which lists every
+// API's scopes, is reused: 5 s. The endpoint is public; without the cache
+// every request would read every API from the database.
+const metadataCacheTTL = 5 * time.Second
+
+// cachedMetadata returns the metadata, rebuilt at most every
+// metadataCacheTTL; a failed rebuild keeps serving the last document.
+func (d *Discovery) cachedMetadata(ctx context.Context) (*Metadata, error) {
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cached != nil && now().Sub(d.cachedAt) < metadataCacheTTL {
+		return d.cached, nil
+	}
+	m, err := d.metadata(ctx)
+	if err != nil {
+		if d.cached != nil {
+			return d.cached, nil
+		}
+		return nil, err
+	}
+	d.cached, d.cachedAt = m, now()
+	return m, nil
 }
 
 func (d *Discovery) metadata(ctx context.Context) (*Metadata, error) {
@@ -108,7 +144,7 @@ func (d *Discovery) metadata(ctx context.Context) (*Metadata, error) {
 // HandleMetadata serves GET /.well-known/oauth-authorization-server and
 // /.well-known/openid-configuration.
 func (d *Discovery) HandleMetadata(w http.ResponseWriter, r *http.Request) {
-	m, err := d.metadata(r.Context())
+	m, err := d.cachedMetadata(r.Context())
 	if err != nil {
 		writeError(w, &Error{Code: ErrServerError, Description: "metadata unavailable; try again", Status: http.StatusServiceUnavailable})
 		return

@@ -152,7 +152,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	s.background = append(s.background, s.recorder.run)
 	s.background = append(s.background, s.runKeyRotation)
 	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder}
-	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store}
+	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now}
 	s.admin = &admin.Handler{
 		Store: s.store, Hasher: hasher, Verifier: s.issuer, Keys: s.keys, Audit: s.recorder, DefaultAlg: s.cfg.DefaultSigningAlg,
 		Now: s.now, Rand: s.rand, Log: s.log,
