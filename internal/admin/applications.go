@@ -34,6 +34,7 @@ type SecretResource struct {
 	ID         string     `json:"id"`
 	Prefix     string     `json:"prefix"`
 	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"` // last change of its expiry; a use moves last_used_at only
 	ExpiresAt  *time.Time `json:"expires_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 }
@@ -46,7 +47,7 @@ func optTime(t time.Time) *time.Time {
 }
 
 func secretResource(s authz.Secret) SecretResource {
-	return SecretResource{ID: s.ID, Prefix: s.Prefix, CreatedAt: s.CreatedAt, ExpiresAt: optTime(s.ExpiresAt), LastUsedAt: optTime(s.LastUsedAt)}
+	return SecretResource{ID: s.ID, Prefix: s.Prefix, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, ExpiresAt: optTime(s.ExpiresAt), LastUsedAt: optTime(s.LastUsedAt)}
 }
 
 // ApplicationResource is an application as the management API shows it.
@@ -155,7 +156,7 @@ func (h *Handler) newSecret(clientID string, now, expires time.Time) (authz.Secr
 	}
 	return authz.Secret{
 		ID: id, ClientID: clientID, Hash: h.Hasher.Hash(plain), Prefix: clientsecret.DisplayPrefix(id),
-		CreatedAt: now, ExpiresAt: expires,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires,
 	}, plain, nil
 }
 

@@ -161,6 +161,7 @@ type Secret struct {
 	Hash       []byte // HMAC-SHA-256 of the secret under the server's pepper
 	Prefix     string // non-secret, for display: "m2ms_<id>"
 	CreatedAt  time.Time
+	UpdatedAt  time.Time // last change of its expiry (CreatedAt until then); a use is not a change
 	ExpiresAt  time.Time // zero: never expires
 	LastUsedAt time.Time // zero: never used
 }

@@ -42,9 +42,9 @@ type APIs interface {
 // Applications stores OAuth clients with their secrets and grants.
 type Applications interface {
 	// CreateApplication inserts app with its first secrets and grants in one
-	// transaction. Grants name their API by APIID. Returns ErrConflict if
-	// the client_id is taken or two grants name one API, ErrNotFound if a
-	// grant's API does not exist.
+	// transaction, every UpdatedAt as given. Grants name their API by APIID.
+	// Returns ErrConflict if the client_id is taken or two grants name one
+	// API, ErrNotFound if a grant's API does not exist.
 	CreateApplication(ctx context.Context, app Application, secrets []Secret, grants []Grant) error
 	// GetApplication returns the application with clientID. Returns
 	// ErrNotFound if there is none.
@@ -88,8 +88,9 @@ type Grants interface {
 
 // Secrets stores client secrets (their hashes).
 type Secrets interface {
-	// CreateSecret inserts s. Returns ErrNotFound if the application does
-	// not exist, ErrConflict if s.ID is taken.
+	// CreateSecret inserts s, with its UpdatedAt as given (callers set it
+	// to CreatedAt). Returns ErrNotFound if the application does not exist,
+	// ErrConflict if s.ID is taken.
 	CreateSecret(ctx context.Context, s Secret) error
 	// ListSecrets returns the secrets of application clientID ordered by
 	// (CreatedAt, ID); an empty list if it has none or does not exist.
@@ -100,17 +101,20 @@ type Secrets interface {
 	// RotateSecret inserts s and, in the same transaction, sets ExpiresAt
 	// to expireOthersAt on every other secret of the application whose
 	// ExpiresAt is zero or later: a new secret with an overlap for the old
-	// ones, all or nothing. Returns ErrNotFound if the application does not
-	// exist, ErrConflict if s.ID is taken.
+	// ones, all or nothing. s.CreatedAt is the time of the rotation: the
+	// secrets whose ExpiresAt it changes get it as UpdatedAt; the others
+	// keep theirs. Returns ErrNotFound if the application does not exist,
+	// ErrConflict if s.ID is taken.
 	RotateSecret(ctx context.Context, s Secret, expireOthersAt time.Time) error
-	// ExpireSecrets sets ExpiresAt to at on every secret of application
-	// clientID except exceptID whose ExpiresAt is zero or later than at
-	// (an earlier expiry is kept). Returns ErrNotFound if the application
-	// does not exist.
-	ExpireSecrets(ctx context.Context, clientID, exceptID string, at time.Time) error
+	// ExpireSecrets sets ExpiresAt to at and UpdatedAt to now on every
+	// secret of application clientID except exceptID whose ExpiresAt is
+	// zero or later than at; the others, with an earlier expiry, are left
+	// as they are. Returns ErrNotFound if the application does not exist.
+	ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error
 	// TouchSecrets raises LastUsedAt of each secret named in used (secret id
 	// → time of use) to that time if it is later; ids that no longer exist
-	// are ignored. One call writes a whole batch.
+	// are ignored, and UpdatedAt does not change: a use is not a change of
+	// the secret. One call writes a whole batch.
 	TouchSecrets(ctx context.Context, used map[string]time.Time) error
 }
 
@@ -197,9 +201,9 @@ type Store interface {
 	Settings
 	Revocations
 	Audit
-	// Bootstrap inserts b in one transaction if no API has b.API.Identifier,
-	// and reports whether it did. Of nodes racing on one database exactly
-	// one gets true.
+	// Bootstrap inserts b, every UpdatedAt as given, in one transaction if
+	// no API has b.API.Identifier, and reports whether it did. Of nodes
+	// racing on one database exactly one gets true.
 	Bootstrap(ctx context.Context, b Bootstrap) (bool, error)
 	// Close releases the store's connections.
 	Close() error

@@ -34,7 +34,8 @@ func (c *testClock) add(d time.Duration) {
 
 // TestSecretRotationWithOverlap: a second secret is added and the first is
 // given a day; both work during the overlap, the old one fails after it,
-// deleting a secret stops it at once, and last use is recorded.
+// deleting a secret stops it at once, and last use is recorded. The old
+// secret's updated_at is the rotation; a use changes no updated_at.
 func TestSecretRotationWithOverlap(t *testing.T) {
 	clk := newTestClock()
 	e := newTestEnv(t, withClock(clk.now))
@@ -43,6 +44,7 @@ func TestSecretRotationWithOverlap(t *testing.T) {
 	app := e.createApp(adm, "rotating", map[string][]string{usageAPI: nil})
 	old := app.ClientSecret
 	base := "/admin/v1/applications/" + app.ClientID + "/secrets"
+	clk.add(time.Minute) // the rotation comes after the old secret's creation
 
 	var fresh admin.CreatedSecret
 	e.mustCall(201, "POST", base, adm, map[string]any{"expire_others_in": 86400}, &fresh)
@@ -63,13 +65,21 @@ func TestSecretRotationWithOverlap(t *testing.T) {
 	if strings.Contains(string(raw), old[len(old)-43:]) || strings.Contains(string(raw), fresh.ClientSecret[len(fresh.ClientSecret)-43:]) {
 		t.Fatal("the secret list shows a secret")
 	}
+	updated := map[string]time.Time{}
 	for _, s := range list.Items {
 		if s.ID == app.Secret.ID && (s.ExpiresAt == nil || !s.ExpiresAt.Equal(clk.now().Add(24*time.Hour))) {
 			t.Fatalf("old secret expiry %v", s.ExpiresAt)
 		}
+		if s.ID == app.Secret.ID && (!s.CreatedAt.Equal(app.Secret.CreatedAt) || !s.UpdatedAt.Equal(fresh.CreatedAt)) {
+			t.Fatalf("old secret created %v, updated %v; want %v, %v", s.CreatedAt, s.UpdatedAt, app.Secret.CreatedAt, fresh.CreatedAt)
+		}
 		if s.ID == fresh.ID && s.ExpiresAt != nil {
 			t.Fatalf("new secret expiry %v", s.ExpiresAt)
 		}
+		if s.ID == fresh.ID && (!s.UpdatedAt.Equal(s.CreatedAt) || !s.UpdatedAt.Equal(fresh.UpdatedAt)) {
+			t.Fatalf("new secret created %v, updated %v (%v when created); want all equal", s.CreatedAt, s.UpdatedAt, fresh.UpdatedAt)
+		}
+		updated[s.ID] = s.UpdatedAt
 	}
 
 	// Last use reaches the store in a batch, not per token.
@@ -80,6 +90,9 @@ func TestSecretRotationWithOverlap(t *testing.T) {
 	for _, s := range list.Items {
 		if s.LastUsedAt == nil || !s.LastUsedAt.Equal(clk.now()) {
 			t.Fatalf("secret %s last used %v, want %v", s.ID, s.LastUsedAt, clk.now())
+		}
+		if !s.UpdatedAt.Equal(updated[s.ID]) {
+			t.Fatalf("secret %s updated %v after its use, want %v as before", s.ID, s.UpdatedAt, updated[s.ID])
 		}
 	}
 

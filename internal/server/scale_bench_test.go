@@ -63,7 +63,7 @@ func populate(b *testing.B, e *testEnv, apiID string, apps, nSecrets int) (clien
 			if err != nil {
 				b.Fatal(err)
 			}
-			secrets = append(secrets, authz.Secret{ID: sid, ClientID: id, Hash: hasher.Hash(plain), Prefix: clientsecret.DisplayPrefix(sid), CreatedAt: now})
+			secrets = append(secrets, authz.Secret{ID: sid, ClientID: id, Hash: hasher.Hash(plain), Prefix: clientsecret.DisplayPrefix(sid), CreatedAt: now, UpdatedAt: now})
 			secret = plain
 		}
 		g := authz.Grant{ID: "grt_b" + strconv.Itoa(i), ClientID: id, APIID: apiID, Scopes: []string{"read"}, CreatedAt: now, UpdatedAt: now}

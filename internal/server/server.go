@@ -315,7 +315,7 @@ func (s *Server) bootstrap(ctx context.Context, hasher *clientsecret.Hasher) err
 	b := authz.Bootstrap{
 		API:    api,
 		App:    authz.Application{ClientID: clientID, Name: "m2mauth administrator", Description: "Created when the server first started.", CreatedAt: now, UpdatedAt: now},
-		Secret: authz.Secret{ID: secretID, ClientID: clientID, Hash: hasher.Hash(plain), Prefix: clientsecret.DisplayPrefix(secretID), CreatedAt: now},
+		Secret: authz.Secret{ID: secretID, ClientID: clientID, Hash: hasher.Hash(plain), Prefix: clientsecret.DisplayPrefix(secretID), CreatedAt: now, UpdatedAt: now},
 		Grant:  authz.Grant{ID: grantID, ClientID: clientID, APIID: apiID, Audience: api.Identifier, Scopes: api.ScopeValues(), CreatedAt: now, UpdatedAt: now},
 	}
 	created, err := s.store.Bootstrap(ctx, b)

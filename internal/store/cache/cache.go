@@ -231,8 +231,8 @@ func (s *Store) DeleteSecret(ctx context.Context, clientID, id string) error {
 }
 
 // ExpireSecrets writes through and invalidates what it changed.
-func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at time.Time) error {
-	return s.after(s.Store.ExpireSecrets(ctx, clientID, exceptID, at), clientID)
+func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error {
+	return s.after(s.Store.ExpireSecrets(ctx, clientID, exceptID, at, now), clientID)
 }
 
 // RotateSecret writes through and invalidates what it changed.

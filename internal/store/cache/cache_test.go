@@ -38,7 +38,7 @@ func setup(t *testing.T) (*sqlite.Store, *cache.Store, *clock) {
 		t.Fatal(err)
 	}
 	app := authz.Application{ClientID: "c1", Name: "one", CreatedAt: now, UpdatedAt: now}
-	sec := authz.Secret{ID: "s1", ClientID: "c1", Hash: []byte("h"), Prefix: "m2ms_s1", CreatedAt: now}
+	sec := authz.Secret{ID: "s1", ClientID: "c1", Hash: []byte("h"), Prefix: "m2ms_s1", CreatedAt: now, UpdatedAt: now}
 	g := authz.Grant{ID: "g1", ClientID: "c1", APIID: "api_1", Scopes: []string{"a"}, CreatedAt: now, UpdatedAt: now}
 	if err := db.CreateApplication(ctx, app, []authz.Secret{sec}, []authz.Grant{g}); err != nil {
 		t.Fatal(err)
@@ -64,10 +64,10 @@ func TestWritesThroughTheCacheShowAtOnce(t *testing.T) {
 			return c.UpdateApplication(ctx, a)
 		}, func(c *authz.Client) bool { return c.Application.Disabled }},
 		{"add a secret", func() error {
-			return c.CreateSecret(ctx, authz.Secret{ID: "s2", ClientID: "c1", Hash: []byte("h2"), Prefix: "m2ms_s2", CreatedAt: authz.StoreTime(time.Unix(1, 0))})
+			return c.CreateSecret(ctx, authz.Secret{ID: "s2", ClientID: "c1", Hash: []byte("h2"), Prefix: "m2ms_s2", CreatedAt: authz.StoreTime(time.Unix(1, 0)), UpdatedAt: authz.StoreTime(time.Unix(1, 0))})
 		}, func(c *authz.Client) bool { return c.Secret("s2") != nil }},
 		{"expire other secrets", func() error {
-			return c.ExpireSecrets(ctx, "c1", "s2", authz.StoreTime(time.Unix(5, 0)))
+			return c.ExpireSecrets(ctx, "c1", "s2", authz.StoreTime(time.Unix(5, 0)), authz.StoreTime(time.Unix(2, 0)))
 		}, func(c *authz.Client) bool { return !c.Secret("s1").ExpiresAt.IsZero() }},
 		{"delete a secret", func() error { return c.DeleteSecret(ctx, "c1", "s1") }, func(c *authz.Client) bool { return c.Secret("s1") == nil }},
 		{"change a grant", func() error {

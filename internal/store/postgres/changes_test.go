@@ -50,7 +50,7 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 	api := authz.API{ID: "api_1", Identifier: "https://api.example.com", Scopes: []authz.Scope{{Value: "read"}},
 		TokenLifetime: time.Hour, SigningAlg: authz.ES256, CreatedAt: at, UpdatedAt: at}
 	app := authz.Application{ClientID: "app_1", Name: "A", CreatedAt: at, UpdatedAt: at}
-	sec := authz.Secret{ID: "sec_1", ClientID: app.ClientID, Hash: []byte("h"), CreatedAt: at}
+	sec := authz.Secret{ID: "sec_1", ClientID: app.ClientID, Hash: []byte("h"), CreatedAt: at, UpdatedAt: at}
 	grant := authz.Grant{ID: "grant_1", ClientID: app.ClientID, APIID: api.ID, Scopes: []string{"read"}, CreatedAt: at, UpdatedAt: at}
 	key := authz.SigningKey{KID: "kid-1", Alg: authz.ES256, State: authz.KeyNext, Private: []byte("k"), CreatedAt: at}
 	client := func(id string) authz.Change { return authz.Change{Kind: authz.ChangeClient, Key: id} }
@@ -70,7 +70,7 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 		{"create application", func() error { return writer.CreateApplication(ctx, app, nil, nil) }, client(app.ClientID)},
 		{"update application", func() error { return writer.UpdateApplication(ctx, app) }, client(app.ClientID)},
 		{"create secret", func() error { return writer.CreateSecret(ctx, sec) }, client(app.ClientID)},
-		{"expire secrets", func() error { return writer.ExpireSecrets(ctx, app.ClientID, "", at) }, client(app.ClientID)},
+		{"expire secrets", func() error { return writer.ExpireSecrets(ctx, app.ClientID, "", at, at) }, client(app.ClientID)},
 		{"rotate secret", func() error {
 			rotated := sec
 			rotated.ID = "sec_2"

@@ -27,7 +27,7 @@ import (
 //	f1         disabled           false         a.system
 //	f2         can_introspect     false         false
 //	created    created_at         created_at    g.created_at
-//	updated    updated_at         NULL          g.updated_at
+//	updated    updated_at         updated_at    g.updated_at
 //	n1         tokens_not_before  expires_at    a.created_at
 //	n2         NULL               last_used_at  a.updated_at
 //
@@ -43,7 +43,7 @@ UNION ALL
 SELECT 1, id, prefix, '', '', '',
        hash, NULL, NULL, 0,
        false, false,
-       created_at, NULL, expires_at, last_used_at
+       created_at, updated_at, expires_at, last_used_at
   FROM client_secrets WHERE client_id = $1
 UNION ALL
 SELECT 2, g.id, g.api_id, a.identifier, a.name, a.signing_alg,
@@ -118,6 +118,7 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 				Hash:       hash,
 				Prefix:     t[0],
 				CreatedAt:  created,
+				UpdatedAt:  updated.Time,
 				ExpiresAt:  fromNull(n1),
 				LastUsedAt: fromNull(n2),
 			})

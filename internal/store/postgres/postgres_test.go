@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -71,8 +72,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 		}
 		s.Close()
 	}
-	if got := appliedVersions(t, dsn); got != "[1]" {
-		t.Errorf("applied versions = %s, want [1]", got)
+	if got := appliedVersions(t, dsn); got != "[1 2]" {
+		t.Errorf("applied versions = %s, want [1 2]", got)
 	}
 }
 
@@ -111,13 +112,64 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			t.Errorf("Open: %v", err)
 		}
 	}
-	if got := appliedVersions(t, dsn); got != "[1]" {
-		t.Errorf("applied versions = %s, want [1]", got)
+	if got := appliedVersions(t, dsn); got != "[1 2]" {
+		t.Errorf("applied versions = %s, want [1 2]", got)
 	}
 	// Every store works on the schema.
 	s := open(t, dsn)
 	if _, err := s.ListKeys(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSecretUpdatedAtMigration opens a database that an m2mauth with only
+// migration 0001 wrote: its secrets come back with UpdatedAt = CreatedAt
+// and every other field as it was.
+func TestSecretUpdatedAtMigration(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := t.Context()
+	schema1, err := migrationFiles.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC))
+	want := authz.Secret{
+		ID: "sec_1", ClientID: "app_1", Hash: []byte("h"), Prefix: "m2ms_sec_1",
+		CreatedAt: created, UpdatedAt: created, ExpiresAt: created.Add(time.Hour), LastUsedAt: created.Add(time.Minute),
+	}
+	conn := inspect(t, dsn)
+	if _, err := conn.Exec(ctx, string(schema1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`, nil},
+		{`INSERT INTO schema_migrations (version) VALUES (1)`, nil},
+		{`INSERT INTO applications VALUES ('app_1', 'A', '', false, false, NULL, $1, $1)`, []any{created}},
+		{`INSERT INTO client_secrets VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			[]any{want.ID, want.ClientID, want.Hash, want.Prefix, want.CreatedAt, want.ExpiresAt, want.LastUsedAt}},
+	} {
+		if _, err := conn.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+
+	got, err := open(t, dsn).ListSecrets(ctx, "app_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Errorf("secrets after the migration = %+v, want [%+v]", got, want)
+	}
+	if v := appliedVersions(t, dsn); v != "[1 2]" {
+		t.Errorf("applied versions = %s, want [1 2]", v)
+	}
+	var nullable string
+	if err := conn.QueryRow(ctx, `SELECT is_nullable FROM information_schema.columns
+		WHERE table_name = 'client_secrets' AND column_name = 'updated_at'`).Scan(&nullable); err != nil || nullable != "NO" {
+		t.Errorf("client_secrets.updated_at is_nullable = %q, %v; want NO", nullable, err)
 	}
 }
 

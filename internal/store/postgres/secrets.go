@@ -13,7 +13,7 @@ import (
 
 // secretColumns are the columns of client_secrets that secretRow receives,
 // in its order.
-const secretColumns = `id, client_id, hash, prefix, created_at, expires_at, last_used_at`
+const secretColumns = `id, client_id, hash, prefix, created_at, updated_at, expires_at, last_used_at`
 
 // secretRow receives secretColumns.
 type secretRow struct {
@@ -22,7 +22,7 @@ type secretRow struct {
 }
 
 func (r *secretRow) dest() []any {
-	return []any{&r.s.ID, &r.s.ClientID, &r.s.Hash, &r.s.Prefix, &r.s.CreatedAt, &r.expires, &r.lastUsed}
+	return []any{&r.s.ID, &r.s.ClientID, &r.s.Hash, &r.s.Prefix, &r.s.CreatedAt, &r.s.UpdatedAt, &r.expires, &r.lastUsed}
 }
 
 func (r *secretRow) secret() authz.Secret {
@@ -42,8 +42,8 @@ func scanSecret(row pgx.Row) (authz.Secret, error) {
 }
 
 func insertSecret(ctx context.Context, tx pgx.Tx, s authz.Secret) error {
-	_, err := tx.Exec(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		s.ID, s.ClientID, nonNil(s.Hash), s.Prefix, s.CreatedAt, nullTime(s.ExpiresAt), nullTime(s.LastUsedAt))
+	_, err := tx.Exec(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		s.ID, s.ClientID, nonNil(s.Hash), s.Prefix, s.CreatedAt, s.UpdatedAt, nullTime(s.ExpiresAt), nullTime(s.LastUsedAt))
 	return err
 }
 
@@ -57,18 +57,16 @@ func (s *Store) CreateSecret(ctx context.Context, sec authz.Secret) error {
 }
 
 // RotateSecret inserts sec and expires the application's other secrets at
-// expireOthersAt (an earlier expiry is kept), in one transaction. Returns an
-// error wrapping authz.ErrNotFound if the application does not exist,
+// expireOthersAt (an earlier expiry is kept), in one transaction; the
+// secrets it expires get sec.CreatedAt as UpdatedAt. Returns an error
+// wrapping authz.ErrNotFound if the application does not exist,
 // authz.ErrConflict if sec.ID is taken. Notifies ChangeClient.
 func (s *Store) RotateSecret(ctx context.Context, sec authz.Secret, expireOthersAt time.Time) error {
 	return s.write(ctx, "rotate secret", clientChange(sec.ClientID), func(tx pgx.Tx) error {
 		if err := insertSecret(ctx, tx, sec); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE client_secrets SET expires_at = $1
-			WHERE client_id = $2 AND id <> $3 AND (expires_at IS NULL OR expires_at > $1)`,
-			nullTime(expireOthersAt), sec.ClientID, sec.ID)
-		return err
+		return expireSecrets(ctx, tx, sec.ClientID, sec.ID, expireOthersAt, sec.CreatedAt)
 	})
 }
 
@@ -95,11 +93,12 @@ func (s *Store) DeleteSecret(ctx context.Context, clientID, id string) error {
 		`DELETE FROM client_secrets WHERE id = $1 AND client_id = $2`, id, clientID)
 }
 
-// ExpireSecrets sets ExpiresAt to at on every secret of application
-// clientID except exceptID that never expires or expires after at; an
-// earlier expiry is kept. Returns an error wrapping authz.ErrNotFound if the
-// application does not exist. Notifies ChangeClient.
-func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at time.Time) error {
+// ExpireSecrets sets ExpiresAt to at and UpdatedAt to now on every secret
+// of application clientID except exceptID that never expires or expires
+// after at; one with an earlier expiry is left as it is. Returns an error
+// wrapping authz.ErrNotFound if the application does not exist. Notifies
+// ChangeClient.
+func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error {
 	return s.write(ctx, "expire secrets", clientChange(clientID), func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE client_id = $1)`, clientID).Scan(&exists); err != nil {
@@ -108,17 +107,25 @@ func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at
 		if !exists {
 			return authz.ErrNotFound
 		}
-		_, err := tx.Exec(ctx, `UPDATE client_secrets SET expires_at = $1
-			WHERE client_id = $2 AND id <> $3 AND (expires_at IS NULL OR expires_at > $1)`,
-			nullTime(at), clientID, exceptID)
-		return err
+		return expireSecrets(ctx, tx, clientID, exceptID, at, now)
 	})
+}
+
+// expireSecrets sets expires_at to at and updated_at to now on the secrets
+// of clientID but exceptID that never expire or expire after at: only on
+// the rows whose expiry it changes.
+func expireSecrets(ctx context.Context, tx pgx.Tx, clientID, exceptID string, at, now time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE client_secrets SET expires_at = $1, updated_at = $4
+		WHERE client_id = $2 AND id <> $3 AND (expires_at IS NULL OR expires_at > $1)`,
+		nullTime(at), clientID, exceptID, now)
+	return err
 }
 
 // TouchSecrets raises LastUsedAt of each secret in used to its time of use
 // if that is later, in one transaction whose updates go as one batch; ids
-// that do not exist and zero times are ignored. It notifies nothing:
-// caches need not know when a secret was last used.
+// that do not exist and zero times are ignored. UpdatedAt does not change:
+// a use is not a change. It notifies nothing: caches need not know when a
+// secret was last used.
 func (s *Store) TouchSecrets(ctx context.Context, used map[string]time.Time) error {
 	ids := make([]string, 0, len(used))
 	for id, t := range used {

@@ -25,7 +25,7 @@ import (
 //	i1      disabled           0             a.token_lifetime
 //	i2      can_introspect     0             a.system
 //	i3      created_at         created_at    g.created_at
-//	i4      updated_at         0             g.updated_at
+//	i4      updated_at         updated_at    g.updated_at
 //	n1      tokens_not_before  expires_at    a.created_at
 //	n2      NULL               last_used_at  a.updated_at
 //
@@ -37,7 +37,7 @@ SELECT 0, client_id, name, description, '', '', '', '', x'',
   FROM applications WHERE client_id = ?1
 UNION ALL
 SELECT 1, id, prefix, '', '', '', '', '', hash,
-       0, 0, created_at, 0, expires_at, last_used_at
+       0, 0, created_at, updated_at, expires_at, last_used_at
   FROM client_secrets WHERE client_id = ?1
 UNION ALL
 SELECT 2, g.id, g.api_id, g.scopes, a.identifier, a.name, a.scopes, a.signing_alg, x'',
@@ -98,6 +98,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 				Hash:       b,
 				Prefix:     t[1],
 				CreatedAt:  fromMicros(i[2]),
+				UpdatedAt:  fromMicros(i[3]),
 				ExpiresAt:  fromNullMicros(n1),
 				LastUsedAt: fromNullMicros(n2),
 			})

@@ -10,30 +10,31 @@ import (
 
 // secretColumns are the columns of client_secrets that secretRow receives,
 // in its order.
-const secretColumns = `id, client_id, hash, prefix, created_at, expires_at, last_used_at`
+const secretColumns = `id, client_id, hash, prefix, created_at, updated_at, expires_at, last_used_at`
 
 // secretRow receives secretColumns.
 type secretRow struct {
 	s                 authz.Secret
-	created           int64
+	created, updated  int64
 	expires, lastUsed sql.NullInt64
 }
 
 func (r *secretRow) dest() []any {
-	return []any{&r.s.ID, &r.s.ClientID, &r.s.Hash, &r.s.Prefix, &r.created, &r.expires, &r.lastUsed}
+	return []any{&r.s.ID, &r.s.ClientID, &r.s.Hash, &r.s.Prefix, &r.created, &r.updated, &r.expires, &r.lastUsed}
 }
 
 func (r *secretRow) secret() authz.Secret {
 	s := r.s
 	s.CreatedAt = fromMicros(r.created)
+	s.UpdatedAt = fromMicros(r.updated)
 	s.ExpiresAt = fromNullMicros(r.expires)
 	s.LastUsedAt = fromNullMicros(r.lastUsed)
 	return s
 }
 
 func insertSecret(ctx context.Context, ex execer, s authz.Secret) error {
-	_, err := ex.ExecContext(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		s.ID, s.ClientID, nonNil(s.Hash), s.Prefix, micros(s.CreatedAt), nullMicros(s.ExpiresAt), nullMicros(s.LastUsedAt))
+	_, err := ex.ExecContext(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.ClientID, nonNil(s.Hash), s.Prefix, micros(s.CreatedAt), micros(s.UpdatedAt), nullMicros(s.ExpiresAt), nullMicros(s.LastUsedAt))
 	return err
 }
 
@@ -47,18 +48,16 @@ func (s *Store) CreateSecret(ctx context.Context, sec authz.Secret) error {
 }
 
 // RotateSecret inserts sec and expires the application's other secrets at
-// expireOthersAt (an earlier expiry is kept), in one transaction. Returns an
-// error wrapping authz.ErrNotFound if the application does not exist,
+// expireOthersAt (an earlier expiry is kept), in one transaction; the
+// secrets it expires get sec.CreatedAt as UpdatedAt. Returns an error
+// wrapping authz.ErrNotFound if the application does not exist,
 // authz.ErrConflict if sec.ID is taken.
 func (s *Store) RotateSecret(ctx context.Context, sec authz.Secret, expireOthersAt time.Time) error {
 	return s.write(ctx, "rotate secret", func(tx *sql.Tx) error {
 		if err := insertSecret(ctx, tx, sec); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE client_secrets SET expires_at = ?1
-			WHERE client_id = ?2 AND id <> ?3 AND (expires_at IS NULL OR expires_at > ?1)`,
-			nullMicros(expireOthersAt), sec.ClientID, sec.ID)
-		return err
+		return expireSecrets(ctx, tx, sec.ClientID, sec.ID, expireOthersAt, sec.CreatedAt)
 	})
 }
 
@@ -87,11 +86,11 @@ func (s *Store) DeleteSecret(ctx context.Context, clientID, id string) error {
 	return s.execOne(ctx, "delete secret", `DELETE FROM client_secrets WHERE id = ? AND client_id = ?`, id, clientID)
 }
 
-// ExpireSecrets sets ExpiresAt to at on every secret of application
-// clientID except exceptID that never expires or expires after at; an
-// earlier expiry is kept. Returns an error wrapping authz.ErrNotFound if the
-// application does not exist.
-func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at time.Time) error {
+// ExpireSecrets sets ExpiresAt to at and UpdatedAt to now on every secret
+// of application clientID except exceptID that never expires or expires
+// after at; one with an earlier expiry is left as it is. Returns an error
+// wrapping authz.ErrNotFound if the application does not exist.
+func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error {
 	return s.write(ctx, "expire secrets", func(tx *sql.Tx) error {
 		var exists bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE client_id = ?)`, clientID).Scan(&exists); err != nil {
@@ -100,16 +99,23 @@ func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at
 		if !exists {
 			return authz.ErrNotFound
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE client_secrets SET expires_at = ?1
-			WHERE client_id = ?2 AND id <> ?3 AND (expires_at IS NULL OR expires_at > ?1)`,
-			nullMicros(at), clientID, exceptID)
-		return err
+		return expireSecrets(ctx, tx, clientID, exceptID, at, now)
 	})
+}
+
+// expireSecrets sets expires_at to at and updated_at to now on the secrets
+// of clientID but exceptID that never expire or expire after at: only on
+// the rows whose expiry it changes.
+func expireSecrets(ctx context.Context, ex execer, clientID, exceptID string, at, now time.Time) error {
+	_, err := ex.ExecContext(ctx, `UPDATE client_secrets SET expires_at = ?1, updated_at = ?4
+		WHERE client_id = ?2 AND id <> ?3 AND (expires_at IS NULL OR expires_at > ?1)`,
+		nullMicros(at), clientID, exceptID, micros(now))
+	return err
 }
 
 // TouchSecrets raises LastUsedAt of each secret in used to its time of use
 // if that is later, in one transaction; ids that do not exist and zero
-// times are ignored.
+// times are ignored. UpdatedAt does not change: a use is not a change.
 func (s *Store) TouchSecrets(ctx context.Context, used map[string]time.Time) error {
 	if len(used) == 0 {
 		return nil

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -79,8 +81,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(versions) != "[1]" {
-		t.Errorf("applied versions = %v, want [1]", versions)
+	if fmt.Sprint(versions) != "[1 2]" {
+		t.Errorf("applied versions = %v, want [1 2]", versions)
 	}
 }
 
@@ -105,8 +107,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	if err := inspect(t, path).QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Errorf("%d schema_migrations rows, want 1", n)
+	if n != 2 {
+		t.Errorf("%d schema_migrations rows, want 2", n)
 	}
 }
 
@@ -122,6 +124,62 @@ func TestRefusesNewerSchema(t *testing.T) {
 	if s, err := sqlite.Open(t.Context(), path, nil); err == nil {
 		s.Close()
 		t.Fatal("Open succeeded on a database from a newer version")
+	}
+}
+
+// TestSecretUpdatedAtMigration opens a database that an m2mauth with only
+// migration 0001 wrote: its secrets come back with UpdatedAt = CreatedAt
+// and every other field as it was, and the rebuilt table keeps its index
+// and its foreign key.
+func TestSecretUpdatedAtMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m2mauth.db")
+	ctx := t.Context()
+	schema1, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC))
+	want := authz.Secret{
+		ID: "sec_1", ClientID: "app_1", Hash: []byte("h"), Prefix: "m2ms_sec_1",
+		CreatedAt: created, UpdatedAt: created, ExpiresAt: created.Add(time.Hour), LastUsedAt: created.Add(time.Minute),
+	}
+	db := inspect(t, path)
+	for _, q := range []string{
+		string(schema1),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, 1)`,
+		fmt.Sprintf(`INSERT INTO applications VALUES ('app_1', 'A', '', 0, 0, NULL, %d, %d)`, created.UnixMicro(), created.UnixMicro()),
+		fmt.Sprintf(`INSERT INTO client_secrets VALUES ('sec_1', 'app_1', x'68', 'm2ms_sec_1', %d, %d, %d)`,
+			created.UnixMicro(), want.ExpiresAt.UnixMicro(), want.LastUsedAt.UnixMicro()),
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	s := open(t, path)
+	got, err := s.ListSecrets(ctx, "app_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Errorf("secrets after the migration = %+v, want [%+v]", got, want)
+	}
+	var notNull bool
+	if err := db.QueryRowContext(ctx, `SELECT "notnull" FROM pragma_table_info('client_secrets') WHERE name = 'updated_at'`).Scan(&notNull); err != nil || !notNull {
+		t.Errorf("client_secrets.updated_at NOT NULL: %v, %v; want true", notNull, err)
+	}
+	var indexed bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_master
+		WHERE type = 'index' AND name = 'client_secrets_client' AND tbl_name = 'client_secrets')`).Scan(&indexed); err != nil || !indexed {
+		t.Errorf("index client_secrets_client on client_secrets: %v, %v; want true", indexed, err)
+	}
+	if err := s.DeleteApplication(ctx, "app_1"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM client_secrets`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d secrets (%v) left after deleting their application, want 0", n, err)
 	}
 }
 

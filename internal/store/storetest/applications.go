@@ -382,6 +382,7 @@ func testClient(t *testing.T, open func(t *testing.T) authz.Store) {
 		app.TokensNotBefore = at(time.Minute)
 		secrets := []authz.Secret{newSecret(app.ClientID, 1), newSecret(app.ClientID, 2), newSecret(app.ClientID, 3)}
 		secrets[1].ExpiresAt = at(time.Hour)
+		secrets[1].UpdatedAt = at(30 * time.Minute)
 		secrets[2].LastUsedAt = at(2 * time.Minute)
 		grants := []authz.Grant{newGrant(app.ClientID, api1, 1, "read:things"), newGrant(app.ClientID, api2, 2)}
 		noErr(t, s.CreateApplication(ctx, app, secrets, grants))

@@ -23,6 +23,7 @@ func BenchClient(b *testing.B, s authz.Store) {
 			Hash:      make([]byte, 32),
 			Prefix:    fmt.Sprintf("m2ms_sec_%d", i),
 			CreatedAt: now.Add(time.Duration(i) * time.Second),
+			UpdatedAt: now.Add(time.Duration(i) * time.Second),
 			ExpiresAt: now.Add(90 * 24 * time.Hour),
 		})
 	}
@@ -75,7 +76,7 @@ func BenchClientParallel(b *testing.B, s authz.Store) {
 	ctx := context.Background()
 	now := at(0)
 	app := authz.Application{ClientID: "app_bench", Name: "Bench", CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateApplication(ctx, app, []authz.Secret{{ID: "sec_1", Hash: make([]byte, 32), CreatedAt: now}}, nil); err != nil {
+	if err := s.CreateApplication(ctx, app, []authz.Secret{{ID: "sec_1", Hash: make([]byte, 32), CreatedAt: now, UpdatedAt: now}}, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

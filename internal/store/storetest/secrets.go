@@ -25,6 +25,7 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 		used := newSecret(apps[0].ClientID, 2)
 		used.ExpiresAt = at(90 * 24 * time.Hour)
 		used.LastUsedAt = at(3 * time.Minute)
+		used.UpdatedAt = at(time.Hour) // unlike any other time of it
 		tied := newSecret(apps[0].ClientID, 3)
 		tied.CreatedAt = used.CreatedAt // the ids order these two
 		for _, sec := range []authz.Secret{tied, fresh, used} {
@@ -90,7 +91,7 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("expire secrets keeps earlier expiries and skips the one named", func(t *testing.T) {
 		s, apps := setup(t)
 		ctx := t.Context()
-		expireAt := at(24 * time.Hour)
+		expireAt, now := at(24*time.Hour), at(time.Hour)
 		except := newSecret(apps[0].ClientID, 1)
 		never := newSecret(apps[0].ClientID, 2)
 		later := newSecret(apps[0].ClientID, 3)
@@ -104,10 +105,11 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 			noErr(t, s.CreateSecret(ctx, sec))
 		}
 
-		noErr(t, s.ExpireSecrets(ctx, apps[0].ClientID, except.ID, expireAt))
+		noErr(t, s.ExpireSecrets(ctx, apps[0].ClientID, except.ID, expireAt, now))
 
-		never.ExpiresAt = expireAt
-		later.ExpiresAt = expireAt
+		// Only the secrets whose expiry changed count as updated.
+		never.ExpiresAt, never.UpdatedAt = expireAt, now
+		later.ExpiresAt, later.UpdatedAt = expireAt, now
 		got, err := s.ListSecrets(ctx, apps[0].ClientID)
 		noErr(t, err)
 		same(t, "secrets", got, []authz.Secret{except, never, later, earlier, exact})
@@ -122,8 +124,9 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 		a, b := newSecret(apps[0].ClientID, 1), newSecret(apps[0].ClientID, 2)
 		noErr(t, s.CreateSecret(ctx, a))
 		noErr(t, s.CreateSecret(ctx, b))
-		noErr(t, s.ExpireSecrets(ctx, apps[0].ClientID, "", at(time.Hour)))
+		noErr(t, s.ExpireSecrets(ctx, apps[0].ClientID, "", at(time.Hour), at(30*time.Minute)))
 		a.ExpiresAt, b.ExpiresAt = at(time.Hour), at(time.Hour)
+		a.UpdatedAt, b.UpdatedAt = at(30*time.Minute), at(30*time.Minute)
 		got, err := s.ListSecrets(ctx, apps[0].ClientID)
 		noErr(t, err)
 		same(t, "secrets", got, []authz.Secret{a, b})
@@ -131,12 +134,12 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 
 	t.Run("expire secrets of an application without secrets", func(t *testing.T) {
 		s, apps := setup(t)
-		noErr(t, s.ExpireSecrets(t.Context(), apps[0].ClientID, "", at(time.Hour)))
+		noErr(t, s.ExpireSecrets(t.Context(), apps[0].ClientID, "", at(time.Hour), at(0)))
 	})
 
 	t.Run("expire secrets of a missing application", func(t *testing.T) {
 		s, _ := setup(t)
-		wantErr(t, s.ExpireSecrets(t.Context(), "app_missing", "", at(time.Hour)), authz.ErrNotFound)
+		wantErr(t, s.ExpireSecrets(t.Context(), "app_missing", "", at(time.Hour), at(0)), authz.ErrNotFound)
 	})
 
 	t.Run("rotate a secret adds it and expires the others in one go", func(t *testing.T) {
@@ -152,7 +155,9 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 		}
 		fresh := newSecret(apps[0].ClientID, 3)
 		noErr(t, s.RotateSecret(ctx, fresh, expireAt))
-		old.ExpiresAt = expireAt
+		// The rotation happened when fresh was created; earlier's expiry
+		// did not change, so neither did its UpdatedAt.
+		old.ExpiresAt, old.UpdatedAt = expireAt, fresh.CreatedAt
 		got, err := s.ListSecrets(ctx, apps[0].ClientID)
 		noErr(t, err)
 		same(t, "secrets", got, []authz.Secret{old, earlier, fresh})
@@ -161,9 +166,8 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 		same(t, "secrets of the other application", got, []authz.Secret{otherApp})
 		c, err := s.Client(ctx, apps[0].ClientID)
 		noErr(t, err)
-		if c.Secret(fresh.ID) == nil || !c.Secret(old.ID).ExpiresAt.Equal(expireAt) {
-			t.Errorf("Client after the rotation: %+v", c.Secrets)
-		}
+		same(t, "Client's secrets after the rotation", sortedBy(c.Secrets, func(s authz.Secret) string { return s.ID }),
+			[]authz.Secret{old, earlier, fresh})
 	})
 
 	t.Run("a failed rotation changes nothing", func(t *testing.T) {
@@ -180,6 +184,7 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 		wantErr(t, s.RotateSecret(ctx, newSecret("app_missing", 1), at(time.Hour)), authz.ErrNotFound)
 	})
 
+	// A use is not a change: UpdatedAt stays CreatedAt throughout.
 	t.Run("touch secrets only raises the last use", func(t *testing.T) {
 		s, apps := setup(t)
 		ctx := t.Context()

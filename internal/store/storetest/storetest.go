@@ -148,6 +148,7 @@ func newSecret(clientID string, n int) authz.Secret {
 		Hash:      []byte("hash of " + id),
 		Prefix:    "m2ms_" + id,
 		CreatedAt: at(time.Duration(n) * time.Minute),
+		UpdatedAt: at(time.Duration(n) * time.Minute),
 	}
 }
 
