@@ -364,13 +364,9 @@ func (h *Handler) ListGrants(w http.ResponseWriter, r *http.Request, _ *Actor) *
 	if err != nil {
 		return storeProblem(err, "grant")
 	}
-	grants, next, p := pageOf(grants, func(g authz.Grant) string { return g.ID }, pg)
+	out, p := listPage(grants, func(g authz.Grant) string { return g.ID }, grantResource, pg)
 	if p != nil {
 		return p
-	}
-	out := List[GrantResource]{Items: make([]GrantResource, 0, len(grants)), NextCursor: next}
-	for _, g := range grants {
-		out.Items = append(out.Items, grantResource(g))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

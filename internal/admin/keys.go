@@ -81,23 +81,15 @@ func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request, _ *Actor) *Pr
 	if err != nil {
 		return storeProblem(err, "signing keys")
 	}
-	keys, next, p := pageOf(keys, func(k authz.SigningKey) string { return k.KID }, pg)
+	out, p := listPage(keys, keyID, keyResource, pg)
 	if p != nil {
 		return p
 	}
-	out := keyList(keys)
-	out.NextCursor = next
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func keyList(keys []authz.SigningKey) List[KeyResource] {
-	out := List[KeyResource]{Items: make([]KeyResource, 0, len(keys))}
-	for _, k := range keys {
-		out.Items = append(out.Items, keyResource(k))
-	}
-	return out
-}
+func keyID(k authz.SigningKey) string { return k.KID }
 
 // RotateKeys serves POST /admin/v1/keys/rotate with an optional body
 // {"alg": "ES256"}: for that algorithm, or every one in use without it,
@@ -136,20 +128,13 @@ func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Acto
 		}
 		return storeProblem(err, "signing keys")
 	}
-	pg, p := page(r)
-	if p != nil {
-		return p
-	}
+	// The answer is the whole key list: the rotation has happened, so no
+	// query parameter may turn it into an error now.
 	keys, err := h.SigningKeys.List(r.Context())
 	if err != nil {
 		return storeProblem(err, "signing keys")
 	}
-	keys, next, p := pageOf(keys, func(k authz.SigningKey) string { return k.KID }, pg)
-	if p != nil {
-		return p
-	}
-	out := keyList(keys)
-	out.NextCursor = next
+	out, _ := listPage(keys, keyID, keyResource, authz.Page{Limit: len(keys)})
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -99,13 +99,9 @@ func (h *Handler) ListSecrets(w http.ResponseWriter, r *http.Request, _ *Actor) 
 	if err != nil {
 		return storeProblem(err, "application")
 	}
-	secrets, next, p := pageOf(secrets, func(s authz.Secret) string { return s.ID }, pg)
+	out, p := listPage(secrets, func(s authz.Secret) string { return s.ID }, secretResource, pg)
 	if p != nil {
 		return p
-	}
-	out := List[SecretResource]{Items: make([]SecretResource, 0, len(secrets)), NextCursor: next}
-	for _, s := range secrets {
-		out.Items = append(out.Items, secretResource(s))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

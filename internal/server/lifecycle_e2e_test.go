@@ -314,3 +314,20 @@ func TestLifecycleIsAudited(t *testing.T) {
 		}
 	}
 }
+
+// TestRotateAnswersEveryKey: the rotation's answer is the whole key list,
+// and a query parameter cannot turn a rotation that happened into an error.
+func TestRotateAnswersEveryKey(t *testing.T) {
+	e := newTestEnv(t)
+	adm := e.adminToken()
+	var out admin.List[admin.KeyResource]
+	e.mustCall(200, "POST", "/admin/v1/keys/rotate?limit=0", adm, map[string]any{"alg": "ES256"}, &out)
+	if len(out.Items) != 3 || out.NextCursor != "" { // next, active, retired
+		t.Fatalf("rotation answered %d keys, cursor %q", len(out.Items), out.NextCursor)
+	}
+	var page admin.List[admin.KeyResource]
+	e.mustCall(200, "GET", "/admin/v1/keys?limit=2", adm, nil, &page)
+	if len(page.Items) != 2 || page.NextCursor == "" {
+		t.Fatalf("first page of keys: %d, cursor %q", len(page.Items), page.NextCursor)
+	}
+}
