@@ -54,8 +54,9 @@ var ErrInactive = errors.New("token is not active")
 type IntrospectionConfig struct {
 	// ClientID and ClientSecret authenticate this API to the endpoint
 	// with HTTP Basic (client_secret_basic, RFC 6749 §2.3.1). In m2mauth
-	// the application needs can_introspect to see other applications'
-	// tokens; without it every such token is answered inactive. Required.
+	// the application needs this API's identifier in its
+	// introspect_audiences to see other applications' tokens for it;
+	// without it every such token is answered inactive. Required.
 	ClientID     string
 	ClientSecret string
 

@@ -27,9 +27,9 @@ func newAppCmd(opts *clientOptions) *cobra.Command {
 
 func newAppCreateCmd(opts *clientOptions) *cobra.Command {
 	var req admin.CreateApplicationRequest
-	var grants []string
+	var grants, introspect []string
 	cmd := &cobra.Command{
-		Use:   "create --name NAME [--description TEXT] [--grant AUDIENCE[=scope1,scope2]]...",
+		Use:   "create --name NAME [--description TEXT] [--grant AUDIENCE[=scope1,scope2]]... [--introspect-audience AUDIENCE]...",
 		Short: "Create an application and show its client secret, once",
 		Long: `Create an application and show its client_id and client secret.
 
@@ -37,11 +37,20 @@ The client secret is shown only this once: m2mauth keeps only a hash of it.
 
 --grant AUDIENCE grants every scope the API defines now; AUDIENCE=s1,s2
 grants those scopes; AUDIENCE= grants none (add them later with
-m2mauth grant update).`,
+m2mauth grant update). On the management API (urn:m2mauth:admin) a grant
+may hold only scopes you hold yourself, and AUDIENCE alone means yours.
+
+--introspect-audience lets a resource server introspect other
+applications' tokens for that audience (RFC 7662); it needs the scope
+update:introspection.`,
 		Example: `  m2mauth app create --name billing-worker --grant https://usage.example.com=read:usage`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.Grants = parseGrants(grants)
+			if cmd.Flags().Changed("introspect-audience") {
+				aud := nonEmpty(introspect)
+				req.IntrospectAudiences = &aud
+			}
 			a, err := send[admin.CreatedApplication](cmd.Context(), opts, http.MethodPost, pathApplications, req)
 			if err != nil {
 				return err
@@ -57,8 +66,20 @@ m2mauth grant update).`,
 	f.StringVar(&req.Name, "name", "", "display name (required)")
 	f.StringVar(&req.Description, "description", "", "what the application is")
 	f.StringArrayVar(&grants, "grant", nil, "grant an API, as `AUDIENCE[=scope1,scope2]`; repeat for each API")
+	f.StringArrayVar(&introspect, "introspect-audience", nil, "let the application introspect tokens for `AUDIENCE` (RFC 7662); repeat for each")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd
+}
+
+// nonEmpty returns the non-empty values of flags, never nil.
+func nonEmpty(flags []string) []string {
+	out := []string{}
+	for _, v := range flags {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // parseGrants reads --grant AUDIENCE[=scope1,scope2] flags. Without "="
@@ -146,8 +167,9 @@ func withGrants(a admin.ApplicationResource) admin.ApplicationResource {
 func newAppUpdateCmd(opts *clientOptions) *cobra.Command {
 	var name, desc string
 	var disable, enable, canIntrospect bool
+	var introspect []string
 	cmd := &cobra.Command{
-		Use:   "update CLIENT_ID [--name NAME] [--description TEXT] [--disable | --enable] [--can-introspect=true|false]",
+		Use:   "update CLIENT_ID [--name NAME] [--description TEXT] [--disable | --enable] [--introspect-audience AUDIENCE]...",
 		Short: "Change, disable or enable an application",
 		Long: `Change, disable or enable an application. Only the flags given change.
 
@@ -170,8 +192,12 @@ valid until they expire.`,
 			if f.Changed("can-introspect") {
 				req.CanIntrospect = &canIntrospect
 			}
+			if f.Changed("introspect-audience") {
+				aud := nonEmpty(introspect)
+				req.IntrospectAudiences = &aud
+			}
 			if req == (admin.UpdateApplicationRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --description, --disable, --enable or --can-introspect")
+				return fmt.Errorf("nothing to change: give --name, --description, --disable, --enable or --introspect-audience")
 			}
 			a, err := send[admin.ApplicationResource](cmd.Context(), opts, http.MethodPatch, appPath(args[0]), req)
 			if err != nil {
@@ -185,7 +211,8 @@ valid until they expire.`,
 	f.StringVar(&desc, "description", "", "new description")
 	f.BoolVar(&disable, "disable", false, "refuse the application tokens from now on")
 	f.BoolVar(&enable, "enable", false, "let a disabled application get tokens again")
-	f.BoolVar(&canIntrospect, "can-introspect", false, "let the application introspect every token, as a resource server does (=false: only its own)")
+	f.StringArrayVar(&introspect, "introspect-audience", nil, "the audiences whose tokens the application may introspect (RFC 7662), replacing the list; repeat for each; --introspect-audience= for none")
+	f.BoolVar(&canIntrospect, "can-introspect", false, "deprecated: true lets the application introspect tokens of every audience but the management API's, false only its own")
 	cmd.MarkFlagsMutuallyExclusive("disable", "enable")
 	return cmd
 }

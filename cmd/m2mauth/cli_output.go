@@ -142,7 +142,7 @@ func printApp(w io.Writer, a admin.ApplicationResource) error {
 	row(tw, "Name", a.Name)
 	row(tw, "Description", a.Description)
 	row(tw, "Status", status(a.Disabled))
-	row(tw, "Introspect", introspects(a.CanIntrospect))
+	row(tw, "Introspect", introspects(a.IntrospectAudiences))
 	row(tw, "Created", formatTime(a.CreatedAt))
 	row(tw, "Updated", formatTime(a.UpdatedAt))
 	if err := tw.Flush(); err != nil {

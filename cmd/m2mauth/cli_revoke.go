@@ -99,10 +99,11 @@ func printRevokedTokens(w io.Writer, r admin.RevokedTokens) error {
 	return err
 }
 
-// introspects describes what an application may introspect (RFC 7662).
-func introspects(canIntrospect bool) string {
-	if canIntrospect {
-		return "every token"
+// introspects describes what an application may introspect (RFC 7662
+// §4): its own tokens, and those of the audiences it is allowed.
+func introspects(audiences []string) string {
+	if len(audiences) == 0 {
+		return "its own tokens"
 	}
-	return "its own tokens"
+	return "its own tokens and those for " + strings.Join(audiences, ", ")
 }

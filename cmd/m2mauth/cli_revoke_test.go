@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,20 +28,6 @@ func (ts *testServer) introspect(t *testing.T, clientID, secret, tok string) boo
 		t.Fatalf("introspection: %d %s", resp.StatusCode, body)
 	}
 	return out.Active
-}
-
-// skipUnlessStoreKeepsRevocationFields skips t if the store's
-// UpdateApplication drops can_introspect (and with it tokens_not_before,
-// written by the same statement): app revoke-tokens and app update
-// --can-introspect cannot work until internal/store persists them.
-func (ts *testServer) skipUnlessStoreKeepsRevocationFields(t *testing.T) {
-	t.Helper()
-	probe := runJSON[admin.CreatedApplication](t, ts, "app", "create", "--name", "probe")
-	defer ts.run(t, "app", "delete", probe.ClientID)
-	ts.run(t, "app", "update", probe.ClientID, "--can-introspect")
-	if !runJSON[admin.ApplicationResource](t, ts, "app", "get", probe.ClientID).CanIntrospect {
-		t.Skip("internal/store: UpdateApplication does not persist can_introspect and tokens_not_before yet")
-	}
 }
 
 func TestRevokeCommands(t *testing.T) {
@@ -100,7 +87,6 @@ func TestRevokeCommands(t *testing.T) {
 	})
 
 	t.Run("app revoke-tokens", func(t *testing.T) {
-		ts.skipUnlessStoreKeepsRevocationFields(t)
 		old := token(t)
 		mustContain(t, ts.run(t, "app", "revoke-tokens", app.ClientID), "Revoked every token issued to application "+app.ClientID+" before ")
 		fresh := token(t)
@@ -114,20 +100,21 @@ func TestRevokeCommands(t *testing.T) {
 		ts.fail(t, "404 Not Found: application not found", "app", "revoke-tokens", "nosuch")
 	})
 
-	t.Run("app update --can-introspect", func(t *testing.T) {
-		ts.skipUnlessStoreKeepsRevocationFields(t)
+	t.Run("app update --introspect-audience", func(t *testing.T) {
 		mustContain(t, ts.run(t, "app", "get", app.ClientID), "Introspect   its own tokens")
-		for _, allow := range []bool{true, false} {
-			flag := "--can-introspect=false"
-			if allow {
-				flag = "--can-introspect"
-			}
-			got := runJSON[admin.ApplicationResource](t, ts, "app", "update", app.ClientID, flag)
-			if got.CanIntrospect != allow {
-				t.Fatalf("%s: can_introspect %v", flag, got.CanIntrospect)
-			}
+		got := runJSON[admin.ApplicationResource](t, ts, "app", "update", app.ClientID, "--introspect-audience", usageAPI)
+		if !slices.Equal(got.IntrospectAudiences, []string{usageAPI}) || !got.CanIntrospect {
+			t.Fatalf("--introspect-audience: %+v", got)
 		}
-		ts.run(t, "app", "update", app.ClientID, "--can-introspect=true")
-		mustContain(t, ts.run(t, "app", "get", app.ClientID), "Introspect   every token")
+		mustContain(t, ts.run(t, "app", "get", app.ClientID), "Introspect   its own tokens and those for "+usageAPI)
+		got = runJSON[admin.ApplicationResource](t, ts, "app", "update", app.ClientID, "--introspect-audience=")
+		if len(got.IntrospectAudiences) != 0 || got.CanIntrospect {
+			t.Fatalf("--introspect-audience=: %+v", got)
+		}
+		// The deprecated flag still works: every audience but the management API's.
+		got = runJSON[admin.ApplicationResource](t, ts, "app", "update", app.ClientID, "--can-introspect")
+		if !slices.Equal(got.IntrospectAudiences, []string{usageAPI}) {
+			t.Fatalf("--can-introspect: %+v", got)
+		}
 	})
 }

@@ -47,8 +47,11 @@ Without --audience the server picks the one API the application is granted
 		Example: `  TOKEN=$(m2mauth token --client-id 3kq4... --client-secret - --audience https://usage.example.com < secret.txt)`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Read here, not as the flags' defaults: --help shows defaults.
+			if !cmd.Flags().Changed("client-id") {
+				clientID = os.Getenv("M2MAUTH_CLIENT_ID")
+			}
 			if !cmd.Flags().Changed("client-secret") {
-				// Read here, not as the flag's default: --help shows defaults.
 				secret = os.Getenv("M2MAUTH_CLIENT_SECRET")
 			}
 			var creds server.Credentials
@@ -113,7 +116,7 @@ Without --audience the server picks the one API the application is granted
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&clientID, "client-id", envOr("M2MAUTH_CLIENT_ID", ""), "the application's client_id (M2MAUTH_CLIENT_ID); default the credentials file's")
+	f.StringVar(&clientID, "client-id", "", "the application's client_id (M2MAUTH_CLIENT_ID); default the credentials file's")
 	f.StringVar(&secret, "client-secret", "", "the application's client secret, or - to read it from standard input (M2MAUTH_CLIENT_SECRET)")
 	f.StringVar(&audience, "audience", "", "identifier of the API the token is for")
 	f.StringArrayVar(&scopes, "scope", nil, "a `scope` to ask for; repeat for each (default: every granted scope)")

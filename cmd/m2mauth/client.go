@@ -58,14 +58,15 @@ type clientOptions struct {
 	output      string
 }
 
-// register adds the shared flags to cmd and its subcommands.
+// register adds the shared flags (clientSettings and -o) to cmd and its
+// subcommands; their values are read when one of them runs.
 func (o *clientOptions) register(cmd *cobra.Command) {
-	f := cmd.PersistentFlags()
-	f.StringVar(&o.server, "server", envOr("M2MAUTH_SERVER", ""), "base `URL` of the server; default the issuer in the credentials file (M2MAUTH_SERVER)")
-	f.StringVar(&o.credentials, "credentials", envOr("M2MAUTH_CREDENTIALS", ""), "administrator credentials `file`; default <data-dir>/"+server.CredentialsFile+" (M2MAUTH_CREDENTIALS)")
-	f.StringVar(&o.dataDir, "data-dir", envOr("M2MAUTH_DATA_DIR", server.DefaultDataDir), "data directory of the server, where it wrote the credentials file (M2MAUTH_DATA_DIR)")
-	f.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
+	settings := bindSettings(cmd, true, clientSettings)
+	cmd.PersistentFlags().StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
 	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if err := settings.load(os.LookupEnv, o); err != nil {
+			return err
+		}
 		if o.output != outputTable && o.output != outputJSON {
 			return fmt.Errorf("--output %q must be table or json", o.output)
 		}

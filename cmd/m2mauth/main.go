@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -30,31 +29,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd())
 	addClientCommands(root)
 	return root
-}
-
-// envOr returns the environment variable name's value, or def if unset:
-// flag defaults come from it, so precedence is flag > environment > default.
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-// envDuration is envOr for durations: an unparsable value gives def (and
-// Validate reports nothing wrong with def), so it is parsed strictly here.
-func envDuration(name string, def time.Duration) time.Duration {
-	v, ok := os.LookupEnv(name)
-	if !ok {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "m2mauth: %s=%q is not a Go duration such as 2s\n", name, v)
-		os.Exit(2)
-	}
-	return d
 }

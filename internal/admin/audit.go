@@ -20,7 +20,7 @@ type AuditEventResource struct {
 }
 
 // timeParam reads an RFC 3339 time query parameter; absent is zero.
-func timeParam(r *http.Request, name string) (time.Time, *Problem) {
+func timeParam(r *http.Request, name string) (time.Time, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
 		return time.Time{}, nil
@@ -35,22 +35,22 @@ func timeParam(r *http.Request, name string) (time.Time, *Problem) {
 // ListAudit serves GET
 // /admin/v1/audit?since=&until=&actor=&target=&action=&limit=&cursor=:
 // newest first. since and until are RFC 3339 times (since inclusive).
-func (h *Handler) ListAudit(w http.ResponseWriter, r *http.Request, _ *Actor) *Problem {
-	pg, p := page(r)
-	if p != nil {
-		return p
+func (h *Handler) ListAudit(w http.ResponseWriter, r *http.Request, actor *Actor) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
 	}
 	q := r.URL.Query()
 	f := authz.AuditFilter{Actor: q.Get("actor"), Target: q.Get("target"), Action: q.Get("action")}
-	if f.Since, p = timeParam(r, "since"); p != nil {
-		return p
+	if f.Since, err = timeParam(r, "since"); err != nil {
+		return err
 	}
-	if f.Until, p = timeParam(r, "until"); p != nil {
-		return p
+	if f.Until, err = timeParam(r, "until"); err != nil {
+		return err
 	}
-	events, next, err := h.Store.ListAudit(r.Context(), f, pg)
+	events, next, err := h.Manage.ListAudit(r.Context(), *actor, f, pg)
 	if err != nil {
-		return storeProblem(err, "cursor")
+		return err
 	}
 	out := List[AuditEventResource]{Items: make([]AuditEventResource, 0, len(events)), NextCursor: next}
 	for _, e := range events {
@@ -77,21 +77,14 @@ type IssuanceResource struct {
 // ListUsage serves GET /admin/v1/applications/{client_id}/usage?since=:
 // tokens issued per audience and hour (since defaults to 24 hours ago).
 // Counts reach the database within a few seconds of issuance.
-func (h *Handler) ListUsage(w http.ResponseWriter, r *http.Request, _ *Actor) *Problem {
-	id := r.PathValue("client_id")
-	if _, err := h.Store.GetApplication(r.Context(), id); err != nil {
-		return storeProblem(err, "application")
-	}
-	since, p := timeParam(r, "since")
-	if p != nil {
-		return p
-	}
-	if since.IsZero() {
-		since = h.now().Add(-24 * time.Hour).Truncate(time.Hour)
-	}
-	counts, err := h.Store.ListIssuance(r.Context(), id, since)
+func (h *Handler) ListUsage(w http.ResponseWriter, r *http.Request, actor *Actor) error {
+	since, err := timeParam(r, "since")
 	if err != nil {
-		return storeProblem(err, "usage")
+		return err
+	}
+	counts, err := h.Manage.ListUsage(r.Context(), *actor, r.PathValue("client_id"), since)
+	if err != nil {
+		return err
 	}
 	out := List[IssuanceResource]{Items: make([]IssuanceResource, 0, len(counts))}
 	for _, c := range counts {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,10 +12,10 @@ import (
 	"github.com/m2mauth/m2mauth/internal/token"
 )
 
-// verifierFunc is a Verifier from a function.
-type verifierFunc func(string) (*token.Claims, error)
+// checkerFunc is a TokenChecker from a function.
+type checkerFunc func(string) (token.Result, error)
 
-func (f verifierFunc) Verify(tok string) (*token.Claims, error) { return f(tok) }
+func (f checkerFunc) Check(_ context.Context, tok string) (token.Result, error) { return f(tok) }
 
 // parseChallenge parses a "Bearer" challenge's auth-params (RFC 9110
 // §11.2: token "=" quoted-string, comma-separated), failing t unless the
@@ -71,13 +72,13 @@ func TestBearerChallengeQuoting(t *testing.T) {
 		"é and a line\r\nbreak",
 	} {
 		t.Run(msg, func(t *testing.T) {
-			h := &Handler{Log: slog.New(slog.DiscardHandler), Verifier: verifierFunc(func(string) (*token.Claims, error) {
-				return nil, errors.New(msg)
+			h := &Handler{Log: slog.New(slog.DiscardHandler), Checker: checkerFunc(func(string) (token.Result, error) {
+				return token.Result{Inactive: errors.New(msg).Error()}, nil
 			})}
 			r := httptest.NewRequest(http.MethodGet, "/admin/v1/apis", nil)
 			r.Header.Set("Authorization", "Bearer abc")
 			w := httptest.NewRecorder()
-			h.Protect("read:apis", func(http.ResponseWriter, *http.Request, *Actor) *Problem {
+			h.Protect("read:apis", func(http.ResponseWriter, *http.Request, *Actor) error {
 				t.Fatal("the endpoint ran")
 				return nil
 			}).ServeHTTP(w, r)
@@ -120,16 +121,16 @@ func TestBearerChallengeWithoutToken(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &Handler{Log: slog.New(slog.DiscardHandler), Verifier: verifierFunc(func(string) (*token.Claims, error) {
-				t.Fatal("Verify called")
-				return nil, nil
+			h := &Handler{Log: slog.New(slog.DiscardHandler), Checker: checkerFunc(func(string) (token.Result, error) {
+				t.Fatal("Check called")
+				return token.Result{}, nil
 			})}
 			r := httptest.NewRequest(http.MethodGet, "/admin/v1/apis", nil)
 			if tc.auth != "" {
 				r.Header.Set("Authorization", tc.auth)
 			}
 			w := httptest.NewRecorder()
-			h.Protect("read:apis", func(http.ResponseWriter, *http.Request, *Actor) *Problem {
+			h.Protect("read:apis", func(http.ResponseWriter, *http.Request, *Actor) error {
 				t.Fatal("the endpoint ran")
 				return nil
 			}).ServeHTTP(w, r)

@@ -2,27 +2,13 @@ package admin
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
-	"github.com/m2mauth/m2mauth/internal/token"
 )
-
-// KeyManager lists and rotates the signing keys.
-type KeyManager interface {
-	// List returns every signing key, without private material, as the
-	// store holds them now.
-	List(ctx context.Context) ([]authz.SigningKey, error)
-	// Rotate rotates the keys of alg ("" for every algorithm in use) at
-	// once and returns the rotations made. Returns an error wrapping
-	// authz.ErrInvalid for an unsupported alg, authz.ErrNotFound for an
-	// algorithm no key is in use for.
-	Rotate(ctx context.Context, alg string) ([]token.Rotation, error)
-}
 
 // KeyResource is a signing key as the management API shows it: its public
 // identity and its rotation times, never its private half. Unset times are
@@ -45,17 +31,10 @@ type RotateKeysRequest struct {
 	Alg string `json:"alg"` // "": every algorithm in use
 }
 
-func optionalTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 func keyResource(k authz.SigningKey) KeyResource {
 	return KeyResource{
 		KID: k.KID, Alg: k.Alg, State: string(k.State), CreatedAt: k.CreatedAt,
-		ActivatedAt: optionalTime(k.ActivatedAt), RetiredAt: optionalTime(k.RetiredAt), RemoveAfter: optionalTime(k.RemoveAfter),
+		ActivatedAt: optTime(k.ActivatedAt), RetiredAt: optTime(k.RetiredAt), RemoveAfter: optTime(k.RemoveAfter),
 		UpdatedAt: latest(k.CreatedAt, k.ActivatedAt, k.RetiredAt),
 	}
 }
@@ -70,33 +49,32 @@ func latest(ts ...time.Time) time.Time {
 	return out
 }
 
+func keyID(k authz.SigningKey) string { return k.KID }
+
 // ListKeys serves GET /admin/v1/keys?limit=&cursor=: the signing keys,
 // oldest first.
-func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request, _ *Actor) *Problem {
-	pg, p := page(r)
-	if p != nil {
-		return p
-	}
-	keys, err := h.SigningKeys.List(r.Context())
+func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request, actor *Actor) error {
+	pg, err := page(r)
 	if err != nil {
-		return storeProblem(err, "signing keys")
+		return err
 	}
-	out, p := listPage(keys, keyID, keyResource, pg)
-	if p != nil {
-		return p
+	keys, err := h.Manage.ListKeys(r.Context(), *actor)
+	if err != nil {
+		return err
+	}
+	out, err := listPage(keys, keyID, keyResource, pg)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func keyID(k authz.SigningKey) string { return k.KID }
-
 // RotateKeys serves POST /admin/v1/keys/rotate with an optional body
 // {"alg": "ES256"}: for that algorithm, or every one in use without it,
 // the next key becomes active at once, the active key retires and a new
-// next key is made. Answers 200 with every key. Resource servers that
-// have not yet fetched the former next key do so on its unknown kid.
-func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Actor) *Problem {
+// next key is made. Answers 200 with every key.
+func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Actor) error {
 	var req RotateKeysRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
@@ -108,31 +86,18 @@ func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Acto
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if p := decode(w, r, &req); p != nil {
-			return p
-		}
-		if req.Alg != "" && !authz.ValidSigningAlg(req.Alg) {
-			return invalid("alg must be one of ES256, EdDSA, RS256, PS256")
+		if err := decode(w, r, &req); err != nil {
+			return err
 		}
 	}
-	rotations, err := h.SigningKeys.Rotate(r.Context(), req.Alg)
-	for _, rot := range rotations { // audit what happened, even if another algorithm failed
-		h.audit(r, actor, "key.rotate", rot.Alg, map[string]any{
-			"alg": rot.Alg, "retired": rot.Retired, "activated": rot.Activated, "next": rot.Next,
-			"remove_after": rot.RemoveAfter.UTC().Format(time.RFC3339),
-		})
-	}
-	if err != nil {
-		if errors.Is(err, authz.ErrNotFound) {
-			return notFound("signing keys for " + req.Alg)
-		}
-		return storeProblem(err, "signing keys")
+	if err := h.Manage.RotateKeys(r.Context(), *actor, req.Alg); err != nil {
+		return err
 	}
 	// The answer is the whole key list: the rotation has happened, so no
 	// query parameter may turn it into an error now.
-	keys, err := h.SigningKeys.List(r.Context())
+	keys, err := h.Manage.ListKeys(r.Context(), *actor)
 	if err != nil {
-		return storeProblem(err, "signing keys")
+		return err
 	}
 	out, _ := listPage(keys, keyID, keyResource, authz.Page{Limit: len(keys)})
 	writeJSON(w, http.StatusOK, out)

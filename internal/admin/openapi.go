@@ -48,7 +48,10 @@ func OpenAPI(issuer string, routes []Route) ([]byte, error) {
 		"properties": map[string]any{
 			"type": map[string]any{"type": "string"}, "title": map[string]any{"type": "string"},
 			"status": map[string]any{"type": "integer"}, "detail": map[string]any{"type": "string"},
-			"code": map[string]any{"type": "string", "enum": []string{CodeInvalidToken, CodeInsufficientScope, CodeValidation, CodeNotFound, CodeConflict, CodeTooLarge, CodeUnavailable}},
+			"code": map[string]any{"type": "string", "enum": []string{CodeInvalidToken, CodeInsufficientScope, CodeValidation, CodeNotFound, CodeConflict, CodeLastAdministrator, CodeLimitReached, CodeTooLarge, CodeUnavailable, CodeServerError}},
+			"missing_scopes": map[string]any{"type": "array", "items": map[string]any{"type": "string"},
+				"description": "on a 403: the management scopes the caller lacks for this action"},
+			"instance": map[string]any{"type": "string", "description": "on a 500: the problem id, also in the server's log line"},
 		},
 	}
 	problemResp := func(desc string) map[string]any {
@@ -93,8 +96,9 @@ func OpenAPI(issuer string, routes []Route) ([]byte, error) {
 		responses := map[string]any{
 			strconv.Itoa(rt.Op.Status): ok,
 			"401":                      problemResp("No valid bearer token for the management API (invalid_token)"),
-			"403":                      problemResp("The token lacks scope " + rt.Scope + " (insufficient_scope)"),
-			"503":                      problemResp("The database is unavailable; nothing was changed"),
+			"403":                      problemResp("The token lacks scope " + rt.Scope + ", or the action is beyond the caller's own management scopes (insufficient_scope, type urn:m2mauth:problem:insufficient-scope, missing_scopes names them)"),
+			"500":                      problemResp("The server failed; nothing was changed (server_error; instance is the problem id in the server's log)"),
+			"503":                      problemResp("The database is unavailable; nothing was changed (Retry-After)"),
 		}
 		if rt.Op.Request != nil || len(rt.Op.Query) > 0 {
 			responses["400"] = problemResp("Invalid input (validation_failed)")
@@ -106,7 +110,7 @@ func OpenAPI(issuer string, routes []Route) ([]byte, error) {
 			responses["404"] = problemResp("No such resource")
 		}
 		if rt.Method == http.MethodPost || rt.Method == http.MethodPatch || rt.Method == http.MethodDelete {
-			responses["409"] = problemResp("Conflicts with the current state")
+			responses["409"] = problemResp("Conflicts with the current state (conflict), a limit is reached (limit_reached), or the change would leave no administrator (last_administrator, type urn:m2mauth:problem:last-administrator)")
 		}
 		op["responses"] = responses
 		if paths[rt.Path] == nil {

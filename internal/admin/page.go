@@ -11,7 +11,7 @@ import (
 // ?limit= and ?cursor= alike, and shows each item as resource does. The
 // cursor is the last item's id; one that names no item is a validation
 // problem.
-func listPage[T, R any](items []T, id func(T) string, resource func(T) R, pg authz.Page) (List[R], *Problem) {
+func listPage[T, R any](items []T, id func(T) string, resource func(T) R, pg authz.Page) (List[R], error) {
 	start := 0
 	if pg.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(pg.Cursor)

@@ -24,6 +24,12 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid means an input failed validation; the wrapped message says why.
 	ErrInvalid = errors.New("invalid")
+	// ErrUnavailable means the store could not be reached (a lost
+	// connection, a timeout, a lock another process holds): nothing was
+	// changed and the same call may succeed later. Stores wrap it around
+	// the driver's error; any other store error is a failure of the store
+	// itself (a full disk, a broken schema).
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Signing algorithms an API may choose for its access tokens (RFC 7518 §3,
@@ -70,6 +76,9 @@ const (
 	ScopeRotateKeys         = "rotate:keys"
 	ScopeReadAudit          = "read:audit"
 	ScopeRevokeTokens       = "revoke:tokens"
+	// ScopeUpdateIntrospection sets which audiences an application may
+	// introspect (RFC 7662 §4): Application.IntrospectAudiences.
+	ScopeUpdateIntrospection = "update:introspection"
 )
 
 // ManagementScopes is the scope list of the management API, with the
@@ -87,6 +96,7 @@ var ManagementScopes = []Scope{
 	{ScopeRotateKeys, "Rotate signing keys"},
 	{ScopeReadAudit, "Read the audit log"},
 	{ScopeRevokeTokens, "Revoke access tokens"},
+	{ScopeUpdateIntrospection, "Choose which audiences' tokens an application may introspect"},
 }
 
 // DefaultTokenLifetime is an API's access-token lifetime when none is given:
@@ -143,14 +153,57 @@ type Application struct {
 	Name        string
 	Description string
 	Disabled    bool
-	// CanIntrospect lets the application introspect tokens issued to other
-	// applications (RFC 7662 §4): meant for resource servers.
-	CanIntrospect bool
+	// IntrospectAudiences are the audiences (API identifiers) whose tokens
+	// the application may introspect although they were issued to other
+	// applications (RFC 7662 §4): meant for resource servers. Never the
+	// management API's. Empty: only its own tokens.
+	IntrospectAudiences []string
 	// TokensNotBefore, when set, kills every token issued to the application
 	// before it ("revoke all tokens").
 	TokensNotBefore time.Time
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+}
+
+// MayIntrospect reports whether the application may introspect a token
+// for audience issued to another application.
+func (a *Application) MayIntrospect(audience string) bool {
+	if audience == ManagementAudience {
+		return false
+	}
+	for _, v := range a.IntrospectAudiences {
+		if v == audience {
+			return true
+		}
+	}
+	return false
+}
+
+// ApplicationPatch names the fields UpdateApplication changes; nil fields
+// (and a zero TokensNotBefore) are left as the store holds them, so two
+// writers changing different fields never undo each other.
+type ApplicationPatch struct {
+	Name                *string
+	Description         *string
+	Disabled            *bool
+	IntrospectAudiences *[]string
+	// TokensNotBefore raises the application's cutoff to this time if it
+	// is later than the stored one: the cutoff only moves forward, so a
+	// revoke-all is never undone. Zero: unchanged.
+	TokensNotBefore time.Time
+	// UpdatedAt is the time of the change; required.
+	UpdatedAt time.Time
+}
+
+// APIPatch names the fields UpdateAPI changes; nil fields are left as the
+// store holds them. The identifier, System and CreatedAt never change.
+type APIPatch struct {
+	Name          *string
+	Scopes        *[]Scope // scopes no longer defined leave every grant for the API
+	TokenLifetime *time.Duration
+	SigningAlg    *string
+	// UpdatedAt is the time of the change; required.
+	UpdatedAt time.Time
 }
 
 // Secret is one client secret of an application. Only a keyed hash of the

@@ -28,12 +28,12 @@ type APIs interface {
 	// ListAPIs returns one page of APIs ordered by (CreatedAt, ID), and the
 	// cursor of the next page ("" after the last).
 	ListAPIs(ctx context.Context, f APIFilter, p Page) ([]API, string, error)
-	// UpdateAPI replaces the name, scopes, token lifetime, signing algorithm
-	// and UpdatedAt of the API with a.ID; Identifier, System and CreatedAt
-	// never change. Scopes the API no longer defines are removed from every
-	// grant for it, in the same transaction. Returns ErrNotFound if there is
-	// no such API.
-	UpdateAPI(ctx context.Context, a API) error
+	// UpdateAPI changes the fields p names (and UpdatedAt) of the API with
+	// id, leaving the others as stored, and returns the API as it is now.
+	// Scopes the API no longer defines are removed from every grant for
+	// it, in the same transaction. Returns ErrNotFound if there is no such
+	// API.
+	UpdateAPI(ctx context.Context, id string, p APIPatch) (API, error)
 	// DeleteAPI removes the API with id and every grant for it. Returns
 	// ErrNotFound if there is none.
 	DeleteAPI(ctx context.Context, id string) error
@@ -52,10 +52,11 @@ type Applications interface {
 	// ListApplications returns one page of applications ordered by
 	// (CreatedAt, ClientID), and the cursor of the next page ("" after the last).
 	ListApplications(ctx context.Context, f ApplicationFilter, p Page) ([]Application, string, error)
-	// UpdateApplication replaces the name, description, disabled flag,
-	// CanIntrospect, TokensNotBefore and UpdatedAt of the application with
-	// app.ClientID. Returns ErrNotFound if there is none.
-	UpdateApplication(ctx context.Context, app Application) error
+	// UpdateApplication changes the fields p names (and UpdatedAt) of the
+	// application with clientID, leaving the others as stored, and returns
+	// the application as it is now. TokensNotBefore only moves forward.
+	// Returns ErrNotFound if there is none.
+	UpdateApplication(ctx context.Context, clientID string, p ApplicationPatch) (Application, error)
 	// DeleteApplication removes the application with clientID and its
 	// secrets and grants. Returns ErrNotFound if there is none.
 	DeleteApplication(ctx context.Context, clientID string) error
@@ -78,6 +79,10 @@ type Grants interface {
 	// (CreatedAt, ID), with their Audience filled in; an empty list if the
 	// application has none or does not exist.
 	ListGrants(ctx context.Context, clientID string) ([]Grant, error)
+	// ListGrantsForAPI returns every grant for the API with apiID, of
+	// every application, ordered by (CreatedAt, ID), with their Audience
+	// filled in; an empty list if there is none.
+	ListGrantsForAPI(ctx context.Context, apiID string) ([]Grant, error)
 	// UpdateGrant replaces the scopes and UpdatedAt of grant g.ID of
 	// application g.ClientID. Returns ErrNotFound if there is none.
 	UpdateGrant(ctx context.Context, g Grant) error
@@ -190,6 +195,47 @@ type Bootstrap struct {
 	Grant  Grant
 }
 
+// Tx is one management transaction, given to the function Store.Manage
+// runs: its reads see its own writes, and every write of every method
+// commits together with the others, or none does. Management transactions
+// are serialized (on SQLite by the one writer, on PostgreSQL by a
+// transaction-level advisory lock that the Store's own write methods of
+// the names below take too, AppendAudit and RevokeToken aside), so what a Tx reads stays
+// true until it commits: a rule checked on what it read holds for the
+// write it makes.
+// Each method returns what the Store method of the same name returns; one
+// that fails changes nothing, and the transaction goes on. A Tx must not
+// be used after the function returns: its methods then return an error.
+type Tx interface {
+	GetAPI(ctx context.Context, id string) (API, error)
+	GetAPIByIdentifier(ctx context.Context, identifier string) (API, error)
+	ListAPIs(ctx context.Context, f APIFilter, p Page) ([]API, string, error)
+	CreateAPI(ctx context.Context, a API) error
+	UpdateAPI(ctx context.Context, id string, p APIPatch) (API, error)
+	DeleteAPI(ctx context.Context, id string) error
+
+	GetApplication(ctx context.Context, clientID string) (Application, error)
+	CreateApplication(ctx context.Context, app Application, secrets []Secret, grants []Grant) error
+	UpdateApplication(ctx context.Context, clientID string, p ApplicationPatch) (Application, error)
+	DeleteApplication(ctx context.Context, clientID string) error
+
+	GetGrant(ctx context.Context, clientID, id string) (Grant, error)
+	ListGrants(ctx context.Context, clientID string) ([]Grant, error)
+	ListGrantsForAPI(ctx context.Context, apiID string) ([]Grant, error)
+	CreateGrant(ctx context.Context, g Grant) error
+	UpdateGrant(ctx context.Context, g Grant) error
+	DeleteGrant(ctx context.Context, clientID, id string) error
+
+	ListSecrets(ctx context.Context, clientID string) ([]Secret, error)
+	CreateSecret(ctx context.Context, s Secret) error
+	RotateSecret(ctx context.Context, s Secret, expireOthersAt time.Time) error
+	ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error
+	DeleteSecret(ctx context.Context, clientID, id string) error
+
+	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
+	AppendAudit(ctx context.Context, events []AuditEvent) error
+}
+
 // Store is everything m2mauth persists. Implementations are safe for
 // concurrent use.
 type Store interface {
@@ -201,6 +247,17 @@ type Store interface {
 	Settings
 	Revocations
 	Audit
+	// Manage runs fn in one management transaction (see Tx) and commits
+	// it if fn returns nil; otherwise it rolls back and returns fn's error
+	// as it is (errors.Is and errors.As see it unchanged). fn may be run
+	// more than once if the database asks for a retry (a serialization
+	// failure), so it must produce its results anew on each run. The
+	// Store's write methods that Tx has too, AppendAudit aside, are each
+	// one such transaction. fn must not call the Store's write methods
+	// (they may wait for the transaction fn is in), and reads through tx.
+	// Returns an error wrapping ErrUnavailable if the database cannot be
+	// reached.
+	Manage(ctx context.Context, fn func(tx Tx) error) error
 	// Bootstrap inserts b, every UpdatedAt as given, in one transaction if
 	// no API has b.API.Identifier, and reports whether it did. Of nodes
 	// racing on one database exactly one gets true.

@@ -146,7 +146,7 @@ func (d *Discovery) metadata(ctx context.Context) (*Metadata, error) {
 func (d *Discovery) HandleMetadata(w http.ResponseWriter, r *http.Request) {
 	m, err := d.cachedMetadata(r.Context())
 	if err != nil {
-		writeError(w, &Error{Code: ErrServerError, Description: "metadata unavailable; try again", Status: http.StatusServiceUnavailable})
+		writeError(w, &Error{Code: ErrServerError, Description: "metadata unavailable; try again", Status: http.StatusServiceUnavailable}, false)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -32,7 +31,8 @@ type tokenParams struct {
 // parseTokenParams reads an introspection or revocation request: a form
 // or JSON body like the token endpoint's, with client authentication as
 // there (RFC 7662 §2.1, RFC 7009 §2.1). A missing token is an
-// invalid_request.
+// invalid_request. With an error, tp.creds holds what readCredentials
+// saw, if it ran.
 func parseTokenParams(w http.ResponseWriter, r *http.Request) (tokenParams, *Error) {
 	p, e := readParams(w, r)
 	if e != nil {
@@ -46,10 +46,10 @@ func parseTokenParams(w http.ResponseWriter, r *http.Request) (tokenParams, *Err
 		return tokenParams{}, e
 	}
 	if tp.creds, e = readCredentials(r, p); e != nil {
-		return tokenParams{}, e
+		return tp, e
 	}
 	if tp.token == "" {
-		return tokenParams{}, invalidRequest("token is required")
+		return tp, invalidRequest("token is required")
 	}
 	return tp, nil
 }
@@ -71,61 +71,76 @@ type Introspection struct {
 }
 
 // HandleIntrospect serves POST /oauth/introspect (RFC 7662). The caller
-// authenticates as an application, as at the token endpoint (RFC 7662 §2.1);
-// failing that is 401 invalid_client. It may introspect the tokens issued
-// to itself, and with CanIntrospect (a resource server) any token; other
-// tokens are answered inactive, so that the answer tells the caller nothing
-// it may not know (RFC 7662 §4). The answer is never cached (no-store).
+// authenticates as an application, as at the token endpoint (RFC 7662
+// §2.1); failing that is 401 invalid_client. The answer tells the caller
+// nothing it may not know (RFC 7662 §4): it may see
+//
+//   - the tokens issued to itself;
+//   - a token issued to another application if its audience is one of the
+//     caller's introspect audiences (authz.Application.MayIntrospect: a
+//     resource server sees the tokens for its API);
+//   - never a token for the management API (authz.ManagementAudience),
+//     not even its own holder: the management API checks its bearer
+//     tokens itself, so no resource server needs to introspect them, and
+//     the endpoint must not help probe an administrator's token.
+//
+// A token it may see is active if token.Checker says it is live: issued
+// by this server, validly signed and unexpired, not revoked, and still
+// backed by an existing, enabled application granted its audience and
+// scopes. Every other token, the ones the caller may not see included, is
+// {"active":false} and nothing else, the answer to a string that is no
+// token at all. If the store cannot tell whether a token is live, the
+// answer is an error (503, or 500), never a guess. The answer is never
+// cached (no-store).
 func (s *Server) HandleIntrospect(w http.ResponseWriter, r *http.Request) {
 	req, e := parseTokenParams(w, r)
-	if e == nil {
-		var caller *authz.Client
-		caller, e = s.authenticateClient(r, req.creds)
-		if e == nil {
-			var out Introspection
-			out, e = s.introspect(r.Context(), &caller.Application, req.token)
-			if e == nil {
-				writeJSON(w, http.StatusOK, out)
-				return
-			}
+	if e != nil {
+		s.writeFailure(w, e, req.creds, "introspect the token")
+		return
+	}
+	caller, err := s.authenticateClient(r, req.creds)
+	if err == nil {
+		var out Introspection
+		if out, err = s.introspect(r.Context(), &caller.Application, req.token); err == nil {
+			writeJSON(w, http.StatusOK, out)
+			return
 		}
 	}
-	s.writeFailure(w, e, "introspect the token")
+	s.writeFailure(w, err, req.creds, "introspect the token")
 }
 
-// writeFailure writes e; a server-side failure is logged with its detail
-// and answered without it, as one that could not do what, to be retried.
-func (s *Server) writeFailure(w http.ResponseWriter, e *Error, what string) {
-	if e.Status >= 500 {
-		s.Log.Error("could not "+what, "error", e.Description)
-		e = &Error{Code: ErrServerError, Description: "the server could not " + what + "; try again", Status: e.Status}
+// mayIntrospect reports whether caller may learn whether the token with
+// claims is active (RFC 7662 §4); see HandleIntrospect.
+func mayIntrospect(caller *authz.Application, claims *token.Claims) bool {
+	if claims.Audience == authz.ManagementAudience {
+		return false
 	}
-	writeError(w, e)
+	return claims.ClientID == caller.ClientID || caller.MayIntrospect(claims.Audience)
 }
 
-// introspect decides whether tok is active for caller: a token this server
-// issued, unexpired and validly signed (token.Issuer.Verify), that caller
-// may see, not revoked by jti, issued to an application that still exists,
-// is enabled, has not had its tokens revoked since (TokensNotBefore), and is
-// still granted the token's audience and every one of its scopes. An error
-// only if the store cannot tell (the answer must not be a guess either way).
-func (s *Server) introspect(ctx context.Context, caller *authz.Application, tok string) (Introspection, *Error) {
+// introspect answers whether tok is active for caller. Whether the caller
+// may see the token is decided from its verified claims before the store
+// is asked, so that neither the time the answer takes nor a failing store
+// tells the caller anything about a token it may not see. An error only
+// if the store cannot tell (the answer must not be a guess either way).
+func (s *Server) introspect(ctx context.Context, caller *authz.Application, tok string) (Introspection, error) {
 	inactive := Introspection{}
 	claims, err := s.Issuer.Verify(tok)
 	if err != nil {
 		s.Log.Debug("introspection: token not valid", "client_id", caller.ClientID, "error", err)
 		return inactive, nil
 	}
-	if claims.ClientID != caller.ClientID && !caller.CanIntrospect {
-		s.Log.Debug("introspection: caller may not see the token", "client_id", caller.ClientID, "jti", claims.JTI)
+	if !mayIntrospect(caller, claims) {
+		s.Log.Debug("introspection: caller may not see the token", "client_id", caller.ClientID, "audience", claims.Audience, "jti", claims.JTI)
 		return inactive, nil
 	}
-	reason, e := s.inactiveReason(ctx, claims)
-	if e != nil {
-		return inactive, e
+	checker := token.Checker{Issuer: s.Issuer, DenyList: s.DenyList, Clients: s.Clients}
+	res, err := checker.CheckClaims(ctx, claims)
+	if err != nil {
+		return inactive, err
 	}
-	if reason != "" {
-		s.Log.Debug("introspection: token inactive", "client_id", claims.ClientID, "jti", claims.JTI, "reason", reason)
+	if res.Inactive != "" {
+		s.Log.Debug("introspection: token inactive", "client_id", caller.ClientID, "jti", claims.JTI, "reason", res.Inactive)
 		return inactive, nil
 	}
 	return Introspection{
@@ -140,41 +155,4 @@ func (s *Server) introspect(ctx context.Context, caller *authz.Application, tok 
 		JTI:       claims.JTI,
 		TokenType: "Bearer",
 	}, nil
-}
-
-// inactiveReason says why a verified token is no longer active, or ""
-// if it is: its jti is deny-listed, or its application was deleted, is
-// disabled, has had every token revoked since the token's iat
-// (authz.Application.TokenRevoked), or is no longer granted the token's
-// audience or one of its scopes. The reason is for the log only.
-func (s *Server) inactiveReason(ctx context.Context, c *token.Claims) (string, *Error) {
-	if s.DenyList.Revoked(c.JTI) {
-		return "revoked", nil
-	}
-	owner, err := s.Clients.Client(ctx, c.ClientID)
-	if errors.Is(err, authz.ErrNotFound) {
-		return "application deleted", nil
-	}
-	if err != nil {
-		return "", &Error{Code: ErrServerError, Description: "looking up client: " + err.Error(), Status: http.StatusServiceUnavailable}
-	}
-	app := &owner.Application
-	if app.Disabled {
-		return "application disabled", nil
-	}
-	if app.TokenRevoked(c.IssuedAt) {
-		return "issued before the application's tokens were revoked", nil
-	}
-	for _, g := range owner.Grants {
-		if g.API.Identifier != c.Audience {
-			continue
-		}
-		for _, sc := range c.Scopes() {
-			if !g.Grant.HasScope(sc) {
-				return "scope no longer granted", nil
-			}
-		}
-		return "", nil
-	}
-	return "audience no longer granted", nil
 }

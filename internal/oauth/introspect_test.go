@@ -4,18 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
+	"github.com/m2mauth/m2mauth/internal/fake"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
 	"github.com/m2mauth/m2mauth/internal/token"
 )
@@ -46,6 +46,8 @@ func TestParseTokenParams(t *testing.T) {
 		{name: "token repeated", contentType: form, body: "token=a&token=b&client_id=c&client_secret=s", wantErr: ErrInvalidRequest},
 		{name: "hint repeated", contentType: form, body: "token=a&token_type_hint=x&token_type_hint=y&client_id=c&client_secret=s", wantErr: ErrInvalidRequest},
 		{name: "token not a string in JSON", contentType: "application/json", body: `{"token":42,"client_id":"c","client_secret":"s"}`, wantErr: ErrInvalidRequest},
+		{name: "token null in JSON", contentType: "application/json", body: `{"token":null,"client_id":"c","client_secret":"s"}`, wantErr: ErrInvalidRequest},
+		{name: "hint null in JSON", contentType: "application/json", body: `{"token":"t","token_type_hint":null,"client_id":"c","client_secret":"s"}`, wantErr: ErrInvalidRequest},
 		{name: "no client authentication", contentType: form, body: "token=t", wantErr: ErrInvalidClient},
 		{name: "basic and different credentials in the body", contentType: form, body: "token=t&client_id=c2",
 			header: map[string]string{"Authorization": basic("c1", "s1")}, wantErr: ErrInvalidRequest},
@@ -72,92 +74,39 @@ func TestParseTokenParams(t *testing.T) {
 	}
 }
 
-// memKeys is an in-memory authz.Keys for building a token.Issuer: it
-// keeps the keys Ensure creates. Methods it does not define are not used.
-type memKeys struct {
-	authz.Keys
-	mu   sync.Mutex
-	keys []authz.SigningKey
-}
+const (
+	testAudience  = "https://usage/"
+	testAudienceB = "https://billing/"
+)
 
-func (m *memKeys) CreateKey(_ context.Context, k authz.SigningKey) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.keys = append(m.keys, k)
-	return nil
-}
-
-func (m *memKeys) ListKeys(context.Context) ([]authz.SigningKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]authz.SigningKey(nil), m.keys...), nil
-}
-
-// memClients is a ClientSource over a map.
-type memClients struct {
-	clients map[string]*authz.Client
-}
-
-func (m *memClients) Client(_ context.Context, id string) (*authz.Client, error) {
-	c, ok := m.clients[id]
-	if !ok {
-		return nil, authz.ErrNotFound
-	}
-	return c, nil
-}
-
-// memDenyList is a DenyList over a map; err, if set, fails every Revoke.
-type memDenyList struct {
-	mu      sync.Mutex
-	revoked map[string]time.Time
-	err     error
-}
-
-func (d *memDenyList) Revoked(jti string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.revoked[jti]
-	return ok
-}
-
-func (d *memDenyList) Revoke(_ context.Context, jti string, exp time.Time) error {
-	if d.err != nil {
-		return d.err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.revoked[jti] = exp
-	return nil
-}
-
-const testAudience = "https://usage/"
-
-// fixture is an oauth.Server with two applications ("owner", granted
-// testAudience, and "other") and a resource server ("rs") that may
-// introspect any token, each with one client secret.
+// fixture is an oauth.Server with applications, each with one client
+// secret: "owner", granted testAudience, testAudienceB and the management
+// API; "other", granted nothing; "rs", a resource server that may
+// introspect testAudience's tokens; and "all", which names every audience,
+// the management API's included, among those it may introspect.
 type fixture struct {
 	srv     *Server
-	clients *memClients
-	deny    *memDenyList
+	clients *fake.Clients
+	deny    *fake.DenyList
 	secrets map[string]string // client_id → secret
-	now     time.Time
+	clock   *fake.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{
-		clients: &memClients{clients: map[string]*authz.Client{}},
-		deny:    &memDenyList{revoked: map[string]time.Time{}},
+		clients: &fake.Clients{ByID: map[string]*authz.Client{}},
+		deny:    fake.NewDenyList(),
 		secrets: map[string]string{},
-		now:     time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC),
+		clock:   fake.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)),
 	}
-	clock := func() time.Time { return f.now }
+	clock := f.clock.Now
 	log := slog.New(slog.DiscardHandler)
 	sealer, err := masterkey.NewSealer(rand.Reader, make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := token.NewKeys(&memKeys{}, sealer, clock, rand.Reader, log)
+	keys := token.NewKeys(fake.NewKeys(), sealer, clock, rand.Reader, log)
 	if err := keys.Ensure(t.Context(), authz.ES256); err != nil {
 		t.Fatal(err)
 	}
@@ -166,16 +115,27 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	api := authz.API{Identifier: testAudience, Scopes: []authz.Scope{{Value: "read"}, {Value: "write"}}, TokenLifetime: time.Hour, SigningAlg: authz.ES256}
-	for _, app := range []authz.Application{{ClientID: "owner"}, {ClientID: "other"}, {ClientID: "rs", CanIntrospect: true}} {
+	billing := authz.API{Identifier: testAudienceB, Scopes: []authz.Scope{{Value: "read"}}, TokenLifetime: time.Hour, SigningAlg: authz.ES256}
+	admin := authz.API{Identifier: authz.ManagementAudience, Scopes: authz.ManagementScopes, TokenLifetime: time.Hour, SigningAlg: authz.ES256, System: true}
+	for _, app := range []authz.Application{
+		{ClientID: "owner"},
+		{ClientID: "other"},
+		{ClientID: "rs", IntrospectAudiences: []string{testAudience}},
+		{ClientID: "all", IntrospectAudiences: []string{testAudience, testAudienceB, authz.ManagementAudience}},
+	} {
 		id, plain, err := clientsecret.Generate(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := &authz.Client{Application: app, Secrets: []authz.Secret{{ID: id, ClientID: app.ClientID, Hash: hasher.Hash(plain)}}}
 		if app.ClientID == "owner" {
-			c.Grants = []authz.ClientGrant{{Grant: authz.Grant{Scopes: []string{"read", "write"}}, API: api}}
+			c.Grants = []authz.ClientGrant{
+				{Grant: authz.Grant{Scopes: []string{"read", "write"}}, API: api},
+				{Grant: authz.Grant{Scopes: []string{"read"}}, API: billing},
+				{Grant: authz.Grant{Scopes: []string{authz.ScopeReadAPIs}}, API: admin},
+			}
 		}
-		f.clients.clients[app.ClientID] = c
+		f.clients.ByID[app.ClientID] = c
 		f.secrets[app.ClientID] = plain
 	}
 	f.srv = &Server{
@@ -185,14 +145,20 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// issue mints a token for owner with scopes.
-func (f *fixture) issue(t *testing.T, scopes ...string) (string, token.Claims) {
+// issueFor mints a token for owner for audience with scopes.
+func (f *fixture) issueFor(t *testing.T, audience string, scopes ...string) (string, token.Claims) {
 	t.Helper()
-	tok, c, err := f.srv.Issuer.Issue(token.Request{ClientID: "owner", Audience: testAudience, Scopes: scopes, Lifetime: time.Hour, Alg: authz.ES256})
+	tok, c, err := f.srv.Issuer.Issue(token.Request{ClientID: "owner", Audience: audience, Scopes: scopes, Lifetime: time.Hour, Alg: authz.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok, c
+}
+
+// issue mints a token for owner for testAudience with scopes.
+func (f *fixture) issue(t *testing.T, scopes ...string) (string, token.Claims) {
+	t.Helper()
+	return f.issueFor(t, testAudience, scopes...)
 }
 
 // post sends form to handler as clientID with client_secret_basic.
@@ -233,22 +199,22 @@ func TestIntrospect(t *testing.T) {
 		wantActive bool
 	}{
 		{name: "the owner sees its token", caller: "owner", wantActive: true},
-		{name: "a resource server with can_introspect sees it", caller: "rs", wantActive: true},
+		{name: "a resource server that may introspect the audience sees it", caller: "rs", wantActive: true},
 		{name: "another application sees it inactive", caller: "other"},
-		{name: "revoked", caller: "rs", change: func(f *fixture, c token.Claims) { f.deny.revoked[c.JTI] = time.Unix(c.Expiry, 0) }},
-		{name: "expired", caller: "rs", change: func(f *fixture, _ token.Claims) { f.now = f.now.Add(time.Hour) }},
-		{name: "a second before expiry", caller: "rs", change: func(f *fixture, _ token.Claims) { f.now = f.now.Add(time.Hour - time.Second) }, wantActive: true},
-		{name: "owner disabled", caller: "rs", change: func(f *fixture, _ token.Claims) { f.clients.clients["owner"].Application.Disabled = true }},
-		{name: "owner deleted", caller: "rs", change: func(f *fixture, _ token.Claims) { delete(f.clients.clients, "owner") }},
-		{name: "grant removed", caller: "rs", change: func(f *fixture, _ token.Claims) { f.clients.clients["owner"].Grants = nil }},
+		{name: "revoked", caller: "rs", change: func(f *fixture, c token.Claims) { f.deny.JTI[c.JTI] = time.Unix(c.Expiry, 0) }},
+		{name: "expired", caller: "rs", change: func(f *fixture, _ token.Claims) { f.clock.Add(time.Hour) }},
+		{name: "a second before expiry", caller: "rs", change: func(f *fixture, _ token.Claims) { f.clock.Add(time.Hour - time.Second) }, wantActive: true},
+		{name: "owner disabled", caller: "rs", change: func(f *fixture, _ token.Claims) { f.clients.ByID["owner"].Application.Disabled = true }},
+		{name: "owner deleted", caller: "rs", change: func(f *fixture, _ token.Claims) { delete(f.clients.ByID, "owner") }},
+		{name: "grant removed", caller: "rs", change: func(f *fixture, _ token.Claims) { f.clients.ByID["owner"].Grants = nil }},
 		{name: "a scope of the token no longer granted", caller: "rs", change: func(f *fixture, _ token.Claims) {
-			f.clients.clients["owner"].Grants[0].Grant.Scopes = []string{"read"}
+			f.clients.ByID["owner"].Grants[0].Grant.Scopes = []string{"read"}
 		}},
 		{name: "tokens revoked after issue", caller: "rs", change: func(f *fixture, _ token.Claims) {
-			f.clients.clients["owner"].Application.TokensNotBefore = authz.NotBeforeCutoff(f.now.Add(time.Millisecond))
+			f.clients.ByID["owner"].Application.TokensNotBefore = authz.NotBeforeCutoff(f.clock.Now().Add(time.Millisecond))
 		}},
 		{name: "tokens revoked before issue", caller: "rs", change: func(f *fixture, _ token.Claims) {
-			f.clients.clients["owner"].Application.TokensNotBefore = f.now.Add(-time.Second)
+			f.clients.ByID["owner"].Application.TokensNotBefore = f.clock.Now().Add(-time.Second)
 		}, wantActive: true},
 		{name: "tampered signature", caller: "rs", tamper: func(tok string) string { return tok[:len(tok)-4] + "AAAA" }},
 		{name: "not a JWT", caller: "rs", tamper: func(string) string { return "opaque" }},
@@ -323,16 +289,16 @@ func TestIntrospectErrors(t *testing.T) {
 		})
 	}
 
-	t.Run("a failing store is 503, not a guess", func(t *testing.T) {
+	t.Run("an unreachable store is 503, not a guess", func(t *testing.T) {
 		f := newFixture(t)
 		tok, _ := f.issue(t, "read")
 		// The caller authenticates; the token owner's lookup fails.
-		rs := f.clients.clients["rs"]
+		rs := f.clients.ByID["rs"]
 		f.srv.Clients = sourceFunc(func(_ context.Context, id string) (*authz.Client, error) {
 			if id == "rs" {
 				return rs, nil
 			}
-			return nil, errors.New("database is down")
+			return nil, fmt.Errorf("database is down: %w", authz.ErrUnavailable)
 		})
 		w := f.post(f.srv.HandleIntrospect, "rs", url.Values{"token": {tok}})
 		if w.Code != http.StatusServiceUnavailable || strings.Contains(w.Body.String(), "database") {
@@ -361,5 +327,59 @@ func TestIntrospectDoesNotLogTheToken(t *testing.T) {
 		if strings.Contains(logs.String(), s) {
 			t.Fatalf("the log holds a token or secret:\n%s", logs.String())
 		}
+	}
+}
+
+// TestIntrospectVisibility: who sees which token active (RFC 7662 §4). A
+// token the caller may not see is inactive without the store being asked,
+// so that neither the answer's timing nor a failing store tells the
+// caller anything about it.
+func TestIntrospectVisibility(t *testing.T) {
+	tests := []struct {
+		name       string
+		caller     string
+		audience   string
+		scopes     []string
+		wantActive bool
+	}{
+		{"introspect audiences [A]: a token for A", "rs", testAudience, []string{"read"}, true},
+		{"introspect audiences [A]: a token for B", "rs", testAudienceB, []string{"read"}, false},
+		{"every audience: a token for B", "all", testAudienceB, []string{"read"}, true},
+		{"every audience: a management token", "all", authz.ManagementAudience, []string{authz.ScopeReadAPIs}, false},
+		{"its holder: its own management token", "owner", authz.ManagementAudience, []string{authz.ScopeReadAPIs}, false},
+		{"its holder: its own token for B", "owner", testAudienceB, []string{"read"}, true},
+		{"no introspect audiences: another's token", "other", testAudience, []string{"read"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			tok, claims := f.issueFor(t, tc.audience, tc.scopes...)
+			got := f.introspect(t, tc.caller, tok)
+			if got.Active != tc.wantActive {
+				t.Fatalf("got %+v, want active %v", got, tc.wantActive)
+			}
+			if !tc.wantActive {
+				if got != (Introspection{}) {
+					t.Fatalf("got %+v, want only active:false", got)
+				}
+				// Not even a failing store changes the answer: the store
+				// is not asked about a token the caller may not see.
+				caller := f.clients.ByID[tc.caller]
+				f.srv.Clients = sourceFunc(func(_ context.Context, id string) (*authz.Client, error) {
+					if id == tc.caller {
+						return caller, nil
+					}
+					t.Errorf("the store was asked about %s's token", id)
+					return nil, fmt.Errorf("database is down: %w", authz.ErrUnavailable)
+				})
+				if got := f.introspect(t, tc.caller, tok); got != (Introspection{}) {
+					t.Fatalf("with the store down: %+v", got)
+				}
+				return
+			}
+			if got.Audience != tc.audience || got.JTI != claims.JTI || got.ClientID != "owner" {
+				t.Fatalf("got %+v", got)
+			}
+		})
 	}
 }

@@ -68,11 +68,12 @@ func readParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 
 // parseJSONParams reads a JSON object. Members with string values become
 // parameters; an array of strings counts as the parameter repeated (for
-// RFC 8707 resource). Other values are refused only for the parameters the
-// endpoints read; unknown members are ignored. A parameter the endpoints
-// read may appear once: encoding/json would keep the last of two members
-// silently, where another parser in front of this one may read the first
-// (RFC 6749 §3.2: parameters MUST NOT be included more than once).
+// RFC 8707 resource). Other values, null included, are refused only for
+// the parameters the endpoints read; unknown members are ignored. A
+// parameter the endpoints read may appear once: encoding/json would keep
+// the last of two members silently, where another parser in front of this
+// one may read the first (RFC 6749 §3.2: parameters MUST NOT be included
+// more than once).
 func parseJSONParams(body []byte) (params, *Error) {
 	notObject := invalidRequest("the body is not a JSON object")
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -91,23 +92,18 @@ func parseJSONParams(body []byte) (params, *Error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, notObject
 		}
-		if knownParams[name] {
+		known := knownParams[name]
+		if known {
 			if seen[name] {
 				return nil, invalidRequest("parameter " + name + " is repeated")
 			}
 			seen[name] = true
 		}
-		var s string
-		if err := json.Unmarshal(v, &s); err == nil {
-			p[name] = []string{s}
-			continue
-		}
-		var list []string
-		if err := json.Unmarshal(v, &list); err == nil && len(list) > 0 {
-			p[name] = list
-			continue
-		}
-		if knownParams[name] {
+		values, ok := stringValues(v)
+		switch {
+		case ok:
+			p[name] = values
+		case known:
 			return nil, invalidRequest("parameter " + name + " must be a string")
 		}
 	}
@@ -120,6 +116,41 @@ func parseJSONParams(body []byte) (params, *Error) {
 	return p, nil
 }
 
+// stringValues returns a JSON member's value as parameter values: a
+// string, or a non-empty array of strings. ok is false for anything else,
+// null included: encoding/json decodes null into a string as "" without
+// an error, so a client sending "client_secret": null (a missing value in
+// its configuration) would be taken as sending an empty one, and
+// "scope": null as asking for none.
+func stringValues(v json.RawMessage) (values []string, ok bool) {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	if len(v) == 0 {
+		return nil, false
+	}
+	switch v[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return nil, false
+		}
+		return []string{s}, true
+	case '[':
+		var list []*string // a null element decodes as nil
+		if json.Unmarshal(v, &list) != nil || len(list) == 0 {
+			return nil, false
+		}
+		values = make([]string, len(list))
+		for i, s := range list {
+			if s == nil {
+				return nil, false
+			}
+			values[i] = *s
+		}
+		return values, true
+	}
+	return nil, false
+}
+
 var knownParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true, "scope": true,
 	"audience": true, "resource": true, "token": true, "token_type_hint": true,
@@ -129,42 +160,48 @@ var knownParams = map[string]bool{
 type credentials struct {
 	clientID string
 	secret   string
-	basic    bool // sent with HTTP Basic (client_secret_basic)
+	// basic: the request authenticated, or tried to, with HTTP Basic
+	// (client_secret_basic), so a 401 carries a Basic challenge (RFC 6749
+	// §5.2).
+	basic bool
 }
 
 // readCredentials finds the client credentials in the Authorization header
 // (client_secret_basic, RFC 6749 §2.3.1: id and secret form-urlencoded
 // before base64) and in the body (client_secret_post). Both may be given
 // only if they name the same credentials. A request with no client_id is
-// an invalid_client.
-func readCredentials(r *http.Request, p params) (credentials, *Error) {
+// an invalid_client. With an error, c.basic still tells whether the
+// request has an Authorization header, for writeFailure's challenge.
+func readCredentials(r *http.Request, p params) (c credentials, e *Error) {
+	h := r.Header.Get("Authorization")
+	c.basic = h != ""
 	postID, e := p.get("client_id")
 	if e != nil {
-		return credentials{}, e
+		return c, e
 	}
 	postSecret, e := p.get("client_secret")
 	if e != nil {
-		return credentials{}, e
+		return c, e
 	}
-	var c credentials
-	if h := r.Header.Get("Authorization"); h != "" {
+	if c.basic {
 		id, secret, ok := parseBasic(h)
 		if !ok {
-			return credentials{}, &Error{Code: ErrInvalidClient, Description: "the Authorization header is not valid HTTP Basic client authentication", Status: http.StatusUnauthorized}
+			return c, &Error{Code: ErrInvalidClient, Description: "the Authorization header is not valid HTTP Basic client authentication", Status: http.StatusUnauthorized}
 		}
-		c = credentials{clientID: id, secret: secret, basic: true}
 		if (postID != "" && postID != id) || (postSecret != "" && postSecret != secret) {
 			// RFC 6749 §2.3: one authentication method per request. The
 			// same credentials repeated in the body are tolerated, as one
 			// published integration guide tells users to send them.
-			return credentials{}, invalidRequest("the Authorization header and the body name different client credentials")
+			return c, invalidRequest("the Authorization header and the body name different client credentials")
 		}
+		c.clientID, c.secret = id, secret
 		return c, nil
 	}
 	if postID == "" {
-		return credentials{}, &Error{Code: ErrInvalidClient, Description: "client authentication is required: HTTP Basic or client_id and client_secret in the body", Status: http.StatusUnauthorized}
+		return c, &Error{Code: ErrInvalidClient, Description: "client authentication is required: HTTP Basic or client_id and client_secret in the body", Status: http.StatusUnauthorized}
 	}
-	return credentials{clientID: postID, secret: postSecret}, nil
+	c.clientID, c.secret = postID, postSecret
+	return c, nil
 }
 
 // parseBasic decodes "Basic base64(urlencode(id):urlencode(secret))".

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -48,6 +49,12 @@ func TestParseTokenRequest(t *testing.T) {
 		{name: "json body", contentType: "application/json",
 			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":"s1","audience":"aud","extra":42}`,
 			want: tokenRequest{creds: credentials{clientID: "c1", secret: "s1"}, audience: "aud"}},
+		{name: "json with null for an unknown member", contentType: "application/json",
+			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":"s1","extra":null}`,
+			want: tokenRequest{creds: credentials{clientID: "c1", secret: "s1"}}},
+		{name: "json with a resource list", contentType: "application/json",
+			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":"s1","resource":["https://api/"]}`,
+			want: tokenRequest{creds: credentials{clientID: "c1", secret: "s1"}, audience: "https://api/"}},
 		{name: "json with an unknown member repeated", contentType: "application/json",
 			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":"s1","x":1,"x":{"y":[2]}}`,
 			want: tokenRequest{creds: credentials{clientID: "c1", secret: "s1"}}},
@@ -115,6 +122,16 @@ func TestParseTokenRequest(t *testing.T) {
 		{name: "json with grant_type repeated behind basic", contentType: "application/json",
 			body:   `{"grant_type":"password","grant_type":"client_credentials"}`,
 			header: map[string]string{"Authorization": basic("c1", "s1")}, wantErr: ErrInvalidRequest},
+		{name: "json null for client_secret", contentType: "application/json",
+			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":null}`, wantErr: ErrInvalidRequest},
+		{name: "json null for scope", contentType: "application/json",
+			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":"s1","scope":null}`, wantErr: ErrInvalidRequest},
+		{name: "json null for grant_type behind basic", contentType: "application/json", body: `{"grant_type":null}`,
+			header: map[string]string{"Authorization": basic("c1", "s1")}, wantErr: ErrInvalidRequest},
+		{name: "json null in a resource list", contentType: "application/json",
+			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":"s1","resource":["https://api/",null]}`, wantErr: ErrInvalidRequest},
+		{name: "json empty resource list", contentType: "application/json",
+			body: `{"grant_type":"client_credentials","client_id":"c1","client_secret":"s1","resource":[]}`, wantErr: ErrInvalidRequest},
 		{name: "body too large", contentType: form, body: "grant_type=client_credentials&x=" + strings.Repeat("a", MaxBodyBytes), wantErr: ErrInvalidRequest},
 	}
 	for _, tc := range tests {
@@ -240,16 +257,54 @@ func FuzzParseScope(f *testing.F) {
 	})
 }
 
+// FuzzParseJSONParams: parseJSONParams never panics, refuses only with
+// 400, and accepts a parameter the endpoints read only as a string or a
+// non-empty list of strings (never null), with the value encoding/json
+// reads.
 func FuzzParseJSONParams(f *testing.F) {
 	f.Add([]byte(`{"grant_type":"client_credentials","resource":["a","b"]}`))
 	f.Add([]byte(`{"a":{"b":1}}`))
+	f.Add([]byte(`{"client_secret":null}`))
+	f.Add([]byte(`{"resource":["a",null]}`))
+	f.Add([]byte(`{"scope": null ,"x":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, e := parseJSONParams(b)
 		if e == nil && p == nil {
 			t.Fatal("nil params without an error")
 		}
-		if e != nil && e.Status != http.StatusBadRequest {
-			t.Fatalf("status %d", e.Status)
+		if e != nil {
+			if e.Status != http.StatusBadRequest {
+				t.Fatalf("status %d", e.Status)
+			}
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal(b, &m) != nil {
+			return
+		}
+		for name := range knownParams {
+			v, ok := m[name]
+			if !ok {
+				continue
+			}
+			var want []string
+			switch v := v.(type) {
+			case string:
+				want = []string{v}
+			case []any:
+				for _, el := range v {
+					s, ok := el.(string)
+					if !ok {
+						t.Fatalf("accepted %s = %v", name, v)
+					}
+					want = append(want, s)
+				}
+			default:
+				t.Fatalf("accepted %s = %v", name, v)
+			}
+			if !reflect.DeepEqual(p[name], want) {
+				t.Fatalf("%s = %q, want %q", name, p[name], want)
+			}
 		}
 	})
 }

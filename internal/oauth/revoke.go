@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -19,28 +20,32 @@ import (
 // access tokens only, so even a refresh_token hint is tried as an access
 // token (RFC 7009 §2.1 allows extending the search), and
 // unsupported_token_type is never answered. If the deny-list cannot be
-// written the answer is 503, and the client should retry (RFC 7009 §2.2.1).
+// written the answer is a server_error: 503 with Retry-After if the store
+// could not be reached (RFC 7009 §2.2.1: the client should retry), else
+// 500.
 func (s *Server) HandleRevoke(w http.ResponseWriter, r *http.Request) {
 	req, e := parseTokenParams(w, r)
-	if e == nil {
-		var caller *authz.Client
-		caller, e = s.authenticateClient(r, req.creds)
-		if e == nil {
-			if e = s.revoke(r.Context(), &caller.Application, req.token, r.RemoteAddr); e == nil {
-				h := w.Header()
-				h.Set("Cache-Control", "no-store")
-				h.Set("Pragma", "no-cache")
-				w.WriteHeader(http.StatusOK)
-				return
-			}
+	if e != nil {
+		s.writeFailure(w, e, req.creds, "revoke the token")
+		return
+	}
+	caller, err := s.authenticateClient(r, req.creds)
+	if err == nil {
+		if err = s.revoke(r.Context(), &caller.Application, req.token, r.RemoteAddr); err == nil {
+			h := w.Header()
+			h.Set("Cache-Control", "no-store")
+			h.Set("Pragma", "no-cache")
+			w.WriteHeader(http.StatusOK)
+			return
 		}
 	}
-	s.writeFailure(w, e, "revoke the token")
+	s.writeFailure(w, err, req.creds, "revoke the token")
 }
 
 // revoke deny-lists tok if it is a valid token issued to caller, and does
-// nothing otherwise.
-func (s *Server) revoke(ctx context.Context, caller *authz.Application, tok, remoteAddr string) *Error {
+// nothing otherwise. Returns the deny-list's error, wrapped, if it cannot
+// be written.
+func (s *Server) revoke(ctx context.Context, caller *authz.Application, tok, remoteAddr string) error {
 	claims, err := s.Issuer.Verify(tok)
 	if err != nil {
 		s.Log.Debug("revocation: token not valid, nothing to revoke", "client_id", caller.ClientID, "error", err)
@@ -51,7 +56,7 @@ func (s *Server) revoke(ctx context.Context, caller *authz.Application, tok, rem
 		return nil
 	}
 	if err := s.DenyList.Revoke(ctx, claims.JTI, time.Unix(claims.Expiry, 0)); err != nil {
-		return &Error{Code: ErrServerError, Description: "revoking token: " + err.Error(), Status: http.StatusServiceUnavailable}
+		return fmt.Errorf("revoking token %s: %w", claims.JTI, err)
 	}
 	s.Log.Info("access token revoked", "client_id", claims.ClientID, "audience", claims.Audience, "jti", claims.JTI)
 	if s.Events != nil {

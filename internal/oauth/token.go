@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -18,9 +19,14 @@ import (
 )
 
 // ClientSource looks up the application behind a client_id with its
-// secrets and grants: the token endpoint's one read.
+// secrets and grants: the token endpoint's one read. Its method is
+// token.ClientSource's, so that introspection's liveness check
+// (token.Checker) reads through the same source.
 type ClientSource interface {
-	// Client returns authz.ErrNotFound if no application has clientID.
+	// Client returns an error wrapping authz.ErrNotFound if no application
+	// has clientID, and one wrapping authz.ErrUnavailable if the store
+	// cannot be reached (answered 503 with Retry-After; any other error is
+	// a 500).
 	Client(ctx context.Context, clientID string) (*authz.Client, error)
 }
 
@@ -72,33 +78,35 @@ type tokenResponse struct {
 
 // HandleToken serves POST /oauth/token: the client credentials grant
 // (RFC 6749 §4.4). The pipeline is parse → authenticate → authorize →
-// issue; any step's *Error is written by writeError and nothing is stored.
+// issue; any step's failure is written by writeFailure and nothing is
+// stored.
 func (s *Server) HandleToken(w http.ResponseWriter, r *http.Request) {
 	req, e := parseTokenRequest(w, r)
-	if e == nil {
-		var client *authz.Client
-		client, e = s.authenticateClient(r, req.creds)
-		if e == nil {
-			var iss token.Request
-			iss, e = authorize(client, req)
-			if e == nil {
-				e = s.issue(w, iss)
-			}
-		}
-	}
 	if e != nil {
-		if e.Status >= 500 {
-			s.Log.Error("token request failed", "error", e.Description)
-			e = &Error{Code: ErrServerError, Description: "the server could not issue a token; try again", Status: e.Status}
-			if e.Status == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", "5")
-			}
-		}
-		writeError(w, e)
+		s.writeFailure(w, e, req.creds, "issue a token")
+		return
+	}
+	if err := s.clientCredentials(w, r, req); err != nil {
+		s.writeFailure(w, err, req.creds, "issue a token")
 	}
 }
 
+// clientCredentials authenticates the client of a parsed token request,
+// authorizes it and issues the token.
+func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req tokenRequest) error {
+	client, err := s.authenticateClient(r, req.creds)
+	if err != nil {
+		return err
+	}
+	iss, e := authorize(client, req)
+	if e != nil {
+		return e
+	}
+	return s.issue(w, iss)
+}
+
 // parseTokenRequest reads and checks a token request (RFC 6749 §4.4.2).
+// With an error, req.creds holds what readCredentials saw, if it ran.
 func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *Error) {
 	p, e := readParams(w, r)
 	if e != nil {
@@ -175,8 +183,10 @@ func clientAuthFailed() *Error {
 // authenticateClient checks the presented client secret against the one
 // stored hash its embedded id names (RFC 6749 §2.3.1), in constant time,
 // and that neither the secret has expired nor the application is disabled.
-func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Client, *Error) {
-	fail := func(reason string) *Error {
+// A failed authentication is an *Error (401 invalid_client); a store that
+// cannot answer is its error, wrapped.
+func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Client, error) {
+	fail := func(reason string) error {
 		id := loggableClientID(c.clientID)
 		if s.Events != nil {
 			s.Events.ClientAuthFailed(r.Context(), id, r.RemoteAddr, reason)
@@ -199,7 +209,7 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 		return nil, fail("unknown client_id")
 	}
 	if err != nil {
-		return nil, &Error{Code: ErrServerError, Description: "looking up client: " + err.Error(), Status: http.StatusServiceUnavailable}
+		return nil, fmt.Errorf("looking up client: %w", err)
 	}
 	sec := client.Secret(secretID)
 	if sec == nil {
@@ -310,10 +320,11 @@ func audienceChoices(c *authz.Client, req tokenRequest, fits int) string {
 }
 
 // issue mints the token and writes the response of RFC 6749 §5.1.
-func (s *Server) issue(w http.ResponseWriter, req token.Request) *Error {
+// Returns an error, and writes nothing, if the token cannot be signed.
+func (s *Server) issue(w http.ResponseWriter, req token.Request) error {
 	tok, claims, err := s.Issuer.Issue(req)
 	if err != nil {
-		return &Error{Code: ErrServerError, Description: err.Error(), Status: http.StatusInternalServerError}
+		return err
 	}
 	if s.Events != nil {
 		s.Events.TokenIssued(claims.ClientID, claims.Audience, claims.JTI, time.Unix(claims.IssuedAt, 0))
@@ -332,7 +343,7 @@ func (s *Server) issue(w http.ResponseWriter, req token.Request) *Error {
 // endpoint request that is not a POST (RFC 6749 §3.2).
 func HandleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", http.MethodPost)
-	writeError(w, &Error{Code: ErrInvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed})
+	writeError(w, &Error{Code: ErrInvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed}, false)
 }
 
 // maxClientIDBytes bounds a presented client_id. m2mauth's are 26 bytes

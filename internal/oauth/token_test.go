@@ -7,30 +7,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/fake"
 )
-
-// recordedEvents is an Events that keeps the client_ids of failed
-// authentications.
-type recordedEvents struct {
-	mu     sync.Mutex
-	failed []string
-}
-
-func (e *recordedEvents) ClientAuthFailed(_ context.Context, clientID, _, _ string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.failed = append(e.failed, clientID)
-}
-func (e *recordedEvents) SecretUsed(string, string, time.Time)                         {}
-func (e *recordedEvents) TokenIssued(string, string, string, time.Time)                {}
-func (e *recordedEvents) TokenRevoked(context.Context, string, string, string, string) {}
 
 // TestMalformedClientID: a client_id no application can have (NUL, invalid
 // UTF-8, control characters, absurd length) is refused as invalid_client
@@ -50,7 +33,7 @@ func TestMalformedClientID(t *testing.T) {
 				t.Errorf("the store was asked for client_id %q", got)
 				return nil, authz.ErrNotFound
 			})
-			ev := &recordedEvents{}
+			ev := &fake.Events{}
 			f.srv.Events = ev
 			for _, viaBasic := range []bool{false, true} {
 				body := url.Values{"grant_type": {"client_credentials"}, "audience": {testAudience}}
@@ -69,10 +52,12 @@ func TestMalformedClientID(t *testing.T) {
 					t.Fatalf("basic=%v: %d %s, want 401 invalid_client", viaBasic, w.Code, w.Body)
 				}
 			}
-			if len(ev.failed) != 2 {
-				t.Fatalf("%d failures reported, want 2", len(ev.failed))
+			failed := ev.AuthFailures()
+			if len(failed) != 2 {
+				t.Fatalf("%d failures reported, want 2", len(failed))
 			}
-			for _, got := range ev.failed {
+			for _, failure := range failed {
+				got := failure.ClientID
 				if !utf8.ValidString(got) || strings.IndexFunc(got, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 || len(got) > maxLoggedClientID+len("…") {
 					t.Errorf("audited client_id %q: want printable UTF-8 of at most %d bytes", got, maxLoggedClientID)
 				}

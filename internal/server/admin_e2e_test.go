@@ -87,8 +87,12 @@ func TestManagementAPIAuthorization(t *testing.T) {
 		var app admin.ApplicationResource
 		e.mustCall(200, "GET", "/admin/v1/applications/"+third.ClientID, tok, nil, &app)
 		e.mustCall(200, "PATCH", "/admin/v1/applications/"+third.ClientID+"/grants/"+app.Grants[0].ID, adm, map[string]any{"scopes": []string{"read:apis"}}, nil)
-		e.mustCall(403, "GET", "/admin/v1/applications/"+third.ClientID, tok, nil, nil)
-		e.mustCall(200, "GET", "/admin/v1/apis", tok, nil, nil)
+		// The token carries a scope its grant no longer holds: it is no
+		// longer live at all (the liveness rule introspection applies).
+		e.mustCall(401, "GET", "/admin/v1/apis", tok, nil, nil)
+		narrow := e.tokenFor(third.ClientID, third.ClientSecret, "urn:m2mauth:admin")
+		e.mustCall(403, "GET", "/admin/v1/applications/"+third.ClientID, narrow, nil, nil)
+		e.mustCall(200, "GET", "/admin/v1/apis", narrow, nil, nil)
 	})
 	t.Run("an administrator cannot disable or delete itself", func(t *testing.T) {
 		e := e.with(t)
@@ -167,7 +171,8 @@ func TestManagementAPIResources(t *testing.T) {
 		e.mustCall(200, "GET", "/admin/v1/apis?identifier=urn:m2mauth:admin", adm, nil, &list)
 		id := list.Items[0].ID
 		e.mustCall(409, "DELETE", "/admin/v1/apis/"+id, adm, nil, nil)
-		e.mustCall(409, "PATCH", "/admin/v1/apis/"+id, adm, map[string]any{"scopes": []map[string]string{}}, nil)
+		// Immutable through the API: no scope allows it (a privilege bound).
+		e.mustCall(403, "PATCH", "/admin/v1/apis/"+id, adm, map[string]any{"scopes": []map[string]string{}}, nil)
 	})
 
 	t.Run("pagination", func(t *testing.T) {

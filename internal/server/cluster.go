@@ -41,7 +41,7 @@ func (s *Server) refreshKeys(ctx context.Context) {
 }
 
 func (s *Server) refreshDenyList(ctx context.Context) {
-	if err := s.denyList.refresh(ctx); err != nil && ctx.Err() == nil {
+	if err := s.denyList.Refresh(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("reloading the deny-list after a change failed; the periodic reload retries", "error", err)
 	}
 }

@@ -7,14 +7,18 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/manage"
 )
 
-// Config is the configuration of `m2mauth serve`. Precedence is flag >
-// environment (M2MAUTH_*) > default; cmd/m2mauth fills it in.
+// Config is the configuration of `m2mauth serve` and `m2mauth admin
+// recover`. Precedence is flag > environment (M2MAUTH_*) > default;
+// cmd/m2mauth fills it in from its settings table (settings.go), whose
+// flag names FieldError uses.
 type Config struct {
 	Addr              string // listen address, host:port
 	Issuer            string // issuer identifier URL, no trailing slash; default http://<addr>
@@ -42,8 +46,13 @@ type Config struct {
 	// CacheMaxStale is how long an application already in memory keeps
 	// getting tokens while the database cannot be read. Default 5 min.
 	CacheMaxStale time.Duration
-	LogLevel      string // debug, info, warn, error
-	LogFormat     string // text or json
+	// AdminTokenLifetime is the lifetime of management API tokens, set by
+	// operator configuration only: whole seconds from
+	// MinAdminTokenLifetime to manage.MaxAdminTokenLifetime. Default
+	// manage.DefaultAdminTokenLifetime (900 s).
+	AdminTokenLifetime time.Duration
+	LogLevel           string // debug, info, warn, error
+	LogFormat          string // text or json
 }
 
 // Defaults of Config.
@@ -60,10 +69,39 @@ const (
 	// CacheMaxStale's defaults.
 	DefaultCacheTTL      = 2 * time.Second
 	DefaultCacheMaxStale = 5 * time.Minute
+	// MinCacheTTL and MaxCacheTTL bound CacheTTL; CacheMaxStale is at
+	// least CacheTTL and at most MaxCacheMaxStale.
+	MinCacheTTL      = 100 * time.Millisecond
+	MaxCacheTTL      = 5 * time.Minute
+	MaxCacheMaxStale = 24 * time.Hour
+	// MinAdminTokenLifetime is AdminTokenLifetime's lower bound, 60 s,
+	// the shortest token lifetime of any API.
+	MinAdminTokenLifetime = time.Minute
 )
 
-// Validate fills derived defaults (the issuer from the address) and checks
-// every field, returning an error that names the field.
+// FieldError is Validate's complaint about one field, which it names by its
+// setting (the flag of `m2mauth serve`, such as "cache-ttl") so that the
+// command can say where the value came from.
+type FieldError struct {
+	Setting string // such as "cache-ttl"
+	Value   string // the value as the message shows it; "" for a secret
+	Problem string // such as "must be between 100ms and 5m"
+}
+
+func (e *FieldError) Error() string {
+	if e.Value == "" {
+		return e.Setting + " " + e.Problem
+	}
+	return e.Setting + " " + e.Value + " " + e.Problem
+}
+
+func fieldError(setting, value, format string, args ...any) error {
+	return &FieldError{Setting: setting, Value: value, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Validate fills defaults, derived ones too (the issuer from the address),
+// and checks every field. It returns every problem joined, a *FieldError
+// for each that is about one field.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Addr == "" {
@@ -71,7 +109,7 @@ func (c *Config) Validate() error {
 	}
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("addr %q: %v", c.Addr, err))
+		errs = append(errs, fieldError("addr", strconv.Quote(c.Addr), "is not host:port: %v", err))
 	}
 	if c.Issuer == "" && err == nil {
 		if host == "" || host == "0.0.0.0" || host == "::" {
@@ -83,7 +121,7 @@ func (c *Config) Validate() error {
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		// RFC 8414 §2: an https URL with no query or fragment (http is
 		// allowed for loopback development and behind a TLS terminator).
-		errs = append(errs, fmt.Errorf("issuer %q must be an http(s) URL with a host and no query or fragment", c.Issuer))
+		errs = append(errs, fieldError("issuer", strconv.Quote(c.Issuer), "must be an http(s) URL with a host and no query or fragment"))
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -92,7 +130,7 @@ func (c *Config) Validate() error {
 		c.DefaultSigningAlg = authz.ES256
 	}
 	if !authz.ValidSigningAlg(c.DefaultSigningAlg) {
-		errs = append(errs, fmt.Errorf("default-signing-alg %q must be one of %s", c.DefaultSigningAlg, strings.Join(authz.SigningAlgs, ", ")))
+		errs = append(errs, fieldError("default-signing-alg", strconv.Quote(c.DefaultSigningAlg), "must be one of %s", strings.Join(authz.SigningAlgs, ", ")))
 	}
 	if c.MasterKey != "" && c.MasterKeyFile != "" {
 		errs = append(errs, errors.New("give the master key either in M2MAUTH_MASTER_KEY or with --master-key-file, not both"))
@@ -109,15 +147,16 @@ func (c *Config) Validate() error {
 	if c.CacheMaxStale == 0 {
 		c.CacheMaxStale = DefaultCacheMaxStale
 	}
-	if c.CacheTTL < 100*time.Millisecond || c.CacheTTL > 5*time.Minute {
-		errs = append(errs, fmt.Errorf("cache-ttl %v must be between 100ms and 5m", c.CacheTTL))
+	if c.CacheTTL < MinCacheTTL || c.CacheTTL > MaxCacheTTL {
+		errs = append(errs, fieldError("cache-ttl", c.CacheTTL.String(), "must be between 100ms and 5m"))
 	}
-	if c.CacheMaxStale < c.CacheTTL || c.CacheMaxStale > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("cache-max-stale %v must be between cache-ttl and 24h", c.CacheMaxStale))
+	if c.CacheMaxStale < c.CacheTTL || c.CacheMaxStale > MaxCacheMaxStale {
+		errs = append(errs, fieldError("cache-max-stale", c.CacheMaxStale.String(), "must be between cache-ttl and 24h"))
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			errs = append(errs, errors.New("database-url must be a postgres:// URL"))
+			// Never the value: it may hold a password.
+			errs = append(errs, fieldError("database-url", "", "must be a postgres:// URL"))
 		}
 		if c.MasterKey == "" && c.MasterKeyFile == "" {
 			errs = append(errs, errors.New("with database-url every replica must share one master key: set M2MAUTH_MASTER_KEY or --master-key-file (generate one with: head -c32 /dev/urandom | base64)"))
@@ -127,17 +166,31 @@ func (c *Config) Validate() error {
 		c.KeyRotationPeriod = DefaultKeyRotationPeriod
 	}
 	if c.KeyRotationPeriod < MinKeyRotationPeriod {
-		errs = append(errs, fmt.Errorf("key-rotation-period %v must be at least %v", c.KeyRotationPeriod, MinKeyRotationPeriod))
+		errs = append(errs, fieldError("key-rotation-period", c.KeyRotationPeriod.String(), "must be at least %v", MinKeyRotationPeriod))
+	}
+	if c.AdminTokenLifetime == 0 {
+		c.AdminTokenLifetime = manage.DefaultAdminTokenLifetime
+	}
+	// Whole seconds: the management API stores its token lifetime in
+	// seconds, and a fraction would make every start see a change.
+	if c.AdminTokenLifetime < MinAdminTokenLifetime || c.AdminTokenLifetime > manage.MaxAdminTokenLifetime || c.AdminTokenLifetime%time.Second != 0 {
+		errs = append(errs, fieldError("admin-token-lifetime", c.AdminTokenLifetime.String(), "must be between 1m and 1h, in whole seconds"))
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
 	}
 	switch c.LogLevel {
-	case "", "debug", "info", "warn", "error":
+	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("log-level %q must be debug, info, warn or error", c.LogLevel))
+		errs = append(errs, fieldError("log-level", strconv.Quote(c.LogLevel), "must be debug, info, warn or error"))
 	}
 	switch c.LogFormat {
-	case "", "text", "json":
+	case "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("log-format %q must be text or json", c.LogFormat))
+		errs = append(errs, fieldError("log-format", strconv.Quote(c.LogFormat), "must be text or json"))
 	}
 	return errors.Join(errs...)
 }

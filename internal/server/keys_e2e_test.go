@@ -19,6 +19,7 @@ import (
 
 	"github.com/m2mauth/m2mauth/internal/admin"
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/manage"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
 	"github.com/m2mauth/m2mauth/internal/store/sqlite"
 	"github.com/m2mauth/m2mauth/internal/token"
@@ -114,7 +115,7 @@ func (e *testEnv) auditEvents(action string) []authz.AuditEvent {
 // token is refused.
 func TestSigningKeyRotation(t *testing.T) {
 	clk := newTestClock()
-	e := newTestEnv(t, withClock(clk.now))
+	e := newTestEnv(t, withClock(clk.Now))
 	adm := e.adminToken()
 	e.createAPI(adm, usageAPI, "", usageScopes...) // ES256, tokens last 3600 s
 	app := e.createApp(adm, "meter reader", map[string][]string{usageAPI: nil})
@@ -129,7 +130,7 @@ func TestSigningKeyRotation(t *testing.T) {
 	if kid(t, oldTok) != oldActive.KID {
 		t.Fatalf("token signed by %s, want the active key %s", kid(t, oldTok), oldActive.KID)
 	}
-	v, err := rs.New(t.Context(), rs.Config{Issuer: e.url, Audience: usageAPI, Now: clk.now, MinRefreshInterval: time.Second})
+	v, err := rs.New(t.Context(), rs.Config{Issuer: e.url, Audience: usageAPI, Now: clk.Now, MinRefreshInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +138,8 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Fatalf("resource server answered %d to a fresh token", got)
 	}
 
-	clk.add(5 * time.Minute)
-	rotatedAt := clk.now()
+	clk.Add(5 * time.Minute)
+	rotatedAt := clk.Now()
 	var rotated admin.List[admin.KeyResource]
 	e.mustCall(http.StatusOK, "POST", "/admin/v1/keys/rotate", adm, map[string]string{"alg": authz.ES256}, &rotated)
 	if got := keyIn(t, rotated.Items, authz.ES256, authz.KeyActive); got.KID != next.KID || !got.ActivatedAt.Equal(rotatedAt) {
@@ -179,11 +180,11 @@ func TestSigningKeyRotation(t *testing.T) {
 
 	// The old token expires 3600 s after it was issued (rs allows 30 s of
 	// leeway); its key stays published until RemoveAfter.
-	clk.add(time.Hour - 5*time.Minute - time.Minute)
+	clk.Add(time.Hour - 5*time.Minute - time.Minute)
 	if got := rsStatus(v, oldTok); got != http.StatusNoContent {
 		t.Errorf("resource server answered %d to a token of the retired key a minute before it expires", got)
 	}
-	clk.add(time.Minute + rs.DefaultLeeway + time.Second)
+	clk.Add(time.Minute + rs.DefaultLeeway + time.Second)
 	if got := rsStatus(v, oldTok); got != http.StatusUnauthorized {
 		t.Errorf("resource server answered %d to an expired token", got)
 	}
@@ -194,7 +195,7 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Error("the retired key left the JWKS before RemoveAfter")
 	}
 
-	clk.add(removeAfter.Sub(clk.now()))
+	clk.Add(removeAfter.Sub(clk.Now()))
 	if err := e.srv.rotateKeysStep(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -224,12 +225,12 @@ func TestSigningKeyRotation(t *testing.T) {
 func TestAutomaticKeyRotation(t *testing.T) {
 	clk := newTestClock()
 	const period = 24 * time.Hour
-	e := newTestEnv(t, withClock(clk.now), withKeyRotationPeriod(period))
+	e := newTestEnv(t, withClock(clk.Now), withKeyRotationPeriod(period))
 	keys := e.keyList(e.adminToken())
 	active := keyIn(t, keys, authz.ES256, authz.KeyActive)
 	next := keyIn(t, keys, authz.ES256, authz.KeyNext)
 
-	clk.add(period - time.Second)
+	clk.Add(period - time.Second)
 	if err := e.srv.rotateKeysStep(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +239,7 @@ func TestAutomaticKeyRotation(t *testing.T) {
 		t.Fatalf("rotated a second before the period elapsed: active %s", got.KID)
 	}
 
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	for range 2 {
 		if err := e.srv.rotateKeysStep(t.Context()); err != nil {
 			t.Fatal(err)
@@ -533,7 +534,7 @@ func TestBootstrapAdministratorUpgrade(t *testing.T) {
 			api.Scopes = slices.DeleteFunc(slices.Clone(api.Scopes), func(sc authz.Scope) bool {
 				return sc.Value == authz.ScopeReadKeys || sc.Value == authz.ScopeRotateKeys || sc.Value == authz.ScopeReadAudit
 			})
-			if err := st.UpdateAPI(t.Context(), api); err != nil {
+			if _, err := st.UpdateAPI(t.Context(), api.ID, authz.APIPatch{Scopes: &api.Scopes, UpdatedAt: api.UpdatedAt}); err != nil {
 				t.Fatal(err)
 			}
 			grants, err := st.ListGrants(t.Context(), first.admin.ClientID)
@@ -545,7 +546,7 @@ func TestBootstrapAdministratorUpgrade(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, err = db.ExecContext(t.Context(), `DELETE FROM settings WHERE name = ?`, bootstrapAdminSetting)
+				_, err = db.ExecContext(t.Context(), `DELETE FROM settings WHERE name = ?`, manage.BootstrapAdminSetting)
 				db.Close()
 				if err != nil {
 					t.Fatal(err)

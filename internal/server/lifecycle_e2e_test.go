@@ -5,32 +5,16 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/fake"
 )
 
-// testClock is a settable clock for a test server.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newTestClock returns a settable clock for a test server, at the current
+// whole second.
+func newTestClock() *fake.Clock { return fake.NewClock(time.Now().UTC().Truncate(time.Second)) }
 
 // TestSecretRotationWithOverlap: a second secret is added and the first is
 // given a day; both work during the overlap, the old one fails after it,
@@ -38,13 +22,13 @@ func (c *testClock) add(d time.Duration) {
 // secret's updated_at is the rotation; a use changes no updated_at.
 func TestSecretRotationWithOverlap(t *testing.T) {
 	clk := newTestClock()
-	e := newTestEnv(t, withClock(clk.now))
+	e := newTestEnv(t, withClock(clk.Now))
 	adm := e.adminToken()
 	e.createAPI(adm, usageAPI, "", usageScopes...)
 	app := e.createApp(adm, "rotating", map[string][]string{usageAPI: nil})
 	old := app.ClientSecret
 	base := "/admin/v1/applications/" + app.ClientID + "/secrets"
-	clk.add(time.Minute) // the rotation comes after the old secret's creation
+	clk.Add(time.Minute) // the rotation comes after the old secret's creation
 
 	var fresh admin.CreatedSecret
 	e.mustCall(201, "POST", base, adm, map[string]any{"expire_others_in": 86400}, &fresh)
@@ -67,7 +51,7 @@ func TestSecretRotationWithOverlap(t *testing.T) {
 	}
 	updated := map[string]time.Time{}
 	for _, s := range list.Items {
-		if s.ID == app.Secret.ID && (s.ExpiresAt == nil || !s.ExpiresAt.Equal(clk.now().Add(24*time.Hour))) {
+		if s.ID == app.Secret.ID && (s.ExpiresAt == nil || !s.ExpiresAt.Equal(clk.Now().Add(24*time.Hour))) {
 			t.Fatalf("old secret expiry %v", s.ExpiresAt)
 		}
 		if s.ID == app.Secret.ID && (!s.CreatedAt.Equal(app.Secret.CreatedAt) || !s.UpdatedAt.Equal(fresh.CreatedAt)) {
@@ -83,23 +67,23 @@ func TestSecretRotationWithOverlap(t *testing.T) {
 	}
 
 	// Last use reaches the store in a batch, not per token.
-	if err := e.srv.recorder.flush(context.Background()); err != nil {
+	if err := e.srv.recorder.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.mustCall(200, "GET", base, adm, nil, &list)
 	for _, s := range list.Items {
-		if s.LastUsedAt == nil || !s.LastUsedAt.Equal(clk.now()) {
-			t.Fatalf("secret %s last used %v, want %v", s.ID, s.LastUsedAt, clk.now())
+		if s.LastUsedAt == nil || !s.LastUsedAt.Equal(clk.Now()) {
+			t.Fatalf("secret %s last used %v, want %v", s.ID, s.LastUsedAt, clk.Now())
 		}
 		if !s.UpdatedAt.Equal(updated[s.ID]) {
 			t.Fatalf("secret %s updated %v after its use, want %v as before", s.ID, s.UpdatedAt, updated[s.ID])
 		}
 	}
 
-	clk.add(24*time.Hour - time.Second)
+	clk.Add(24*time.Hour - time.Second)
 	adm = e.adminToken()
 	e.tokenFor(app.ClientID, old, usageAPI) // still inside the overlap
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	adm = e.adminToken()
 	if status, body := e.postForm("/oauth/token", formOf(app.ClientID, old, usageAPI), nil); status != 401 || !strings.Contains(string(body), "invalid_client") {
 		t.Fatalf("expired secret: %d %s", status, body)
@@ -111,7 +95,7 @@ func TestSecretRotationWithOverlap(t *testing.T) {
 		var third admin.CreatedSecret
 		e.mustCall(201, "POST", base, adm, map[string]any{"expires_in": 3600}, &third)
 		e.addSecret(third.ClientSecret)
-		if third.ExpiresAt == nil || !third.ExpiresAt.Equal(clk.now().Add(time.Hour)) {
+		if third.ExpiresAt == nil || !third.ExpiresAt.Equal(clk.Now().Add(time.Hour)) {
 			t.Fatalf("expires_at %v", third.ExpiresAt)
 		}
 		e.tokenFor(app.ClientID, third.ClientSecret, usageAPI)
@@ -166,7 +150,7 @@ func TestAuditLog(t *testing.T) {
 	e.mustCall(200, "PATCH", "/admin/v1/applications/"+app.ClientID, adm, map[string]any{"disabled": false}, nil)
 	tok := e.tokenFor(app.ClientID, app.ClientSecret, usageAPI)
 	e.tokenFor(app.ClientID, sec.ClientSecret, usageAPI)
-	if err := e.srv.recorder.flush(context.Background()); err != nil {
+	if err := e.srv.recorder.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,19 +14,11 @@ type adminRoute struct {
 	Func                admin.Func
 }
 
-// adminRoutes lists every management API endpoint, feature by feature.
+// adminRoutes lists every management API endpoint: the one table that
+// routes, the OpenAPI document and its test read. The scope here is the
+// one a token must carry to reach the endpoint at all; internal/manage
+// checks it again with the rest of each action's rules.
 func (s *Server) adminRoutes() []adminRoute {
-	var rs []adminRoute
-	rs = append(rs, s.coreAdminRoutes()...)
-	rs = append(rs, s.secretAdminRoutes()...)
-	rs = append(rs, s.auditAdminRoutes()...)
-	rs = append(rs, s.tokenAdminRoutes()...)
-	rs = append(rs, s.keyAdminRoutes()...)
-	return rs
-}
-
-// coreAdminRoutes are the APIs, applications and grants endpoints.
-func (s *Server) coreAdminRoutes() []adminRoute {
 	a := s.admin
 	return []adminRoute{
 		{"POST", "/admin/v1/apis", authz.ScopeCreateAPIs, a.CreateAPI},
@@ -34,15 +26,30 @@ func (s *Server) coreAdminRoutes() []adminRoute {
 		{"GET", "/admin/v1/apis/{id}", authz.ScopeReadAPIs, a.GetAPI},
 		{"PATCH", "/admin/v1/apis/{id}", authz.ScopeUpdateAPIs, a.UpdateAPI},
 		{"DELETE", "/admin/v1/apis/{id}", authz.ScopeDeleteAPIs, a.DeleteAPI},
+
 		{"POST", "/admin/v1/applications", authz.ScopeCreateApplications, a.CreateApplication},
 		{"GET", "/admin/v1/applications", authz.ScopeReadApplications, a.ListApplications},
 		{"GET", "/admin/v1/applications/{client_id}", authz.ScopeReadApplications, a.GetApplication},
 		{"PATCH", "/admin/v1/applications/{client_id}", authz.ScopeUpdateApplications, a.UpdateApplication},
 		{"DELETE", "/admin/v1/applications/{client_id}", authz.ScopeDeleteApplications, a.DeleteApplication},
+
 		{"POST", "/admin/v1/applications/{client_id}/grants", authz.ScopeUpdateApplications, a.CreateGrant},
 		{"GET", "/admin/v1/applications/{client_id}/grants", authz.ScopeReadApplications, a.ListGrants},
 		{"PATCH", "/admin/v1/applications/{client_id}/grants/{grant_id}", authz.ScopeUpdateApplications, a.UpdateGrant},
 		{"DELETE", "/admin/v1/applications/{client_id}/grants/{grant_id}", authz.ScopeUpdateApplications, a.DeleteGrant},
+
+		{"POST", "/admin/v1/applications/{client_id}/secrets", authz.ScopeUpdateApplications, a.CreateSecret},
+		{"GET", "/admin/v1/applications/{client_id}/secrets", authz.ScopeReadApplications, a.ListSecrets},
+		{"DELETE", "/admin/v1/applications/{client_id}/secrets/{secret_id}", authz.ScopeUpdateApplications, a.DeleteSecret},
+		{"GET", "/admin/v1/applications/{client_id}/usage", authz.ScopeReadApplications, a.ListUsage},
+
+		{"GET", "/admin/v1/audit", authz.ScopeReadAudit, a.ListAudit},
+
+		{"POST", "/admin/v1/tokens/revoke", authz.ScopeRevokeTokens, a.RevokeToken},
+		{"POST", "/admin/v1/applications/{client_id}/revoke-tokens", authz.ScopeRevokeTokens, a.RevokeApplicationTokens},
+
+		{"GET", "/admin/v1/keys", authz.ScopeReadKeys, a.ListKeys},
+		{"POST", "/admin/v1/keys/rotate", authz.ScopeRotateKeys, a.RotateKeys},
 	}
 }
 
@@ -55,15 +62,20 @@ func (s *Server) routes() *http.ServeMux {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 
-	// Protocol endpoints (RFC 6749, RFC 8414, RFC 7517).
-	for _, p := range []string{oauth.PathToken, oauth.PathTokenLegacy} {
-		mux.HandleFunc("POST "+p, s.oauth.HandleToken)
-		mux.HandleFunc(p, oauth.HandleMethodNotAllowed)
+	// Protocol endpoints (RFC 6749, RFC 7662, RFC 7009, RFC 8414, RFC
+	// 7517): the POST endpoints answer other methods 405.
+	for path, h := range map[string]http.HandlerFunc{
+		oauth.PathToken:       s.oauth.HandleToken,
+		oauth.PathTokenLegacy: s.oauth.HandleToken,
+		oauth.PathIntrospect:  s.oauth.HandleIntrospect,
+		oauth.PathRevoke:      s.oauth.HandleRevoke,
+	} {
+		mux.HandleFunc("POST "+path, h)
+		mux.HandleFunc(path, oauth.HandleMethodNotAllowed)
 	}
 	mux.HandleFunc("GET "+oauth.PathASMetadata, s.discovery.HandleMetadata)
 	mux.HandleFunc("GET "+oauth.PathOpenIDConfig, s.discovery.HandleMetadata)
 	mux.HandleFunc("GET "+oauth.PathJWKS, s.discovery.HandleJWKS)
-	s.tokenProtocolRoutes(mux)
 
 	// Management API.
 	for _, rt := range s.adminRoutes() {

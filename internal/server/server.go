@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,8 +15,11 @@ import (
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/audit"
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
+	"github.com/m2mauth/m2mauth/internal/denylist"
+	"github.com/m2mauth/m2mauth/internal/manage"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
 	"github.com/m2mauth/m2mauth/internal/oauth"
 	"github.com/m2mauth/m2mauth/internal/store/cache"
@@ -64,9 +66,11 @@ type Server struct {
 	issuer    *token.Issuer
 	oauth     *oauth.Server
 	discovery *oauth.Discovery
+	manage    *manage.Service
+	checker   *token.Checker
 	admin     *admin.Handler
-	recorder  *recorder
-	denyList  *denyList
+	recorder  *audit.Recorder
+	denyList  *denylist.DenyList
 	openAPI   []byte
 	handler   http.Handler
 	// background are the loops Serve runs until it stops (flushing the
@@ -148,24 +152,26 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		return err
 	}
 	s.issuer = token.NewIssuer(s.cfg.Issuer, s.keys, s.now, s.rand)
-	s.recorder = newRecorder(s.store, s.now, s.rand, s.log)
-	s.background = append(s.background, s.recorder.run)
+	s.recorder = audit.New(s.store, s.now, s.rand, s.log)
+	s.background = append(s.background, s.recorder.Run)
 	s.background = append(s.background, s.runKeyRotation)
 	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder}
 	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now}
-	s.admin = &admin.Handler{
-		Store: s.store, Hasher: hasher, Verifier: s.issuer, Keys: s.keys, Audit: s.recorder, DefaultAlg: s.cfg.DefaultSigningAlg,
-		Now: s.now, Rand: s.rand, Log: s.log,
-		SigningKeys: keyManager{s},
-	}
 	if err := s.initRevocation(ctx); err != nil {
 		return err
 	}
-	if err := s.bootstrap(ctx, hasher); err != nil {
+	s.checker = &token.Checker{Issuer: s.issuer, DenyList: s.denyList, Clients: s.store}
+	s.manage = &manage.Service{
+		Store: s.store, Hasher: hasher, Keys: s.keys, SigningKeys: keyManager{s}, Verifier: s.issuer, DenyList: s.denyList,
+		DefaultAlg: s.cfg.DefaultSigningAlg, AdminTokenLifetime: s.cfg.AdminTokenLifetime,
+		Now: s.now, Rand: s.rand, Log: s.log,
+	}
+	s.admin = &admin.Handler{Manage: s.manage, Checker: s.checker, Log: s.log}
+	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
-	if err := s.upgradeManagement(ctx); err != nil {
-		return err
+	if err := s.manage.Upgrade(ctx); err != nil {
+		return fmt.Errorf("upgrading the management API: %w", err)
 	}
 	if s.openAPI, err = adminOpenAPI(s.cfg.Issuer, s); err != nil {
 		return err
@@ -277,64 +283,34 @@ func (s *Server) ensureKeys(ctx context.Context) error {
 	return nil
 }
 
-// AdminTokenLifetime is the lifetime of management API tokens: 900 s.
-const AdminTokenLifetime = 15 * time.Minute
-
 // bootstrap creates the management API and the first administrator on an
-// empty database and writes its credentials file. Of nodes starting
-// together on one database, only the one whose transaction created them
-// writes the file.
-func (s *Server) bootstrap(ctx context.Context, hasher *clientsecret.Hasher) error {
-	if _, err := s.store.GetAPIByIdentifier(ctx, authz.ManagementAudience); err == nil {
-		return nil
-	} else if !errors.Is(err, authz.ErrNotFound) {
+// empty database (manage.Service.Bootstrap) and writes its credentials
+// file. Of nodes starting together on one database, only the one whose
+// transaction created them writes the file.
+func (s *Server) bootstrap(ctx context.Context) error {
+	created, err := s.manage.Bootstrap(ctx)
+	if err != nil || created == nil {
 		return err
 	}
-	now := authz.StoreTime(s.now())
-	apiID, err := authz.NewID(s.rand, "api_")
-	if err != nil {
-		return err
-	}
-	grantID, err := authz.NewID(s.rand, "grt_")
-	if err != nil {
-		return err
-	}
-	clientID, err := authz.NewClientID(s.rand)
-	if err != nil {
-		return err
-	}
-	secretID, plain, err := clientsecret.Generate(s.rand)
-	if err != nil {
-		return err
-	}
-	api := authz.API{
-		ID: apiID, Identifier: authz.ManagementAudience, Name: "m2mauth management API",
-		Scopes: authz.ManagementScopes, TokenLifetime: AdminTokenLifetime, SigningAlg: s.cfg.DefaultSigningAlg,
-		System: true, CreatedAt: now, UpdatedAt: now,
-	}
-	b := authz.Bootstrap{
-		API:    api,
-		App:    authz.Application{ClientID: clientID, Name: "m2mauth administrator", Description: "Created when the server first started.", CreatedAt: now, UpdatedAt: now},
-		Secret: authz.Secret{ID: secretID, ClientID: clientID, Hash: hasher.Hash(plain), Prefix: clientsecret.DisplayPrefix(secretID), CreatedAt: now, UpdatedAt: now},
-		Grant:  authz.Grant{ID: grantID, ClientID: clientID, APIID: apiID, Audience: api.Identifier, Scopes: api.ScopeValues(), CreatedAt: now, UpdatedAt: now},
-	}
-	created, err := s.store.Bootstrap(ctx, b)
-	if err != nil || !created {
-		return err
-	}
-	if _, _, err := s.store.InitSetting(ctx, bootstrapAdminSetting, []byte(clientID)); err != nil {
-		return fmt.Errorf("recording the bootstrap administrator: %w", err)
-	}
+	clientID := created.Application.ClientID
 	path := filepath.Join(s.cfg.DataDir, CredentialsFile)
-	body, _ := json.MarshalIndent(Credentials{
+	if err := writeCredentials(path, Credentials{
 		Issuer: s.cfg.Issuer, TokenEndpoint: s.cfg.Issuer + oauth.PathToken,
-		ClientID: clientID, ClientSecret: plain, Audience: authz.ManagementAudience,
-	}, "", "  ")
-	if err := writeFile0600(path, append(body, '\n')); err != nil {
+		ClientID: clientID, ClientSecret: created.ClientSecret, Audience: authz.ManagementAudience,
+	}); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	s.log.Info("bootstrapped an empty database: administrator credentials written", "path", path, "client_id", clientID)
 	return nil
+}
+
+// writeCredentials writes c to path, mode 0600.
+func writeCredentials(path string, c Credentials) error {
+	body, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile0600(path, append(body, '\n'))
 }
 
 func writeFile0600(path string, body []byte) error {

@@ -226,8 +226,15 @@ func TestTokenErrors(t *testing.T) {
 			if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Content-Type") != "application/json" {
 				t.Fatalf("headers %v", resp.Header)
 			}
-			if tc.wantStatus == 401 && resp.Header.Get("WWW-Authenticate") != `Basic realm="m2mauth"` {
-				t.Fatalf("WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
+			// RFC 6749 §5.2: a Basic challenge when the client used HTTP
+			// Basic, none otherwise (client_secret_post clients such as
+			// openid-client treat a challenge as another error).
+			wantChallenge := ""
+			if tc.wantStatus == 401 && tc.header.Get("Authorization") != "" {
+				wantChallenge = `Basic realm="m2mauth"`
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); got != wantChallenge {
+				t.Fatalf("WWW-Authenticate %q, want %q", got, wantChallenge)
 			}
 			if strings.Contains(string(body), app.ClientSecret) || strings.Contains(string(body), wrong) {
 				t.Fatal("the response echoes a secret")

@@ -2,59 +2,18 @@ package token
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"log/slog"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/fake"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
-	"github.com/m2mauth/m2mauth/internal/store/sqlite"
 )
 
 // testIssuerURL is the iss of the tests' tokens.
 const testIssuerURL = "https://auth.example.com"
-
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-// openStore opens a SQLite store in t's temporary directory, closed when
-// t ends.
-func openStore(t testing.TB) *sqlite.Store {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "m2mauth.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 // masterKey returns a master key made of byte b.
 func masterKey(b byte) []byte { return bytes.Repeat([]byte{b}, masterkey.Len) }
@@ -76,15 +35,15 @@ func newSealer(t testing.TB, primary byte, previous ...byte) *masterkey.Sealer {
 
 // fixture is a key manager and an issuer over one store, on one clock.
 type fixture struct {
-	store  authz.Store
-	clock  *clock
+	store  authz.Keys
+	clock  *fake.Clock
 	keys   *Keys
 	issuer *Issuer
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{store: openStore(t), clock: newClock()}
+	f := &fixture{store: fake.NewKeys(), clock: fake.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))}
 	f.keys = f.newKeys(newSealer(t, 1))
 	f.issuer = NewIssuer(testIssuerURL, f.keys, f.clock.Now, rand.Reader)
 	return f

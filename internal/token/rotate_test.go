@@ -40,7 +40,7 @@ func TestRotate(t *testing.T) {
 		t.Fatalf("token signed by %s, want the active key %s", kidOf(t, oldTok), oldActive)
 	}
 
-	f.clock.Advance(10 * time.Minute)
+	f.clock.Add(10 * time.Minute)
 	rotatedAt := f.clock.Now()
 	const maxLifetime = 2 * time.Hour
 	rs, err := f.keys.Rotate(ctx, maxLifetime)
@@ -92,11 +92,11 @@ func TestRotate(t *testing.T) {
 
 	// Just before the old token expires it still verifies; then it is
 	// expired, but its key stays published until RemoveAfter.
-	f.clock.Advance(lifetime - 10*time.Minute - time.Second)
+	f.clock.Add(lifetime - 10*time.Minute - time.Second)
 	if _, err := f.issuer.Verify(oldTok); err != nil {
 		t.Errorf("token of the retired key, a second before it expires: %v", err)
 	}
-	f.clock.Advance(time.Second)
+	f.clock.Add(time.Second)
 	if _, err := f.issuer.Verify(oldTok); !errors.Is(err, ErrExpired) {
 		t.Errorf("expired token: %v, want ErrExpired", err)
 	}
@@ -176,14 +176,14 @@ func TestRotateIfDue(t *testing.T) {
 	const period = 30 * 24 * time.Hour
 	first := oneKID(t, f.keys, authz.ES256, authz.KeyActive)
 
-	f.clock.Advance(period - time.Second)
+	f.clock.Add(period - time.Second)
 	if rs, err := f.keys.RotateIfDue(ctx, period, time.Hour); err != nil || len(rs) != 0 {
 		t.Fatalf("RotateIfDue before the period = %+v, %v; want nothing", rs, err)
 	}
 	if got := oneKID(t, f.keys, authz.ES256, authz.KeyActive); got != first {
 		t.Fatal("rotated before the period elapsed")
 	}
-	f.clock.Advance(time.Second)
+	f.clock.Add(time.Second)
 	rs, err := f.keys.RotateIfDue(ctx, period, time.Hour)
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("RotateIfDue when due = %+v, %v; want one rotation", rs, err)
@@ -296,7 +296,7 @@ func TestConcurrentRotateIfDue(t *testing.T) {
 	if err := other.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Advance(24 * time.Hour)
+	f.clock.Add(24 * time.Hour)
 	var wg sync.WaitGroup
 	results := make([][]Rotation, 2)
 	for i, k := range []*Keys{f.keys, other} {
@@ -346,7 +346,7 @@ func TestRefresh(t *testing.T) {
 		t.Errorf("the refreshed replica signs with %s, want %s", got, rs[0].Activated)
 	}
 
-	f.clock.Advance(2 * time.Hour)
+	f.clock.Add(2 * time.Hour)
 	if _, err := f.keys.Prune(t.Context()); err != nil {
 		t.Fatal(err)
 	}

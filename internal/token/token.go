@@ -12,6 +12,11 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	// go-jose's fork of encoding/json matches member names exactly.
+	josejson "github.com/go-jose/go-jose/v4/json"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
 )
 
 // Claims are the claims of an m2mauth access token (RFC 9068 §2.2).
@@ -97,11 +102,25 @@ func (i *Issuer) Issue(req Request) (string, Claims, error) {
 // Verification errors. Verify wraps them with detail that never includes
 // the token.
 var (
-	ErrMalformed  = errors.New("malformed token")
-	ErrSignature  = errors.New("invalid token signature")
+	// ErrMalformed: not a compact JWS in canonical base64url with an
+	// allowed algorithm and typ at+jwt, claims that are not a JSON object
+	// of the expected types, or an absurd lifetime.
+	ErrMalformed = errors.New("malformed token")
+	// ErrSignature: the signature does not verify, or the header's alg is
+	// not the algorithm of the key its kid names.
+	ErrSignature = errors.New("invalid token signature")
+	// ErrUnknownKey: no published key has the header's kid.
 	ErrUnknownKey = errors.New("token signed by an unknown key")
-	ErrIssuer     = errors.New("token from another issuer")
-	ErrExpired    = errors.New("token expired")
+	// ErrIssuer: iss is not this issuer.
+	ErrIssuer = errors.New("token from another issuer")
+	// ErrExpired: exp has passed (RFC 7519 §4.1.4).
+	ErrExpired = errors.New("token expired")
+	// ErrNotYetValid: nbf is in the future, or iat further in the future
+	// than Leeway (RFC 7519 §4.1.5, §4.1.6).
+	ErrNotYetValid = errors.New("token not yet valid")
+	// ErrMissingClaim: a claim RFC 9068 §2.2 requires is absent: exp, iat,
+	// aud, sub, client_id or jti. (A missing iss is ErrIssuer.)
+	ErrMissingClaim = errors.New("required claim missing")
 )
 
 // allowedAlgs is the algorithm allow-list at parse time: only the
@@ -112,12 +131,49 @@ var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, 
 // of the rs package and of an introspection or revocation request's body.
 const MaxTokenBytes = 16 << 10
 
-// Verify checks a token this server issued: at most MaxTokenBytes, compact
-// JWS in canonical base64url with an allowed algorithm, typ at+jwt (RFC
-// 9068 §4), a published kid whose algorithm matches, a valid signature, iss
-// equal to this issuer and exp in the future. The audience is the caller's
-// to check. Returns the claims, or an error wrapping ErrMalformed,
-// ErrUnknownKey, ErrSignature, ErrIssuer or ErrExpired.
+// Leeway is the clock skew Verify tolerates for nbf and iat in the future:
+// 5 s, for replicas whose clocks differ slightly. It is below the rs
+// package's default (30 s), so a token rs refuses as not yet valid at its
+// default is refused here too. exp gets none: this server issued the
+// token, and a token is dead from its exp on.
+const Leeway = 5 * time.Second
+
+// claimsSet is a token's payload as Verify decodes it, with go-jose's
+// JSON decoder: it matches member names exactly and refuses a member
+// given twice, where encoding/json matches them case-insensitively (a
+// claim "AUD" would stand in for "aud", or override it) and keeps the last
+// of two. Times are pointers so that an absent claim is told from zero.
+type claimsSet struct {
+	Issuer    string           `json:"iss"`
+	Subject   string           `json:"sub"`
+	Audience  string           `json:"aud"`
+	ClientID  string           `json:"client_id"`
+	Scope     string           `json:"scope"`
+	IssuedAt  *jwt.NumericDate `json:"iat"`
+	NotBefore *jwt.NumericDate `json:"nbf"`
+	Expiry    *jwt.NumericDate `json:"exp"`
+	JTI       string           `json:"jti"`
+}
+
+// Verify checks a token this server issued, refusing at least everything
+// the rs package's Validator refuses (the audience aside, which is the
+// caller's to check):
+//
+//   - at most MaxTokenBytes, a compact JWS in canonical base64url (RFC 7515
+//     §2, §7.1) whose alg is on the allow-list, checked at parse time (RFC
+//     8725 §3.1), and typ at+jwt (RFC 9068 §4, RFC 8725 §3.11);
+//   - a published kid whose algorithm is the header's, and a valid
+//     signature;
+//   - claims decoded with case-sensitive member names, iss equal to this
+//     issuer, and exp, iat, aud, sub, client_id and jti present (RFC 9068
+//     §2.2);
+//   - a sane lifetime: exp after iat, by at most authz.MaxTokenLifetime;
+//   - exp in the future (RFC 7519 §4.1.4), nbf if present not in the
+//     future (§4.1.5), and iat not further in the future than Leeway
+//     (§4.1.6).
+//
+// Returns the claims, or an error wrapping ErrMalformed, ErrUnknownKey,
+// ErrSignature, ErrIssuer, ErrMissingClaim, ErrExpired or ErrNotYetValid.
 func (i *Issuer) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenBytes)
@@ -144,17 +200,62 @@ func (i *Issuer) Verify(token string) (*Claims, error) {
 	if err != nil {
 		return nil, ErrSignature
 	}
-	var c Claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	var c claimsSet
+	if err := josejson.Unmarshal(payload, &c); err != nil {
+		return nil, fmt.Errorf("%w: the claims are not a JSON object of the expected members", ErrMalformed)
 	}
+	return i.checkClaims(&c)
+}
+
+// checkClaims applies Verify's claim checks to a decoded payload.
+func (i *Issuer) checkClaims(c *claimsSet) (*Claims, error) {
 	if c.Issuer != i.url {
 		return nil, ErrIssuer
 	}
-	if c.Expiry == 0 || i.now().Unix() >= c.Expiry {
+	for _, m := range []struct {
+		name    string
+		missing bool
+	}{
+		{"exp", c.Expiry == nil},
+		{"iat", c.IssuedAt == nil},
+		{"aud", c.Audience == ""},
+		{"sub", c.Subject == ""},
+		{"client_id", c.ClientID == ""},
+		{"jti", c.JTI == ""},
+	} {
+		if m.missing {
+			return nil, fmt.Errorf("%w: %s", ErrMissingClaim, m.name)
+		}
+	}
+	// NumericDates are bounded by ±2^62, so the difference cannot overflow.
+	iat, exp := int64(*c.IssuedAt), int64(*c.Expiry)
+	if exp <= iat {
+		return nil, fmt.Errorf("%w: exp is not after iat", ErrMalformed)
+	}
+	if exp-iat > int64(authz.MaxTokenLifetime/time.Second) {
+		return nil, fmt.Errorf("%w: lifetime longer than %v", ErrMalformed, authz.MaxTokenLifetime)
+	}
+	now := i.now()
+	if now.Unix() >= exp {
 		return nil, ErrExpired
 	}
-	return &c, nil
+	late := now.Add(Leeway)
+	if c.NotBefore != nil && late.Before(c.NotBefore.Time()) {
+		return nil, fmt.Errorf("%w: nbf is in the future", ErrNotYetValid)
+	}
+	if late.Before(c.IssuedAt.Time()) {
+		return nil, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
+	}
+	return &Claims{
+		Issuer:   c.Issuer,
+		Subject:  c.Subject,
+		Audience: c.Audience,
+		ClientID: c.ClientID,
+		Scope:    c.Scope,
+		IssuedAt: iat,
+		Expiry:   exp,
+		JTI:      c.JTI,
+	}, nil
 }
 
 // canonical reports whether every dot-separated segment of token is

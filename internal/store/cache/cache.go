@@ -185,9 +185,15 @@ func (s *Store) after(err error, clientID string) error {
 // Writes that change what Client returns. API changes touch every
 // application granted the API, so they drop everything: they are rare.
 
+// CreateAPI writes through and invalidates what it changed.
+func (s *Store) CreateAPI(ctx context.Context, a authz.API) error {
+	return s.after(s.Store.CreateAPI(ctx, a), "")
+}
+
 // UpdateAPI writes through and invalidates what it changed.
-func (s *Store) UpdateAPI(ctx context.Context, a authz.API) error {
-	return s.after(s.Store.UpdateAPI(ctx, a), "")
+func (s *Store) UpdateAPI(ctx context.Context, id string, p authz.APIPatch) (authz.API, error) {
+	a, err := s.Store.UpdateAPI(ctx, id, p)
+	return a, s.after(err, "")
 }
 
 // DeleteAPI writes through and invalidates what it changed.
@@ -195,9 +201,15 @@ func (s *Store) DeleteAPI(ctx context.Context, id string) error {
 	return s.after(s.Store.DeleteAPI(ctx, id), "")
 }
 
+// CreateApplication writes through and invalidates what it changed.
+func (s *Store) CreateApplication(ctx context.Context, app authz.Application, secrets []authz.Secret, grants []authz.Grant) error {
+	return s.after(s.Store.CreateApplication(ctx, app, secrets, grants), app.ClientID)
+}
+
 // UpdateApplication writes through and invalidates what it changed.
-func (s *Store) UpdateApplication(ctx context.Context, app authz.Application) error {
-	return s.after(s.Store.UpdateApplication(ctx, app), app.ClientID)
+func (s *Store) UpdateApplication(ctx context.Context, clientID string, p authz.ApplicationPatch) (authz.Application, error) {
+	a, err := s.Store.UpdateApplication(ctx, clientID, p)
+	return a, s.after(err, clientID)
 }
 
 // DeleteApplication writes through and invalidates what it changed.
@@ -238,4 +250,116 @@ func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at
 // RotateSecret writes through and invalidates what it changed.
 func (s *Store) RotateSecret(ctx context.Context, sec authz.Secret, expireOthersAt time.Time) error {
 	return s.after(s.Store.RotateSecret(ctx, sec, expireOthersAt), sec.ClientID)
+}
+
+// Manage runs fn in the wrapped store's Manage, through a Tx that notes
+// which applications its writes touch (every one, for a write to an API),
+// and then invalidates their entries, bumping the generation so that a
+// load racing the transaction is not kept. It invalidates them whatever
+// Manage returns: a commit that failed on a lost connection may still have
+// happened, and a needless invalidation costs only a reread. fn's error is
+// returned as it is.
+func (s *Store) Manage(ctx context.Context, fn func(tx authz.Tx) error) error {
+	var w touched
+	err := s.Store.Manage(ctx, func(t authz.Tx) error {
+		w = touched{} // fn may run again: only the last run's writes commit
+		return fn(&tx{Tx: t, touched: &w})
+	})
+	switch {
+	case w.all:
+		s.Invalidate("")
+	case len(w.clients) > 0:
+		s.mu.Lock()
+		s.gen++
+		for id := range w.clients {
+			delete(s.entries, id)
+		}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// touched is what the writes of one management transaction changed.
+type touched struct {
+	all     bool                // an API: every application granted it
+	clients map[string]struct{} // by client_id
+}
+
+// tx is the authz.Tx that Manage gives fn: the wrapped store's, noting
+// what its writes touch. A write method added to authz.Tx must be added
+// here too, or its writes go unnoticed until the entries' TTL.
+type tx struct {
+	authz.Tx
+	touched *touched
+}
+
+// note records that a write to clientID ("" for every application)
+// succeeded, and returns err.
+func (t *tx) note(err error, clientID string) error {
+	if err != nil {
+		return err
+	}
+	if clientID == "" {
+		t.touched.all = true
+		return nil
+	}
+	if t.touched.clients == nil {
+		t.touched.clients = map[string]struct{}{}
+	}
+	t.touched.clients[clientID] = struct{}{}
+	return nil
+}
+
+func (t *tx) CreateAPI(ctx context.Context, a authz.API) error {
+	return t.note(t.Tx.CreateAPI(ctx, a), "")
+}
+
+func (t *tx) UpdateAPI(ctx context.Context, id string, p authz.APIPatch) (authz.API, error) {
+	a, err := t.Tx.UpdateAPI(ctx, id, p)
+	return a, t.note(err, "")
+}
+
+func (t *tx) DeleteAPI(ctx context.Context, id string) error {
+	return t.note(t.Tx.DeleteAPI(ctx, id), "")
+}
+
+func (t *tx) CreateApplication(ctx context.Context, app authz.Application, secrets []authz.Secret, grants []authz.Grant) error {
+	return t.note(t.Tx.CreateApplication(ctx, app, secrets, grants), app.ClientID)
+}
+
+func (t *tx) UpdateApplication(ctx context.Context, clientID string, p authz.ApplicationPatch) (authz.Application, error) {
+	a, err := t.Tx.UpdateApplication(ctx, clientID, p)
+	return a, t.note(err, clientID)
+}
+
+func (t *tx) DeleteApplication(ctx context.Context, clientID string) error {
+	return t.note(t.Tx.DeleteApplication(ctx, clientID), clientID)
+}
+
+func (t *tx) CreateGrant(ctx context.Context, g authz.Grant) error {
+	return t.note(t.Tx.CreateGrant(ctx, g), g.ClientID)
+}
+
+func (t *tx) UpdateGrant(ctx context.Context, g authz.Grant) error {
+	return t.note(t.Tx.UpdateGrant(ctx, g), g.ClientID)
+}
+
+func (t *tx) DeleteGrant(ctx context.Context, clientID, id string) error {
+	return t.note(t.Tx.DeleteGrant(ctx, clientID, id), clientID)
+}
+
+func (t *tx) CreateSecret(ctx context.Context, sec authz.Secret) error {
+	return t.note(t.Tx.CreateSecret(ctx, sec), sec.ClientID)
+}
+
+func (t *tx) RotateSecret(ctx context.Context, sec authz.Secret, expireOthersAt time.Time) error {
+	return t.note(t.Tx.RotateSecret(ctx, sec, expireOthersAt), sec.ClientID)
+}
+
+func (t *tx) ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error {
+	return t.note(t.Tx.ExpireSecrets(ctx, clientID, exceptID, at, now), clientID)
+}
+
+func (t *tx) DeleteSecret(ctx context.Context, clientID, id string) error {
+	return t.note(t.Tx.DeleteSecret(ctx, clientID, id), clientID)
 }

@@ -6,24 +6,16 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/fake"
 	"github.com/m2mauth/m2mauth/internal/store/cache"
 	"github.com/m2mauth/m2mauth/internal/store/sqlite"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
-func setup(t *testing.T) (*sqlite.Store, *cache.Store, *clock) {
+func setup(t *testing.T) (*sqlite.Store, *cache.Store, *fake.Clock) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "m2mauth.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -31,8 +23,8 @@ func setup(t *testing.T) (*sqlite.Store, *cache.Store, *clock) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	now := authz.StoreTime(clk.t)
+	clk := fake.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	now := authz.StoreTime(clk.Now())
 	api := authz.API{ID: "api_1", Identifier: "https://api/", Name: "api", Scopes: []authz.Scope{{Value: "a"}, {Value: "b"}}, TokenLifetime: time.Hour, SigningAlg: "ES256", CreatedAt: now, UpdatedAt: now}
 	if err := db.CreateAPI(ctx, api); err != nil {
 		t.Fatal(err)
@@ -43,7 +35,7 @@ func setup(t *testing.T) (*sqlite.Store, *cache.Store, *clock) {
 	if err := db.CreateApplication(ctx, app, []authz.Secret{sec}, []authz.Grant{g}); err != nil {
 		t.Fatal(err)
 	}
-	return db, cache.New(db, cache.Options{TTL: 2 * time.Second, MaxStale: time.Minute, Now: clk.now}), clk
+	return db, cache.New(db, cache.Options{TTL: 2 * time.Second, MaxStale: time.Minute, Now: clk.Now}), clk
 }
 
 func TestWritesThroughTheCacheShowAtOnce(t *testing.T) {
@@ -59,9 +51,9 @@ func TestWritesThroughTheCacheShowAtOnce(t *testing.T) {
 		check func(*authz.Client) bool
 	}{
 		{"disable", func() error {
-			a := cl.Application
-			a.Disabled = true
-			return c.UpdateApplication(ctx, a)
+			yes := true
+			_, err := c.UpdateApplication(ctx, "c1", authz.ApplicationPatch{Disabled: &yes, UpdatedAt: authz.StoreTime(time.Unix(1, 0))})
+			return err
 		}, func(c *authz.Client) bool { return c.Application.Disabled }},
 		{"add a secret", func() error {
 			return c.CreateSecret(ctx, authz.Secret{ID: "s2", ClientID: "c1", Hash: []byte("h2"), Prefix: "m2ms_s2", CreatedAt: authz.StoreTime(time.Unix(1, 0)), UpdatedAt: authz.StoreTime(time.Unix(1, 0))})
@@ -76,9 +68,9 @@ func TestWritesThroughTheCacheShowAtOnce(t *testing.T) {
 			return c.UpdateGrant(ctx, g)
 		}, func(c *authz.Client) bool { return len(c.Grants) == 1 && len(c.Grants[0].Grant.Scopes) == 2 }},
 		{"change the API", func() error {
-			a := cl.Grants[0].API
-			a.TokenLifetime = time.Minute
-			return c.UpdateAPI(ctx, a)
+			lifetime := time.Minute
+			_, err := c.UpdateAPI(ctx, cl.Grants[0].API.ID, authz.APIPatch{TokenLifetime: &lifetime, UpdatedAt: authz.StoreTime(time.Unix(1, 0))})
+			return err
 		}, func(c *authz.Client) bool { return c.Grants[0].API.TokenLifetime == time.Minute }},
 		{"delete the grant", func() error { return c.DeleteGrant(ctx, "c1", "g1") }, func(c *authz.Client) bool { return len(c.Grants) == 0 }},
 	}
@@ -106,21 +98,109 @@ func TestWritesThroughTheCacheShowAtOnce(t *testing.T) {
 	})
 }
 
+func TestManageInvalidatesWhatItTouched(t *testing.T) {
+	ctx := context.Background()
+	db, c, clk := setup(t)
+	now := authz.StoreTime(clk.Now())
+	if err := db.CreateApplication(ctx, authz.Application{ClientID: "c2", Name: "two", CreatedAt: now, UpdatedAt: now}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	warm := func() {
+		t.Helper()
+		for _, id := range []string{"c1", "c2"} {
+			if _, err := c.Client(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	yes := true
+	disable := func(tx authz.Tx, clientID string) error {
+		_, err := tx.UpdateApplication(ctx, clientID, authz.ApplicationPatch{Disabled: &yes, UpdatedAt: now})
+		return err
+	}
+
+	t.Run("an application's write drops its entry only", func(t *testing.T) {
+		warm()
+		if err := c.Manage(ctx, func(tx authz.Tx) error { return disable(tx, "c1") }); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.Client(ctx, "c1"); !got.Application.Disabled {
+			t.Error("the cache did not see the transaction's write")
+		}
+		if c.Len() != 2 {
+			t.Errorf("%d entries, want 2: c1 reread and c2 kept", c.Len())
+		}
+	})
+
+	t.Run("an API's write drops every entry", func(t *testing.T) {
+		warm()
+		lifetime := time.Minute
+		err := c.Manage(ctx, func(tx authz.Tx) error {
+			_, err := tx.UpdateAPI(ctx, "api_1", authz.APIPatch{TokenLifetime: &lifetime, UpdatedAt: now})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Len() != 0 {
+			t.Errorf("%d entries after an API's change, want 0", c.Len())
+		}
+		if got, _ := c.Client(ctx, "c1"); got.Grants[0].API.TokenLifetime != time.Minute {
+			t.Error("the cache did not see the API's change")
+		}
+	})
+
+	t.Run("a load racing the transaction is not kept", func(t *testing.T) {
+		c.Invalidate("")
+		err := c.Manage(ctx, func(tx authz.Tx) error {
+			if err := tx.DeleteSecret(ctx, "c1", "s1"); err != nil {
+				return err
+			}
+			// Read outside the transaction: the old secret, cached.
+			if got, err := c.Client(ctx, "c1"); err != nil || got.Secret("s1") == nil {
+				t.Errorf("Client during the transaction: %+v, %v; want the committed state", got, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.Client(ctx, "c1"); got.Secret("s1") != nil {
+			t.Error("the entry loaded during the transaction outlived its commit")
+		}
+	})
+
+	t.Run("fn's error comes back as it is", func(t *testing.T) {
+		warm()
+		stop := errors.New("stop")
+		if err := c.Manage(ctx, func(tx authz.Tx) error {
+			if err := disable(tx, "c2"); err != nil {
+				return err
+			}
+			return stop
+		}); err != stop {
+			t.Fatalf("Manage = %v, want fn's error", err)
+		}
+		if got, _ := c.Client(ctx, "c2"); got.Application.Disabled {
+			t.Error("a rolled-back write shows")
+		}
+	})
+}
+
 func TestWritesElsewhereShowAfterTTL(t *testing.T) {
 	ctx := context.Background()
 	db, _, clk := setup(t)
 	reread := make(chan struct{}, 10)
-	c := cache.New(db, cache.WithAfterRevalidate(cache.Options{TTL: 2 * time.Second, MaxStale: time.Minute, Now: clk.now}, func() { reread <- struct{}{} }))
-	cl, _ := c.Client(ctx, "c1")
-	a := cl.Application
-	a.Disabled = true
-	if err := db.UpdateApplication(ctx, a); err != nil { // behind the cache's back
+	c := cache.New(db, cache.WithAfterRevalidate(cache.Options{TTL: 2 * time.Second, MaxStale: time.Minute, Now: clk.Now}, func() { reread <- struct{}{} }))
+	c.Client(ctx, "c1")
+	yes, no := true, false
+	if _, err := db.UpdateApplication(ctx, "c1", authz.ApplicationPatch{Disabled: &yes, UpdatedAt: clk.Now()}); err != nil { // behind the cache's back
 		t.Fatal(err)
 	}
 	if got, _ := c.Client(ctx, "c1"); got.Application.Disabled {
 		t.Fatal("a write elsewhere showed before the TTL: the cache is not caching")
 	}
-	clk.add(2 * time.Second)
+	clk.Add(2 * time.Second)
 	// Past the TTL the old entry answers at once while it is reread.
 	if got, _ := c.Client(ctx, "c1"); got.Application.Disabled {
 		t.Fatal("the request after the TTL waited for the reread")
@@ -133,8 +213,7 @@ func TestWritesElsewhereShowAfterTTL(t *testing.T) {
 	if got, _ := c.Client(ctx, "c1"); !got.Application.Disabled {
 		t.Fatal("a write elsewhere did not show after the reread")
 	}
-	a.Disabled = false
-	db.UpdateApplication(ctx, a)
+	db.UpdateApplication(ctx, "c1", authz.ApplicationPatch{Disabled: &no, UpdatedAt: clk.Now()})
 	c.Invalidate("c1")
 	if got, _ := c.Client(ctx, "c1"); got.Application.Disabled {
 		t.Fatal("Invalidate did not drop the entry")
@@ -148,11 +227,11 @@ func TestServesStaleWhileTheStoreFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close() // every read fails from now on
-	clk.add(30 * time.Second)
+	clk.Add(30 * time.Second)
 	if got, err := c.Client(ctx, "c1"); err != nil || got.Application.ClientID != "c1" {
 		t.Fatalf("within MaxStale: %v", err)
 	}
-	clk.add(time.Minute)
+	clk.Add(time.Minute)
 	if _, err := c.Client(ctx, "c1"); err == nil {
 		t.Fatal("served an entry older than MaxStale")
 	}
@@ -164,8 +243,8 @@ func TestServesStaleWhileTheStoreFails(t *testing.T) {
 func TestBoundedSize(t *testing.T) {
 	ctx := context.Background()
 	db, _, clk := setup(t)
-	c := cache.New(db, cache.Options{MaxEntries: 1, Now: clk.now})
-	now := authz.StoreTime(clk.t)
+	c := cache.New(db, cache.Options{MaxEntries: 1, Now: clk.Now})
+	now := authz.StoreTime(clk.Now())
 	db.CreateApplication(ctx, authz.Application{ClientID: "c2", Name: "two", CreatedAt: now, UpdatedAt: now}, nil, nil)
 	c.Client(ctx, "c1")
 	c.Client(ctx, "c2")

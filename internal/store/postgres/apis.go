@@ -50,17 +50,20 @@ var changeAll = &authz.Change{Kind: authz.ChangeAll}
 // CreateAPI inserts a. Returns an error wrapping authz.ErrConflict if an API
 // has a.Identifier or a.ID. Notifies ChangeAll.
 func (s *Store) CreateAPI(ctx context.Context, a authz.API) error {
-	return s.write(ctx, "create api", changeAll, func(tx pgx.Tx) error {
-		return insertAPI(ctx, tx, a)
-	})
+	return s.manage(ctx, "create api", false, func(t *tx) error { return t.CreateAPI(ctx, a) })
 }
 
-func insertAPI(ctx context.Context, tx pgx.Tx, a authz.API) error {
+// CreateAPI is Store.CreateAPI within the transaction.
+func (t *tx) CreateAPI(ctx context.Context, a authz.API) error {
+	return t.step(ctx, "create api", changeAll, func() error { return insertAPI(ctx, t.q, a) })
+}
+
+func insertAPI(ctx context.Context, q querier, a authz.API) error {
 	args, err := apiArgs(a)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO apis
+	_, err = q.Exec(ctx, `INSERT INTO apis
 		(id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
 	return err
@@ -78,12 +81,24 @@ func apiArgs(a authz.API) ([]any, error) {
 
 // GetAPI returns the API with id. Returns an error wrapping
 // authz.ErrNotFound if there is none.
-func (s *Store) GetAPI(ctx context.Context, id string) (authz.API, error) {
-	var a authz.API
-	err := s.retryLost(ctx, func() (err error) {
-		a, err = scanAPI(s.pool.QueryRow(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.id = $1`, id))
+func (s *Store) GetAPI(ctx context.Context, id string) (a authz.API, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		a, err = getAPI(ctx, s.pool, id)
 		return err
 	})
+	return a, err
+}
+
+// GetAPI is Store.GetAPI within the transaction.
+func (t *tx) GetAPI(ctx context.Context, id string) (authz.API, error) {
+	if err := t.check("get api"); err != nil {
+		return authz.API{}, err
+	}
+	return getAPI(ctx, t.q, id)
+}
+
+func getAPI(ctx context.Context, q querier, id string) (authz.API, error) {
+	a, err := scanAPI(q.QueryRow(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.id = $1`, id))
 	if err != nil {
 		return authz.API{}, wrap("get api", err)
 	}
@@ -92,12 +107,24 @@ func (s *Store) GetAPI(ctx context.Context, id string) (authz.API, error) {
 
 // GetAPIByIdentifier returns the API whose audience is identifier. Returns
 // an error wrapping authz.ErrNotFound if there is none.
-func (s *Store) GetAPIByIdentifier(ctx context.Context, identifier string) (authz.API, error) {
-	var a authz.API
-	err := s.retryLost(ctx, func() (err error) {
-		a, err = scanAPI(s.pool.QueryRow(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.identifier = $1`, identifier))
+func (s *Store) GetAPIByIdentifier(ctx context.Context, identifier string) (a authz.API, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		a, err = getAPIByIdentifier(ctx, s.pool, identifier)
 		return err
 	})
+	return a, err
+}
+
+// GetAPIByIdentifier is Store.GetAPIByIdentifier within the transaction.
+func (t *tx) GetAPIByIdentifier(ctx context.Context, identifier string) (authz.API, error) {
+	if err := t.check("get api by identifier"); err != nil {
+		return authz.API{}, err
+	}
+	return getAPIByIdentifier(ctx, t.q, identifier)
+}
+
+func getAPIByIdentifier(ctx context.Context, q querier, identifier string) (authz.API, error) {
+	a, err := scanAPI(q.QueryRow(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.identifier = $1`, identifier))
 	if err != nil {
 		return authz.API{}, wrap("get api by identifier", err)
 	}
@@ -107,7 +134,23 @@ func (s *Store) GetAPIByIdentifier(ctx context.Context, identifier string) (auth
 // ListAPIs returns one page of APIs ordered by (CreatedAt, ID) and the
 // cursor of the next page, "" after the last. A malformed cursor is an error
 // wrapping authz.ErrInvalid.
-func (s *Store) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) ([]authz.API, string, error) {
+func (s *Store) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) (list []authz.API, next string, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		list, next, err = listAPIs(ctx, s.pool, f, p)
+		return err
+	})
+	return list, next, err
+}
+
+// ListAPIs is Store.ListAPIs within the transaction.
+func (t *tx) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) ([]authz.API, string, error) {
+	if err := t.check("list apis"); err != nil {
+		return nil, "", err
+	}
+	return listAPIs(ctx, t.q, f, p)
+}
+
+func listAPIs(ctx context.Context, q querier, f authz.APIFilter, p authz.Page) ([]authz.API, string, error) {
 	const op = "list apis"
 	p = p.Normalize()
 	var w where
@@ -122,12 +165,8 @@ func (s *Store) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) (
 		w.and(`(a.created_at, a.id) > (` + w.arg(t) + `, ` + w.arg(id) + `)`)
 	}
 	query := `SELECT ` + apiColumns + ` FROM apis a` + w.String() + ` ORDER BY a.created_at, a.id LIMIT ` + w.arg(p.Limit+1)
-	var list []authz.API
-	err := s.retryLost(ctx, func() (err error) {
-		rows, err := s.pool.Query(ctx, query, w.args...)
-		list, err = collect(rows, err, scanAPI)
-		return err
-	})
+	rows, err := q.Query(ctx, query, w.args...)
+	list, err := collect(rows, err, scanAPI)
 	if err != nil {
 		return nil, "", wrap(op, err)
 	}
@@ -140,43 +179,83 @@ func (s *Store) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) (
 	return list, next, nil
 }
 
-// UpdateAPI replaces the name, scopes, token lifetime, signing algorithm
-// and UpdatedAt of the API with a.ID, and removes the scopes it no longer
+// UpdateAPI sets the fields p names and UpdatedAt of the API with id in
+// one UPDATE, and, if p names Scopes, removes the scopes it no longer
 // defines from every grant for it (setting those grants' UpdatedAt to
-// a.UpdatedAt), in one transaction. Returns an error wrapping
-// authz.ErrNotFound if there is no such API. Notifies ChangeAll.
-func (s *Store) UpdateAPI(ctx context.Context, a authz.API) error {
-	scopes, err := marshalScopes(a.Scopes)
-	if err != nil {
-		return wrap("update api", err)
+// p.UpdatedAt), in one transaction. It returns the API as stored after the
+// change. Returns an error wrapping authz.ErrNotFound if there is no such
+// API. Notifies ChangeAll.
+func (s *Store) UpdateAPI(ctx context.Context, id string, p authz.APIPatch) (a authz.API, err error) {
+	err = s.manage(ctx, "update api", false, func(t *tx) (err error) {
+		a, err = t.UpdateAPI(ctx, id, p)
+		return err
+	})
+	return a, err
+}
+
+// UpdateAPI is Store.UpdateAPI within the transaction.
+func (t *tx) UpdateAPI(ctx context.Context, id string, p authz.APIPatch) (a authz.API, err error) {
+	err = t.step(ctx, "update api", changeAll, func() (err error) {
+		a, err = updateAPI(ctx, t.q, id, p)
+		return err
+	})
+	return a, err
+}
+
+func updateAPI(ctx context.Context, q querier, id string, p authz.APIPatch) (authz.API, error) {
+	var (
+		w   where
+		set assignments
+	)
+	if p.Name != nil {
+		set = append(set, `name = `+w.arg(*p.Name))
 	}
-	return s.write(ctx, "update api", changeAll, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE apis
-			SET name = $1, scopes = $2, token_lifetime = $3, signing_alg = $4, updated_at = $5
-			WHERE id = $6`,
-			a.Name, scopes, int64(a.TokenLifetime/time.Second), a.SigningAlg, a.UpdatedAt, a.ID)
+	if p.Scopes != nil {
+		scopes, err := marshalScopes(*p.Scopes)
 		if err != nil {
-			return err
+			return authz.API{}, err
 		}
-		if tag.RowsAffected() == 0 {
-			return authz.ErrNotFound
-		}
+		set = append(set, `scopes = `+w.arg(scopes))
+	}
+	if p.TokenLifetime != nil {
+		set = append(set, `token_lifetime = `+w.arg(int64(*p.TokenLifetime/time.Second)))
+	}
+	if p.SigningAlg != nil {
+		set = append(set, `signing_alg = `+w.arg(*p.SigningAlg))
+	}
+	set = append(set, `updated_at = `+w.arg(p.UpdatedAt))
+	a, err := scanAPI(q.QueryRow(ctx, `UPDATE apis a SET `+set.String()+
+		` WHERE a.id = `+w.arg(id)+` RETURNING `+apiColumns, w.args...))
+	if err != nil {
+		return authz.API{}, err
+	}
+	if p.Scopes != nil {
 		// Keep, in their order, the scopes of each grant that the API
 		// still defines; grants holding none it dropped are left alone.
-		_, err = tx.Exec(ctx, `UPDATE grants g
+		_, err = q.Exec(ctx, `UPDATE grants g
 			SET scopes = ARRAY(
 				SELECT u.scope FROM unnest(g.scopes) WITH ORDINALITY AS u(scope, n)
 				WHERE u.scope = ANY ($2::text[]) ORDER BY u.n),
 			    updated_at = $3
 			WHERE g.api_id = $1 AND NOT (g.scopes <@ $2::text[])`,
-			a.ID, nonNil(a.ScopeValues()), a.UpdatedAt)
-		return err
-	})
+			a.ID, nonNil(a.ScopeValues()), p.UpdatedAt)
+		if err != nil {
+			return authz.API{}, err
+		}
+	}
+	return a, nil
 }
 
 // DeleteAPI removes the API with id and, by cascade, every grant for it.
 // Returns an error wrapping authz.ErrNotFound if there is none. Notifies
 // ChangeAll.
 func (s *Store) DeleteAPI(ctx context.Context, id string) error {
-	return s.execOne(ctx, "delete api", changeAll, `DELETE FROM apis WHERE id = $1`, id)
+	return s.manage(ctx, "delete api", false, func(t *tx) error { return t.DeleteAPI(ctx, id) })
+}
+
+// DeleteAPI is Store.DeleteAPI within the transaction.
+func (t *tx) DeleteAPI(ctx context.Context, id string) error {
+	return t.step(ctx, "delete api", changeAll, func() error {
+		return changeOne(ctx, t.q, `DELETE FROM apis WHERE id = $1`, id)
+	})
 }

@@ -10,7 +10,10 @@ import (
 )
 
 // appColumns are the columns of applications appRow receives, in its order.
-const appColumns = `client_id, name, description, disabled, can_introspect, tokens_not_before, created_at, updated_at`
+// can_introspect is written but not read: it is kept, as
+// cardinality(introspect_audiences) > 0, for replicas that predate
+// introspect_audiences.
+const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at`
 
 // appRow receives appColumns.
 type appRow struct {
@@ -19,11 +22,12 @@ type appRow struct {
 }
 
 func (r *appRow) dest() []any {
-	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.a.CanIntrospect, &r.notBefore, &r.a.CreatedAt, &r.a.UpdatedAt}
+	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.a.IntrospectAudiences, &r.notBefore, &r.a.CreatedAt, &r.a.UpdatedAt}
 }
 
 func (r *appRow) app() authz.Application {
 	a := r.a
+	a.IntrospectAudiences = nonNil(a.IntrospectAudiences)
 	a.TokensNotBefore = fromNull(r.notBefore)
 	return a
 }
@@ -43,10 +47,10 @@ func clientChange(clientID string) *authz.Change {
 	return &authz.Change{Kind: authz.ChangeClient, Key: clientID}
 }
 
-func insertApplication(ctx context.Context, tx pgx.Tx, a authz.Application) error {
-	_, err := tx.Exec(ctx, `INSERT INTO applications (`+appColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		a.ClientID, a.Name, a.Description, a.Disabled, a.CanIntrospect, nullTime(a.TokensNotBefore),
-		a.CreatedAt, a.UpdatedAt)
+func insertApplication(ctx context.Context, q querier, a authz.Application) error {
+	_, err := q.Exec(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		a.ClientID, a.Name, a.Description, a.Disabled, nonNil(a.IntrospectAudiences), nullTime(a.TokensNotBefore),
+		a.CreatedAt, a.UpdatedAt, len(a.IntrospectAudiences) > 0)
 	return err
 }
 
@@ -57,19 +61,26 @@ func insertApplication(ctx context.Context, tx pgx.Tx, a authz.Application) erro
 // wrapping authz.ErrNotFound if a grant's API does not exist. Notifies
 // ChangeClient.
 func (s *Store) CreateApplication(ctx context.Context, app authz.Application, secrets []authz.Secret, grants []authz.Grant) error {
-	return s.write(ctx, "create application", clientChange(app.ClientID), func(tx pgx.Tx) error {
-		if err := insertApplication(ctx, tx, app); err != nil {
+	return s.manage(ctx, "create application", false, func(t *tx) error {
+		return t.CreateApplication(ctx, app, secrets, grants)
+	})
+}
+
+// CreateApplication is Store.CreateApplication within the transaction.
+func (t *tx) CreateApplication(ctx context.Context, app authz.Application, secrets []authz.Secret, grants []authz.Grant) error {
+	return t.step(ctx, "create application", clientChange(app.ClientID), func() error {
+		if err := insertApplication(ctx, t.q, app); err != nil {
 			return err
 		}
 		for _, sec := range secrets {
 			sec.ClientID = app.ClientID
-			if err := insertSecret(ctx, tx, sec); err != nil {
+			if err := insertSecret(ctx, t.q, sec); err != nil {
 				return err
 			}
 		}
 		for _, g := range grants {
 			g.ClientID = app.ClientID
-			if err := insertGrant(ctx, tx, g); err != nil {
+			if err := insertGrant(ctx, t.q, g); err != nil {
 				return err
 			}
 		}
@@ -79,12 +90,24 @@ func (s *Store) CreateApplication(ctx context.Context, app authz.Application, se
 
 // GetApplication returns the application with clientID. Returns an error
 // wrapping authz.ErrNotFound if there is none.
-func (s *Store) GetApplication(ctx context.Context, clientID string) (authz.Application, error) {
-	var a authz.Application
-	err := s.retryLost(ctx, func() (err error) {
-		a, err = scanApp(s.pool.QueryRow(ctx, `SELECT `+appColumns+` FROM applications WHERE client_id = $1`, clientID))
+func (s *Store) GetApplication(ctx context.Context, clientID string) (a authz.Application, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		a, err = getApplication(ctx, s.pool, clientID)
 		return err
 	})
+	return a, err
+}
+
+// GetApplication is Store.GetApplication within the transaction.
+func (t *tx) GetApplication(ctx context.Context, clientID string) (authz.Application, error) {
+	if err := t.check("get application"); err != nil {
+		return authz.Application{}, err
+	}
+	return getApplication(ctx, t.q, clientID)
+}
+
+func getApplication(ctx context.Context, q querier, clientID string) (authz.Application, error) {
+	a, err := scanApp(q.QueryRow(ctx, `SELECT `+appColumns+` FROM applications WHERE client_id = $1`, clientID))
 	if err != nil {
 		return authz.Application{}, wrap("get application", err)
 	}
@@ -132,20 +155,65 @@ func (s *Store) ListApplications(ctx context.Context, f authz.ApplicationFilter,
 	return list, next, nil
 }
 
-// UpdateApplication replaces the name, description, disabled flag,
-// CanIntrospect, TokensNotBefore and UpdatedAt of the application with
-// app.ClientID. Returns an error wrapping authz.ErrNotFound if there is
-// none. Notifies ChangeClient.
-func (s *Store) UpdateApplication(ctx context.Context, app authz.Application) error {
-	return s.execOne(ctx, "update application", clientChange(app.ClientID), `UPDATE applications
-		SET name = $1, description = $2, disabled = $3, can_introspect = $4, tokens_not_before = $5, updated_at = $6
-		WHERE client_id = $7`,
-		app.Name, app.Description, app.Disabled, app.CanIntrospect, nullTime(app.TokensNotBefore), app.UpdatedAt, app.ClientID)
+// UpdateApplication sets the fields p names and UpdatedAt of the
+// application with clientID in one UPDATE, and returns the application as
+// stored after it. TokensNotBefore only moves forward: the stored cutoff
+// becomes the later of it and p.TokensNotBefore. Returns an error wrapping
+// authz.ErrNotFound if there is none. Notifies ChangeClient.
+func (s *Store) UpdateApplication(ctx context.Context, clientID string, p authz.ApplicationPatch) (a authz.Application, err error) {
+	err = s.manage(ctx, "update application", false, func(t *tx) (err error) {
+		a, err = t.UpdateApplication(ctx, clientID, p)
+		return err
+	})
+	return a, err
+}
+
+// UpdateApplication is Store.UpdateApplication within the transaction.
+func (t *tx) UpdateApplication(ctx context.Context, clientID string, p authz.ApplicationPatch) (a authz.Application, err error) {
+	err = t.step(ctx, "update application", clientChange(clientID), func() (err error) {
+		a, err = updateApplication(ctx, t.q, clientID, p)
+		return err
+	})
+	return a, err
+}
+
+func updateApplication(ctx context.Context, q querier, clientID string, p authz.ApplicationPatch) (authz.Application, error) {
+	var (
+		w   where
+		set assignments
+	)
+	if p.Name != nil {
+		set = append(set, `name = `+w.arg(*p.Name))
+	}
+	if p.Description != nil {
+		set = append(set, `description = `+w.arg(*p.Description))
+	}
+	if p.Disabled != nil {
+		set = append(set, `disabled = `+w.arg(*p.Disabled))
+	}
+	if p.IntrospectAudiences != nil {
+		set = append(set, `introspect_audiences = `+w.arg(nonNil(*p.IntrospectAudiences)),
+			`can_introspect = `+w.arg(len(*p.IntrospectAudiences) > 0))
+	}
+	if !p.TokensNotBefore.IsZero() {
+		nb := w.arg(p.TokensNotBefore)
+		set = append(set, `tokens_not_before = GREATEST(coalesce(tokens_not_before, `+nb+`), `+nb+`)`)
+	}
+	set = append(set, `updated_at = `+w.arg(p.UpdatedAt))
+	return scanApp(q.QueryRow(ctx, `UPDATE applications SET `+set.String()+
+		` WHERE client_id = `+w.arg(clientID)+` RETURNING `+appColumns, w.args...))
 }
 
 // DeleteApplication removes the application with clientID and, by cascade,
 // its secrets and grants. Returns an error wrapping authz.ErrNotFound if
 // there is none. Notifies ChangeClient.
 func (s *Store) DeleteApplication(ctx context.Context, clientID string) error {
-	return s.execOne(ctx, "delete application", clientChange(clientID), `DELETE FROM applications WHERE client_id = $1`, clientID)
+	return s.manage(ctx, "delete application", false, func(t *tx) error { return t.DeleteApplication(ctx, clientID) })
+}
+
+// DeleteApplication is Store.DeleteApplication within the transaction.
+func (t *tx) DeleteApplication(ctx context.Context, clientID string) error {
+	return t.step(ctx, "delete application", clientChange(clientID), func() error {
+		return changeOne(ctx, t.q, `DELETE FROM applications WHERE client_id = $1`, clientID)
+	})
 }

@@ -13,20 +13,35 @@ import (
 
 // AppendAudit inserts events in one transaction, sent as one batch.
 // Returns an error wrapping authz.ErrConflict, and inserts none, if an
-// event's ID is taken. It notifies nothing.
+// event's ID is taken. It notifies nothing, and, unlike the management
+// writes, takes no lock: failed client authentications are audited too,
+// and they must not queue behind management transactions.
 func (s *Store) AppendAudit(ctx context.Context, events []authz.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
 	return s.write(ctx, "append audit", nil, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		for _, e := range events {
-			b.Queue(`INSERT INTO audit_events (id, time, actor, action, target, remote_addr, details)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				e.ID, e.Time, e.Actor, e.Action, e.Target, e.RemoteAddr, e.Details)
-		}
-		return tx.SendBatch(ctx, &b).Close()
+		return insertAudit(ctx, tx, events)
 	})
+}
+
+// AppendAudit is Store.AppendAudit within the transaction.
+func (t *tx) AppendAudit(ctx context.Context, events []authz.AuditEvent) error {
+	if len(events) == 0 {
+		return t.check("append audit")
+	}
+	return t.step(ctx, "append audit", nil, func() error { return insertAudit(ctx, t.q, events) })
+}
+
+// insertAudit inserts events, sent as one batch.
+func insertAudit(ctx context.Context, q querier, events []authz.AuditEvent) error {
+	var b pgx.Batch
+	for _, e := range events {
+		b.Queue(`INSERT INTO audit_events (id, time, actor, action, target, remote_addr, details)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			e.ID, e.Time, e.Actor, e.Action, e.Target, e.RemoteAddr, e.Details)
+	}
+	return q.SendBatch(ctx, &b).Close()
 }
 
 // ListAudit returns one page of the events matching f, newest first

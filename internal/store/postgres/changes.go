@@ -29,12 +29,18 @@ const (
 	feedPingTimeout = 5 * time.Second
 )
 
+// notifyQuery queues the notification $1 on channel.
+const notifyQuery = `SELECT pg_notify('` + channel + `', $1)`
+
 // notify queues c on channel within tx: PostgreSQL delivers it to every
 // listener when, and only if, tx commits.
 func notify(ctx context.Context, tx pgx.Tx, c authz.Change) error {
-	_, err := tx.Exec(ctx, `SELECT pg_notify('`+channel+`', $1)`, string(c.Kind)+":"+c.Key)
+	_, err := tx.Exec(ctx, notifyQuery, payload(c))
 	return err
 }
+
+// payload is the notification of c, as parseChange reads it.
+func payload(c authz.Change) string { return string(c.Kind) + ":" + c.Key }
 
 // parseChange reads a notification payload written by notify. A kind this
 // version does not know (sent by a newer replica) reads as ChangeAll, which

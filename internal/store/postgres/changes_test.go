@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -66,9 +67,15 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 		want  authz.Change
 	}{
 		{"create API", func() error { return writer.CreateAPI(ctx, api) }, all},
-		{"update API", func() error { return writer.UpdateAPI(ctx, api) }, all},
+		{"update API", func() error {
+			_, err := writer.UpdateAPI(ctx, api.ID, authz.APIPatch{Name: &api.Name, UpdatedAt: at})
+			return err
+		}, all},
 		{"create application", func() error { return writer.CreateApplication(ctx, app, nil, nil) }, client(app.ClientID)},
-		{"update application", func() error { return writer.UpdateApplication(ctx, app) }, client(app.ClientID)},
+		{"update application", func() error {
+			_, err := writer.UpdateApplication(ctx, app.ClientID, authz.ApplicationPatch{TokensNotBefore: at, UpdatedAt: at})
+			return err
+		}, client(app.ClientID)},
 		{"create secret", func() error { return writer.CreateSecret(ctx, sec) }, client(app.ClientID)},
 		{"expire secrets", func() error { return writer.ExpireSecrets(ctx, app.ClientID, "", at, at) }, client(app.ClientID)},
 		{"rotate secret", func() error {
@@ -148,6 +155,106 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 				t.Errorf("the writer's own feed: %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestManageNotifiesOnCommit: a management transaction notifies each
+// change it made once, after it commits; one that rolls back notifies
+// nothing; one that changed an API notifies ChangeAll alone.
+func TestManageNotifiesOnCommit(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	writer, reader := open(t, dsn), open(t, dsn)
+	ctx := t.Context()
+	feed := listening(t, reader)
+
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	api := authz.API{ID: "api_1", Identifier: "https://api.example.com", TokenLifetime: time.Hour, SigningAlg: authz.ES256, CreatedAt: at, UpdatedAt: at}
+	if err := writer.CreateAPI(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(t, feed, deliveryBound); c.Kind != authz.ChangeAll {
+		t.Fatalf("after CreateAPI: %+v", c)
+	}
+	client := func(id string) authz.Change { return authz.Change{Kind: authz.ChangeClient, Key: id} }
+	revoked := func(jti string) authz.Change { return authz.Change{Kind: authz.ChangeRevoked, Key: jti} }
+	app := func(id string) authz.Application {
+		return authz.Application{ClientID: id, CreatedAt: at, UpdatedAt: at}
+	}
+	name := "Renamed"
+
+	// Nothing reaches the feed before the commit.
+	inside := make(chan authz.Change, 1)
+	err := writer.Manage(ctx, func(tx authz.Tx) error {
+		for _, id := range []string{"app_1", "app_2"} {
+			if err := tx.CreateApplication(ctx, app(id), nil, nil); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.UpdateApplication(ctx, "app_1", authz.ApplicationPatch{Name: &name, UpdatedAt: at}); err != nil {
+			return err
+		}
+		if err := tx.RevokeToken(ctx, "jti-1", at); err != nil {
+			return err
+		}
+		// A failed method notifies nothing.
+		if _, err := tx.UpdateApplication(ctx, "app_missing", authz.ApplicationPatch{Name: &name, UpdatedAt: at}); !errors.Is(err, authz.ErrNotFound) {
+			return fmt.Errorf("updating a missing application: %v", err)
+		}
+		select {
+		case c := <-feed:
+			inside <- c
+		case <-time.After(100 * time.Millisecond):
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-inside:
+		t.Fatalf("%+v reached the feed before the commit", c)
+	default:
+	}
+	for _, want := range []authz.Change{client("app_1"), client("app_2"), revoked("jti-1")} {
+		if got := next(t, feed, deliveryBound); got != want {
+			t.Errorf("after the commit: %+v, want %+v", got, want)
+		}
+	}
+
+	// A rollback notifies nothing: the next change is a later write's.
+	stop := errors.New("stop")
+	if err := writer.Manage(ctx, func(tx authz.Tx) error {
+		if err := tx.CreateApplication(ctx, app("app_3"), nil, nil); err != nil {
+			return err
+		}
+		return stop
+	}); err != stop {
+		t.Fatalf("Manage = %v, want fn's error", err)
+	}
+	if err := writer.RevokeToken(ctx, "marker", at); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, feed, deliveryBound); got != revoked("marker") {
+		t.Errorf("after a rollback: %+v, want the later write's change", got)
+	}
+
+	// An API's change stands for every other.
+	if err := writer.Manage(ctx, func(tx authz.Tx) error {
+		if _, err := tx.UpdateApplication(ctx, "app_2", authz.ApplicationPatch{Name: &name, UpdatedAt: at}); err != nil {
+			return err
+		}
+		_, err := tx.UpdateAPI(ctx, api.ID, authz.APIPatch{Name: &name, UpdatedAt: at})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.RevokeToken(ctx, "marker-2", at); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []authz.Change{{Kind: authz.ChangeAll}, revoked("marker-2")} {
+		if got := next(t, feed, deliveryBound); got != want {
+			t.Errorf("after an API's change: %+v, want %+v", got, want)
+		}
 	}
 }
 
@@ -345,8 +452,11 @@ func TestFeedAndPoolSurviveRestart(t *testing.T) {
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reader.Client(ctx, app.ClientID); err == nil {
-		t.Error("Client answered with the server down")
+	if _, err := reader.Client(ctx, app.ClientID); !errors.Is(err, authz.ErrUnavailable) {
+		t.Errorf("Client with the server down: %v, want one wrapping %q", err, authz.ErrUnavailable)
+	}
+	if err := writer.Manage(ctx, func(authz.Tx) error { return nil }); !errors.Is(err, authz.ErrUnavailable) {
+		t.Errorf("Manage with the server down: %v, want one wrapping %q", err, authz.ErrUnavailable)
 	}
 	if err := pg.StartAgain(); err != nil {
 		t.Fatal(err)
@@ -358,8 +468,8 @@ func TestFeedAndPoolSurviveRestart(t *testing.T) {
 	if _, err := reader.Client(ctx, app.ClientID); err != nil {
 		t.Errorf("Client after the restart: %v", err)
 	}
-	app.Disabled = true
-	if err := writer.UpdateApplication(ctx, app); err != nil {
+	yes := true
+	if _, err := writer.UpdateApplication(ctx, app.ClientID, authz.ApplicationPatch{Disabled: &yes, UpdatedAt: at}); err != nil {
 		t.Fatalf("UpdateApplication after the restart: %v", err)
 	}
 	if c := next(t, feed, deliveryBound); c != (authz.Change{Kind: authz.ChangeClient, Key: app.ClientID}) {

@@ -14,41 +14,40 @@ import (
 // row for the application (kind 0), one per secret (kind 1) and one per
 // grant joined with its API (kind 2). The three branches share columns:
 //
-//	column     application        secret        grant and its API
-//	id         client_id          id            g.id
-//	t1         name               prefix        g.api_id
-//	t2         description        ''            a.identifier
-//	t3         ''                 ''            a.name
-//	t4         ''                 ''            a.signing_alg
-//	hash       NULL               hash          NULL
-//	gscopes    NULL               NULL          g.scopes
-//	ascopes    NULL               NULL          a.scopes
-//	lifetime   0                  0             a.token_lifetime
-//	f1         disabled           false         a.system
-//	f2         can_introspect     false         false
-//	created    created_at         created_at    g.created_at
-//	updated    updated_at         updated_at    g.updated_at
-//	n1         tokens_not_before  expires_at    a.created_at
-//	n2         NULL               last_used_at  a.updated_at
+//	column     application           secret        grant and its API
+//	id         client_id             id            g.id
+//	t1         name                  prefix        g.api_id
+//	t2         description           ''            a.identifier
+//	t3         ''                    ''            a.name
+//	t4         ''                    ''            a.signing_alg
+//	hash       NULL                  hash          NULL
+//	list       introspect_audiences  NULL          g.scopes
+//	ascopes    NULL                  NULL          a.scopes
+//	lifetime   0                     0             a.token_lifetime
+//	flag       disabled              false         a.system
+//	created    created_at            created_at    g.created_at
+//	updated    updated_at            updated_at    g.updated_at
+//	n1         tokens_not_before     expires_at    a.created_at
+//	n2         NULL                  last_used_at  a.updated_at
 //
 // Secrets and grants come ordered by (created_at, id), like ListSecrets and
 // ListGrants.
 const clientQuery = `
 SELECT 0 AS kind, client_id AS id, name AS t1, description AS t2, '' AS t3, '' AS t4,
-       NULL::bytea AS hash, NULL::text[] AS gscopes, NULL::jsonb AS ascopes, 0::bigint AS lifetime,
-       disabled AS f1, can_introspect AS f2,
+       NULL::bytea AS hash, introspect_audiences AS list, NULL::jsonb AS ascopes, 0::bigint AS lifetime,
+       disabled AS flag,
        created_at AS created, updated_at AS updated, tokens_not_before AS n1, NULL::timestamptz AS n2
   FROM applications WHERE client_id = $1
 UNION ALL
 SELECT 1, id, prefix, '', '', '',
        hash, NULL, NULL, 0,
-       false, false,
+       false,
        created_at, updated_at, expires_at, last_used_at
   FROM client_secrets WHERE client_id = $1
 UNION ALL
 SELECT 2, g.id, g.api_id, a.identifier, a.name, a.signing_alg,
        NULL, g.scopes, a.scopes, a.token_lifetime,
-       a.system, false,
+       a.system,
        g.created_at, g.updated_at, a.created_at, a.updated_at
   FROM grants g JOIN apis a ON a.id = g.api_id WHERE g.client_id = $1
 ORDER BY kind, created, id`
@@ -82,31 +81,31 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 		id              string
 		t               [4]string
 		hash            []byte
-		gscopes         []string
+		list            []string
 		ascopes         []byte
 		lifetime        int64
-		f1, f2          bool
+		flag            bool
 		created         time.Time
 		updated, n1, n2 pgtype.Timestamptz
 	)
 	for rows.Next() {
-		hash, gscopes, ascopes = nil, nil, nil
-		if err := rows.Scan(&kind, &id, &t[0], &t[1], &t[2], &t[3], &hash, &gscopes, &ascopes, &lifetime,
-			&f1, &f2, &created, &updated, &n1, &n2); err != nil {
+		hash, list, ascopes = nil, nil, nil
+		if err := rows.Scan(&kind, &id, &t[0], &t[1], &t[2], &t[3], &hash, &list, &ascopes, &lifetime,
+			&flag, &created, &updated, &n1, &n2); err != nil {
 			return nil, err
 		}
 		switch kind {
 		case 0:
 			c = &authz.Client{
 				Application: authz.Application{
-					ClientID:        id,
-					Name:            t[0],
-					Description:     t[1],
-					Disabled:        f1,
-					CanIntrospect:   f2,
-					TokensNotBefore: fromNull(n1),
-					CreatedAt:       created,
-					UpdatedAt:       updated.Time,
+					ClientID:            id,
+					Name:                t[0],
+					Description:         t[1],
+					Disabled:            flag,
+					IntrospectAudiences: nonNil(list),
+					TokensNotBefore:     fromNull(n1),
+					CreatedAt:           created,
+					UpdatedAt:           updated.Time,
 				},
 				Secrets: []authz.Secret{},
 				Grants:  []authz.ClientGrant{},
@@ -133,7 +132,7 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 					ClientID:  clientID,
 					APIID:     t[0],
 					Audience:  t[1],
-					Scopes:    nonNil(gscopes),
+					Scopes:    nonNil(list),
 					CreatedAt: created,
 					UpdatedAt: updated.Time,
 				},
@@ -144,7 +143,7 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 					Scopes:        apiScopes,
 					TokenLifetime: time.Duration(lifetime) * time.Second,
 					SigningAlg:    t[3],
-					System:        f1,
+					System:        flag,
 					CreatedAt:     n1.Time,
 					UpdatedAt:     n2.Time,
 				},

@@ -9,7 +9,7 @@ import (
 )
 
 // grantColumns are the columns of grants (as "g") joined with the API's
-// identifier (as "a") that grantDest receives, in its order.
+// identifier (as "a") that scanGrant receives, in its order.
 const grantColumns = `g.id, g.client_id, g.api_id, a.identifier, g.scopes, g.created_at, g.updated_at`
 
 // scanGrant reads grantColumns from row.
@@ -22,8 +22,8 @@ func scanGrant(row pgx.Row) (authz.Grant, error) {
 	return g, nil
 }
 
-func insertGrant(ctx context.Context, tx pgx.Tx, g authz.Grant) error {
-	_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, api_id, scopes, created_at, updated_at)
+func insertGrant(ctx context.Context, q querier, g authz.Grant) error {
+	_, err := q.Exec(ctx, `INSERT INTO grants (id, client_id, api_id, scopes, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`,
 		g.ID, g.ClientID, g.APIID, nonNil(g.Scopes), g.CreatedAt, g.UpdatedAt)
 	return err
@@ -34,21 +34,36 @@ func insertGrant(ctx context.Context, tx pgx.Tx, g authz.Grant) error {
 // wrapping authz.ErrConflict if the application already has a grant for
 // that API or g.ID is taken. Notifies ChangeClient.
 func (s *Store) CreateGrant(ctx context.Context, g authz.Grant) error {
-	return s.write(ctx, "create grant", clientChange(g.ClientID), func(tx pgx.Tx) error {
-		return insertGrant(ctx, tx, g)
-	})
+	return s.manage(ctx, "create grant", false, func(t *tx) error { return t.CreateGrant(ctx, g) })
+}
+
+// CreateGrant is Store.CreateGrant within the transaction.
+func (t *tx) CreateGrant(ctx context.Context, g authz.Grant) error {
+	return t.step(ctx, "create grant", clientChange(g.ClientID), func() error { return insertGrant(ctx, t.q, g) })
 }
 
 // GetGrant returns grant id of application clientID with its Audience.
 // Returns an error wrapping authz.ErrNotFound if there is none.
-func (s *Store) GetGrant(ctx context.Context, clientID, id string) (authz.Grant, error) {
-	var g authz.Grant
-	err := s.retryLost(ctx, func() (err error) {
-		g, err = scanGrant(s.pool.QueryRow(ctx, `SELECT `+grantColumns+`
-			FROM grants g JOIN apis a ON a.id = g.api_id
-			WHERE g.id = $1 AND g.client_id = $2`, id, clientID))
+func (s *Store) GetGrant(ctx context.Context, clientID, id string) (g authz.Grant, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		g, err = getGrant(ctx, s.pool, clientID, id)
 		return err
 	})
+	return g, err
+}
+
+// GetGrant is Store.GetGrant within the transaction.
+func (t *tx) GetGrant(ctx context.Context, clientID, id string) (authz.Grant, error) {
+	if err := t.check("get grant"); err != nil {
+		return authz.Grant{}, err
+	}
+	return getGrant(ctx, t.q, clientID, id)
+}
+
+func getGrant(ctx context.Context, q querier, clientID, id string) (authz.Grant, error) {
+	g, err := scanGrant(q.QueryRow(ctx, `SELECT `+grantColumns+`
+		FROM grants g JOIN apis a ON a.id = g.api_id
+		WHERE g.id = $1 AND g.client_id = $2`, id, clientID))
 	if err != nil {
 		return authz.Grant{}, wrap("get grant", err)
 	}
@@ -58,17 +73,50 @@ func (s *Store) GetGrant(ctx context.Context, clientID, id string) (authz.Grant,
 // ListGrants returns the grants of application clientID ordered by
 // (CreatedAt, ID) with their Audience; an empty list if it has none or
 // does not exist.
-func (s *Store) ListGrants(ctx context.Context, clientID string) ([]authz.Grant, error) {
-	var list []authz.Grant
-	err := s.retryLost(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+`
-			FROM grants g JOIN apis a ON a.id = g.api_id
-			WHERE g.client_id = $1 ORDER BY g.created_at, g.id`, clientID)
-		list, err = collect(rows, err, scanGrant)
+func (s *Store) ListGrants(ctx context.Context, clientID string) (list []authz.Grant, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		list, err = listGrants(ctx, s.pool, "list grants", `g.client_id = $1`, clientID)
 		return err
 	})
+	return list, err
+}
+
+// ListGrants is Store.ListGrants within the transaction.
+func (t *tx) ListGrants(ctx context.Context, clientID string) ([]authz.Grant, error) {
+	if err := t.check("list grants"); err != nil {
+		return nil, err
+	}
+	return listGrants(ctx, t.q, "list grants", `g.client_id = $1`, clientID)
+}
+
+// ListGrantsForAPI returns every grant for the API with apiID, of every
+// application, ordered by (CreatedAt, ID) with their Audience; an empty
+// list if there is none.
+func (s *Store) ListGrantsForAPI(ctx context.Context, apiID string) (list []authz.Grant, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		list, err = listGrants(ctx, s.pool, "list grants for api", `g.api_id = $1`, apiID)
+		return err
+	})
+	return list, err
+}
+
+// ListGrantsForAPI is Store.ListGrantsForAPI within the transaction.
+func (t *tx) ListGrantsForAPI(ctx context.Context, apiID string) ([]authz.Grant, error) {
+	if err := t.check("list grants for api"); err != nil {
+		return nil, err
+	}
+	return listGrants(ctx, t.q, "list grants for api", `g.api_id = $1`, apiID)
+}
+
+// listGrants returns the grants matching cond, whose one argument $1 is
+// arg, ordered by (CreatedAt, ID). Errors are wrapped with op.
+func listGrants(ctx context.Context, q querier, op, cond string, arg any) ([]authz.Grant, error) {
+	rows, err := q.Query(ctx, `SELECT `+grantColumns+`
+		FROM grants g JOIN apis a ON a.id = g.api_id
+		WHERE `+cond+` ORDER BY g.created_at, g.id`, arg)
+	list, err := collect(rows, err, scanGrant)
 	if err != nil {
-		return nil, wrap("list grants", err)
+		return nil, wrap(op, err)
 	}
 	return list, nil
 }
@@ -77,14 +125,26 @@ func (s *Store) ListGrants(ctx context.Context, clientID string) ([]authz.Grant,
 // application g.ClientID. Returns an error wrapping authz.ErrNotFound if
 // there is none. Notifies ChangeClient.
 func (s *Store) UpdateGrant(ctx context.Context, g authz.Grant) error {
-	return s.execOne(ctx, "update grant", clientChange(g.ClientID),
-		`UPDATE grants SET scopes = $1, updated_at = $2 WHERE id = $3 AND client_id = $4`,
-		nonNil(g.Scopes), g.UpdatedAt, g.ID, g.ClientID)
+	return s.manage(ctx, "update grant", false, func(t *tx) error { return t.UpdateGrant(ctx, g) })
+}
+
+// UpdateGrant is Store.UpdateGrant within the transaction.
+func (t *tx) UpdateGrant(ctx context.Context, g authz.Grant) error {
+	return t.step(ctx, "update grant", clientChange(g.ClientID), func() error {
+		return changeOne(ctx, t.q, `UPDATE grants SET scopes = $1, updated_at = $2 WHERE id = $3 AND client_id = $4`,
+			nonNil(g.Scopes), g.UpdatedAt, g.ID, g.ClientID)
+	})
 }
 
 // DeleteGrant removes grant id of application clientID. Returns an error
 // wrapping authz.ErrNotFound if there is none. Notifies ChangeClient.
 func (s *Store) DeleteGrant(ctx context.Context, clientID, id string) error {
-	return s.execOne(ctx, "delete grant", clientChange(clientID),
-		`DELETE FROM grants WHERE id = $1 AND client_id = $2`, id, clientID)
+	return s.manage(ctx, "delete grant", false, func(t *tx) error { return t.DeleteGrant(ctx, clientID, id) })
+}
+
+// DeleteGrant is Store.DeleteGrant within the transaction.
+func (t *tx) DeleteGrant(ctx context.Context, clientID, id string) error {
+	return t.step(ctx, "delete grant", clientChange(clientID), func() error {
+		return changeOne(ctx, t.q, `DELETE FROM grants WHERE id = $1 AND client_id = $2`, id, clientID)
+	})
 }

@@ -8,6 +8,12 @@
 // so that orderings and list cursors compare bytes whatever the database's
 // locale, as SQLite's do.
 //
+// Management transactions (Manage) take a transaction-level advisory lock
+// first, and so do the Store's own write methods for APIs, applications,
+// grants, secrets and revocations, each one Manage of one method, the same
+// code: every management write of the cluster is serialized, and what a
+// management transaction reads stays true until it commits.
+//
 // Replicas keep caches; every write that changes what a cache holds sends
 // a notification on the channel m2mauth_changes inside its transaction, so
 // that it goes out when, and only if, the write commits (see Changes). The
@@ -237,15 +243,30 @@ func connLost(err error) bool {
 // nothing is notified.
 func (s *Store) execOne(ctx context.Context, op string, change *authz.Change, query string, args ...any) error {
 	return s.write(ctx, op, change, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return authz.ErrNotFound
-		}
-		return nil
+		return changeOne(ctx, tx, query, args...)
 	})
+}
+
+// changeOne runs one statement on q that must change a row; if it changes
+// none the error is authz.ErrNotFound.
+func changeOne(ctx context.Context, q querier, query string, args ...any) error {
+	tag, err := q.Exec(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return authz.ErrNotFound
+	}
+	return nil
+}
+
+// querier is what the statements of a method run on: the pool, or a
+// transaction (*pgxpool.Pool or pgx.Tx).
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // retryable reports whether err is a transient failure of a transaction
@@ -258,9 +279,15 @@ func retryable(err error) bool {
 // wrap prefixes err with op and translates what PostgreSQL reports into
 // the authz errors: a violated unique key into ErrConflict, a missing
 // foreign-key parent or pgx.ErrNoRows into ErrNotFound, a failed CHECK into
-// ErrInvalid. Errors already wrapping an authz error keep it.
+// ErrInvalid, and a database that could not be reached (see unreachable)
+// into ErrUnavailable, the driver's error staying in the chain. Errors
+// already wrapping an authz error keep it; a nil err stays nil.
 func wrap(op string, err error) error {
-	if errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrConflict) || errors.Is(err, authz.ErrInvalid) {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrConflict) ||
+		errors.Is(err, authz.ErrInvalid) || errors.Is(err, authz.ErrUnavailable) {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -277,7 +304,20 @@ func wrap(op string, err error) error {
 			return fmt.Errorf("postgres: %s: %w: %v", op, authz.ErrInvalid, err)
 		}
 	}
+	if unreachable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, authz.ErrUnavailable, err)
+	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// unreachable reports whether err means that the database could not be
+// reached, rather than that it refused the statement: a failed connection
+// attempt, a lost connection (see connLost), or ctx's deadline passing
+// while the call waited for the server, a connection or a lock.
+func unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ce) ||
+		errors.Is(err, pgconn.ErrConnClosed) || connLost(err)
 }
 
 // collect returns every row of a query, read with scan; rows and err are
@@ -381,3 +421,10 @@ func (w *where) String() string {
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
+
+// assignments collects the SET list of a patch's UPDATE; its arguments go
+// to a where, which numbers the placeholders of the whole statement.
+type assignments []string
+
+// String returns the SET list.
+func (a assignments) String() string { return strings.Join(a, ", ") }

@@ -72,8 +72,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 		}
 		s.Close()
 	}
-	if got := appliedVersions(t, dsn); got != "[1 2]" {
-		t.Errorf("applied versions = %s, want [1 2]", got)
+	if got := appliedVersions(t, dsn); got != "[1 2 3]" {
+		t.Errorf("applied versions = %s, want [1 2 3]", got)
 	}
 }
 
@@ -112,8 +112,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			t.Errorf("Open: %v", err)
 		}
 	}
-	if got := appliedVersions(t, dsn); got != "[1 2]" {
-		t.Errorf("applied versions = %s, want [1 2]", got)
+	if got := appliedVersions(t, dsn); got != "[1 2 3]" {
+		t.Errorf("applied versions = %s, want [1 2 3]", got)
 	}
 	// Every store works on the schema.
 	s := open(t, dsn)
@@ -163,13 +163,154 @@ func TestSecretUpdatedAtMigration(t *testing.T) {
 	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("secrets after the migration = %+v, want [%+v]", got, want)
 	}
-	if v := appliedVersions(t, dsn); v != "[1 2]" {
-		t.Errorf("applied versions = %s, want [1 2]", v)
+	if v := appliedVersions(t, dsn); v != "[1 2 3]" {
+		t.Errorf("applied versions = %s, want [1 2 3]", v)
 	}
 	var nullable string
 	if err := conn.QueryRow(ctx, `SELECT is_nullable FROM information_schema.columns
 		WHERE table_name = 'client_secrets' AND column_name = 'updated_at'`).Scan(&nullable); err != nil || nullable != "NO" {
 		t.Errorf("client_secrets.updated_at is_nullable = %q, %v; want NO", nullable, err)
+	}
+}
+
+// TestIntrospectAudiencesMigration opens a database that an m2mauth with
+// migrations 0001 and 0002 wrote: an application that could introspect
+// every token may now introspect each API's but the management API's, in
+// creation order; the others none.
+func TestIntrospectAudiencesMigration(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := t.Context()
+	conn := inspect(t, dsn)
+	for _, file := range []string{"migrations/0001_init.sql", "migrations/0002_secret_updated_at.sql"} {
+		schema, err := migrationFiles.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(schema)); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC))
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`, nil},
+		{`INSERT INTO schema_migrations (version) VALUES (1), (2)`, nil},
+		{`INSERT INTO apis VALUES
+			('api_b', 'https://b.example.com', 'B', '[]', 60, 'ES256', false, $1, $1),
+			('api_m', 'urn:m2mauth:admin', 'M', '[]', 60, 'ES256', true, $1, $1),
+			('api_a', 'https://a.example.com', 'A', '[]', 60, 'ES256', false, $1, $1),
+			('api_c', 'https://c.example.com', 'C', '[]', 60, 'ES256', false, $2, $2)`, []any{at.Add(time.Microsecond), at}},
+		{`INSERT INTO applications VALUES
+			('app_rs', 'RS', '', false, true, NULL, $1, $1),
+			('app_plain', 'Plain', '', false, false, NULL, $1, $1)`, []any{at}},
+	} {
+		if _, err := conn.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+
+	s := open(t, dsn)
+	for _, tc := range []struct {
+		clientID string
+		want     []string
+	}{
+		{"app_rs", []string{"https://c.example.com", "https://a.example.com", "https://b.example.com"}},
+		{"app_plain", nil},
+	} {
+		got, err := s.GetApplication(ctx, tc.clientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got.IntrospectAudiences) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: IntrospectAudiences = %q, want %q", tc.clientID, got.IntrospectAudiences, tc.want)
+		}
+	}
+	if v := appliedVersions(t, dsn); v != "[1 2 3]" {
+		t.Errorf("applied versions = %s, want [1 2 3]", v)
+	}
+}
+
+// TestCanIntrospectFollowsAudiences: can_introspect, which older replicas
+// read, stays "introspect_audiences is not empty".
+func TestCanIntrospectFollowsAudiences(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := t.Context()
+	s := open(t, dsn)
+	conn := inspect(t, dsn)
+	canIntrospect := func() bool {
+		t.Helper()
+		var v bool
+		if err := conn.QueryRow(ctx, `SELECT can_introspect FROM applications WHERE client_id = 'app_1'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	app := authz.Application{ClientID: "app_1", IntrospectAudiences: []string{"https://a.example.com"}, CreatedAt: at, UpdatedAt: at}
+	if err := s.CreateApplication(ctx, app, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !canIntrospect() {
+		t.Error("created with audiences: can_introspect is false")
+	}
+	name, none, some := "Renamed", []string{}, []string{"https://b.example.com"}
+	for _, tc := range []struct {
+		name  string
+		patch authz.ApplicationPatch
+		want  bool
+	}{
+		{"a rename keeps it", authz.ApplicationPatch{Name: &name}, true},
+		{"no audiences clear it", authz.ApplicationPatch{IntrospectAudiences: &none}, false},
+		{"audiences set it", authz.ApplicationPatch{IntrospectAudiences: &some}, true},
+	} {
+		tc.patch.UpdatedAt = at
+		if _, err := s.UpdateApplication(ctx, app.ClientID, tc.patch); err != nil {
+			t.Fatal(err)
+		}
+		if got := canIntrospect(); got != tc.want {
+			t.Errorf("%s: can_introspect = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestManageWaitsForTheLock: a management transaction waits for another
+// one's advisory lock, including one another replica holds by hand; given
+// a deadline, it gives up with authz.ErrUnavailable.
+func TestManageWaitsForTheLock(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	s := open(t, dsn)
+	conn := inspect(t, dsn)
+	ctx := t.Context()
+	if _, err := conn.Exec(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, manageLock); err != nil {
+		t.Fatal(err)
+	}
+	at := authz.StoreTime(time.Now())
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	err := s.CreateApplication(short, authz.Application{ClientID: "app_1", CreatedAt: at, UpdatedAt: at}, nil, nil)
+	if !errors.Is(err, authz.ErrUnavailable) {
+		t.Errorf("CreateApplication while another holds the lock: %v, want one wrapping %q", err, authz.ErrUnavailable)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		done <- s.CreateApplication(ctx, authz.Application{ClientID: "app_2", CreatedAt: at, UpdatedAt: at}, nil, nil)
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("CreateApplication did not wait for the lock: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("CreateApplication after the lock's release: %v", err)
 	}
 }
 

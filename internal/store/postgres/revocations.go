@@ -10,15 +10,26 @@ import (
 )
 
 // RevokeToken adds jti to the deny-list until expiresAt. Revoking a jti
-// again keeps the later expiry. Notifies ChangeRevoked with the jti.
+// again keeps the later expiry. Notifies ChangeRevoked with the jti. It
+// does not take the management lock: a revocation changes no management
+// rule's input, and an application revoking its own tokens (RFC 7009) at
+// whatever rate must not queue administrators behind it.
 func (s *Store) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
 	change := &authz.Change{Kind: authz.ChangeRevoked, Key: jti}
-	return s.write(ctx, "revoke token", change, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2)
-			ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)`,
-			jti, expiresAt)
-		return err
-	})
+	return s.write(ctx, "revoke token", change, func(tx pgx.Tx) error { return revokeToken(ctx, tx, jti, expiresAt) })
+}
+
+// RevokeToken is Store.RevokeToken within the transaction.
+func (t *tx) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	change := &authz.Change{Kind: authz.ChangeRevoked, Key: jti}
+	return t.step(ctx, "revoke token", change, func() error { return revokeToken(ctx, t.q, jti, expiresAt) })
+}
+
+func revokeToken(ctx context.Context, q querier, jti string, expiresAt time.Time) error {
+	_, err := q.Exec(ctx, `INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2)
+		ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)`,
+		jti, expiresAt)
+	return err
 }
 
 // ListRevoked returns every deny-listed jti with its expiry.

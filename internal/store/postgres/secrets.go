@@ -41,8 +41,8 @@ func scanSecret(row pgx.Row) (authz.Secret, error) {
 	return r.secret(), nil
 }
 
-func insertSecret(ctx context.Context, tx pgx.Tx, s authz.Secret) error {
-	_, err := tx.Exec(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+func insertSecret(ctx context.Context, q querier, s authz.Secret) error {
+	_, err := q.Exec(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		s.ID, s.ClientID, nonNil(s.Hash), s.Prefix, s.CreatedAt, s.UpdatedAt, nullTime(s.ExpiresAt), nullTime(s.LastUsedAt))
 	return err
 }
@@ -51,9 +51,12 @@ func insertSecret(ctx context.Context, tx pgx.Tx, s authz.Secret) error {
 // the application does not exist, one wrapping authz.ErrConflict if s.ID is
 // taken. Notifies ChangeClient.
 func (s *Store) CreateSecret(ctx context.Context, sec authz.Secret) error {
-	return s.write(ctx, "create secret", clientChange(sec.ClientID), func(tx pgx.Tx) error {
-		return insertSecret(ctx, tx, sec)
-	})
+	return s.manage(ctx, "create secret", false, func(t *tx) error { return t.CreateSecret(ctx, sec) })
+}
+
+// CreateSecret is Store.CreateSecret within the transaction.
+func (t *tx) CreateSecret(ctx context.Context, sec authz.Secret) error {
+	return t.step(ctx, "create secret", clientChange(sec.ClientID), func() error { return insertSecret(ctx, t.q, sec) })
 }
 
 // RotateSecret inserts sec and expires the application's other secrets at
@@ -62,24 +65,41 @@ func (s *Store) CreateSecret(ctx context.Context, sec authz.Secret) error {
 // wrapping authz.ErrNotFound if the application does not exist,
 // authz.ErrConflict if sec.ID is taken. Notifies ChangeClient.
 func (s *Store) RotateSecret(ctx context.Context, sec authz.Secret, expireOthersAt time.Time) error {
-	return s.write(ctx, "rotate secret", clientChange(sec.ClientID), func(tx pgx.Tx) error {
-		if err := insertSecret(ctx, tx, sec); err != nil {
+	return s.manage(ctx, "rotate secret", false, func(t *tx) error { return t.RotateSecret(ctx, sec, expireOthersAt) })
+}
+
+// RotateSecret is Store.RotateSecret within the transaction.
+func (t *tx) RotateSecret(ctx context.Context, sec authz.Secret, expireOthersAt time.Time) error {
+	return t.step(ctx, "rotate secret", clientChange(sec.ClientID), func() error {
+		if err := insertSecret(ctx, t.q, sec); err != nil {
 			return err
 		}
-		return expireSecrets(ctx, tx, sec.ClientID, sec.ID, expireOthersAt, sec.CreatedAt)
+		return expireSecrets(ctx, t.q, sec.ClientID, sec.ID, expireOthersAt, sec.CreatedAt)
 	})
 }
 
 // ListSecrets returns the secrets of application clientID ordered by
 // (CreatedAt, ID); an empty list if it has none or does not exist.
-func (s *Store) ListSecrets(ctx context.Context, clientID string) ([]authz.Secret, error) {
-	var list []authz.Secret
-	err := s.retryLost(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT `+secretColumns+` FROM client_secrets
-			WHERE client_id = $1 ORDER BY created_at, id`, clientID)
-		list, err = collect(rows, err, scanSecret)
+func (s *Store) ListSecrets(ctx context.Context, clientID string) (list []authz.Secret, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		list, err = listSecrets(ctx, s.pool, clientID)
 		return err
 	})
+	return list, err
+}
+
+// ListSecrets is Store.ListSecrets within the transaction.
+func (t *tx) ListSecrets(ctx context.Context, clientID string) ([]authz.Secret, error) {
+	if err := t.check("list secrets"); err != nil {
+		return nil, err
+	}
+	return listSecrets(ctx, t.q, clientID)
+}
+
+func listSecrets(ctx context.Context, q querier, clientID string) ([]authz.Secret, error) {
+	rows, err := q.Query(ctx, `SELECT `+secretColumns+` FROM client_secrets
+		WHERE client_id = $1 ORDER BY created_at, id`, clientID)
+	list, err := collect(rows, err, scanSecret)
 	if err != nil {
 		return nil, wrap("list secrets", err)
 	}
@@ -89,8 +109,14 @@ func (s *Store) ListSecrets(ctx context.Context, clientID string) ([]authz.Secre
 // DeleteSecret removes secret id of application clientID. Returns an error
 // wrapping authz.ErrNotFound if there is none. Notifies ChangeClient.
 func (s *Store) DeleteSecret(ctx context.Context, clientID, id string) error {
-	return s.execOne(ctx, "delete secret", clientChange(clientID),
-		`DELETE FROM client_secrets WHERE id = $1 AND client_id = $2`, id, clientID)
+	return s.manage(ctx, "delete secret", false, func(t *tx) error { return t.DeleteSecret(ctx, clientID, id) })
+}
+
+// DeleteSecret is Store.DeleteSecret within the transaction.
+func (t *tx) DeleteSecret(ctx context.Context, clientID, id string) error {
+	return t.step(ctx, "delete secret", clientChange(clientID), func() error {
+		return changeOne(ctx, t.q, `DELETE FROM client_secrets WHERE id = $1 AND client_id = $2`, id, clientID)
+	})
 }
 
 // ExpireSecrets sets ExpiresAt to at and UpdatedAt to now on every secret
@@ -99,23 +125,30 @@ func (s *Store) DeleteSecret(ctx context.Context, clientID, id string) error {
 // wrapping authz.ErrNotFound if the application does not exist. Notifies
 // ChangeClient.
 func (s *Store) ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error {
-	return s.write(ctx, "expire secrets", clientChange(clientID), func(tx pgx.Tx) error {
+	return s.manage(ctx, "expire secrets", false, func(t *tx) error {
+		return t.ExpireSecrets(ctx, clientID, exceptID, at, now)
+	})
+}
+
+// ExpireSecrets is Store.ExpireSecrets within the transaction.
+func (t *tx) ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error {
+	return t.step(ctx, "expire secrets", clientChange(clientID), func() error {
 		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE client_id = $1)`, clientID).Scan(&exists); err != nil {
+		if err := t.q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE client_id = $1)`, clientID).Scan(&exists); err != nil {
 			return err
 		}
 		if !exists {
 			return authz.ErrNotFound
 		}
-		return expireSecrets(ctx, tx, clientID, exceptID, at, now)
+		return expireSecrets(ctx, t.q, clientID, exceptID, at, now)
 	})
 }
 
 // expireSecrets sets expires_at to at and updated_at to now on the secrets
 // of clientID but exceptID that never expire or expire after at: only on
 // the rows whose expiry it changes.
-func expireSecrets(ctx context.Context, tx pgx.Tx, clientID, exceptID string, at, now time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE client_secrets SET expires_at = $1, updated_at = $4
+func expireSecrets(ctx context.Context, q querier, clientID, exceptID string, at, now time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE client_secrets SET expires_at = $1, updated_at = $4
 		WHERE client_id = $2 AND id <> $3 AND (expires_at IS NULL OR expires_at > $1)`,
 		nullTime(at), clientID, exceptID, now)
 	return err

@@ -50,15 +50,17 @@ func (s *Store) PutSetting(ctx context.Context, name string, value []byte) error
 // Bootstrap inserts b's API, application, secret and grant in one
 // transaction if no API has b.API.Identifier, and reports whether it did.
 // The secret and the grant are stored as b.App's, and the grant as one for
-// b.API, whatever their ClientID and APIID say. The API goes first, with
-// ON CONFLICT (identifier) DO NOTHING: a racing transaction inserting the
-// same identifier makes it wait, and once that one commits it inserts
-// nothing, so of racing callers exactly one gets true. Notifies ChangeAll
-// if it inserted.
+// b.API, whatever their ClientID and APIID say. It takes the management
+// lock first (see Manage), as every write to APIs and applications does;
+// the API then goes first, with ON CONFLICT (identifier) DO NOTHING, so of
+// racing callers exactly one gets true. Notifies ChangeAll if it inserted.
 func (s *Store) Bootstrap(ctx context.Context, b authz.Bootstrap) (bool, error) {
 	created := false
 	err := s.write(ctx, "bootstrap", nil, func(tx pgx.Tx) error {
 		created = false
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, manageLock); err != nil {
+			return err
+		}
 		args, err := apiArgs(b.API)
 		if err != nil {
 			return err

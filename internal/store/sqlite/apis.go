@@ -2,16 +2,15 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 )
 
-// apiColumns are the columns of apis (as "a") that apiRow receives, in its
-// order.
-const apiColumns = `a.id, a.identifier, a.name, a.scopes, a.token_lifetime, a.signing_alg, a.system, a.created_at, a.updated_at`
+// apiColumns are the columns of apis that apiRow receives, in its order.
+// They are not qualified: UPDATE ... RETURNING takes no table name.
+const apiColumns = `id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface {
@@ -54,19 +53,20 @@ func (r *apiRow) api() (authz.API, error) {
 // CreateAPI inserts a. Returns an error wrapping authz.ErrConflict if an API
 // has a.Identifier or a.ID.
 func (s *Store) CreateAPI(ctx context.Context, a authz.API) error {
-	return s.write(ctx, "create api", func(tx *sql.Tx) error {
-		return insertAPI(ctx, tx, a)
-	})
+	return s.manage(ctx, "create api", false, func(t *tx) error { return t.CreateAPI(ctx, a) })
 }
 
-func insertAPI(ctx context.Context, ex execer, a authz.API) error {
+// CreateAPI is Store.CreateAPI within the transaction.
+func (t *tx) CreateAPI(ctx context.Context, a authz.API) error {
+	return t.step(ctx, "create api", func() error { return insertAPI(ctx, t.q, a) })
+}
+
+func insertAPI(ctx context.Context, q querier, a authz.API) error {
 	scopes, err := marshalList(a.Scopes)
 	if err != nil {
 		return err
 	}
-	_, err = ex.ExecContext(ctx, `INSERT INTO apis
-		(id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = q.ExecContext(ctx, `INSERT INTO apis (`+apiColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Identifier, a.Name, scopes, int64(a.TokenLifetime/time.Second), a.SigningAlg, a.System,
 		micros(a.CreatedAt), micros(a.UpdatedAt))
 	return err
@@ -75,7 +75,19 @@ func insertAPI(ctx context.Context, ex execer, a authz.API) error {
 // GetAPI returns the API with id. Returns an error wrapping
 // authz.ErrNotFound if there is none.
 func (s *Store) GetAPI(ctx context.Context, id string) (authz.API, error) {
-	a, err := scanAPI(s.r.QueryRowContext(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.id = ?`, id))
+	return getAPI(ctx, s.r, id)
+}
+
+// GetAPI is Store.GetAPI within the transaction.
+func (t *tx) GetAPI(ctx context.Context, id string) (authz.API, error) {
+	if err := t.check("get api"); err != nil {
+		return authz.API{}, err
+	}
+	return getAPI(ctx, t.q, id)
+}
+
+func getAPI(ctx context.Context, q querier, id string) (authz.API, error) {
+	a, err := scanAPI(q.QueryRowContext(ctx, `SELECT `+apiColumns+` FROM apis WHERE id = ?`, id))
 	if err != nil {
 		return authz.API{}, wrap("get api", err)
 	}
@@ -85,7 +97,19 @@ func (s *Store) GetAPI(ctx context.Context, id string) (authz.API, error) {
 // GetAPIByIdentifier returns the API whose audience is identifier. Returns
 // an error wrapping authz.ErrNotFound if there is none.
 func (s *Store) GetAPIByIdentifier(ctx context.Context, identifier string) (authz.API, error) {
-	a, err := scanAPI(s.r.QueryRowContext(ctx, `SELECT `+apiColumns+` FROM apis a WHERE a.identifier = ?`, identifier))
+	return getAPIByIdentifier(ctx, s.r, identifier)
+}
+
+// GetAPIByIdentifier is Store.GetAPIByIdentifier within the transaction.
+func (t *tx) GetAPIByIdentifier(ctx context.Context, identifier string) (authz.API, error) {
+	if err := t.check("get api by identifier"); err != nil {
+		return authz.API{}, err
+	}
+	return getAPIByIdentifier(ctx, t.q, identifier)
+}
+
+func getAPIByIdentifier(ctx context.Context, q querier, identifier string) (authz.API, error) {
+	a, err := scanAPI(q.QueryRowContext(ctx, `SELECT `+apiColumns+` FROM apis WHERE identifier = ?`, identifier))
 	if err != nil {
 		return authz.API{}, wrap("get api by identifier", err)
 	}
@@ -96,21 +120,33 @@ func (s *Store) GetAPIByIdentifier(ctx context.Context, identifier string) (auth
 // cursor of the next page, "" after the last. A malformed cursor is an error
 // wrapping authz.ErrInvalid.
 func (s *Store) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) ([]authz.API, string, error) {
+	return listAPIs(ctx, s.r, f, p)
+}
+
+// ListAPIs is Store.ListAPIs within the transaction.
+func (t *tx) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) ([]authz.API, string, error) {
+	if err := t.check("list apis"); err != nil {
+		return nil, "", err
+	}
+	return listAPIs(ctx, t.q, f, p)
+}
+
+func listAPIs(ctx context.Context, q querier, f authz.APIFilter, p authz.Page) ([]authz.API, string, error) {
 	const op = "list apis"
 	p = p.Normalize()
 	var w where
 	if f.Identifier != "" {
-		w.add(`a.identifier = ?`, f.Identifier)
+		w.add(`identifier = ?`, f.Identifier)
 	}
 	if p.Cursor != "" {
 		us, id, err := decodeCursor(p.Cursor)
 		if err != nil {
 			return nil, "", wrap(op, err)
 		}
-		w.add(`(a.created_at, a.id) > (?, ?)`, us, id)
+		w.add(`(created_at, id) > (?, ?)`, us, id)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+apiColumns+` FROM apis a`+w.String()+
-		` ORDER BY a.created_at, a.id LIMIT ?`, append(w.args, p.Limit+1)...)
+	rows, err := q.QueryContext(ctx, `SELECT `+apiColumns+` FROM apis`+w.String()+
+		` ORDER BY created_at, id LIMIT ?`, append(w.args, p.Limit+1)...)
 	list, err := collect(rows, err, scanAPI)
 	if err != nil {
 		return nil, "", wrap(op, err)
@@ -124,40 +160,70 @@ func (s *Store) ListAPIs(ctx context.Context, f authz.APIFilter, p authz.Page) (
 	return list, next, nil
 }
 
-// UpdateAPI replaces the name, scopes, token lifetime, signing algorithm
-// and UpdatedAt of the API with a.ID, and removes the scopes it no longer
+// UpdateAPI sets the fields p names and UpdatedAt of the API with id in
+// one UPDATE, and, if p names Scopes, removes the scopes it no longer
 // defines from every grant for it (setting those grants' UpdatedAt to
-// a.UpdatedAt), in one transaction. Returns an error wrapping
-// authz.ErrNotFound if there is no such API.
-func (s *Store) UpdateAPI(ctx context.Context, a authz.API) error {
-	scopes, err := marshalList(a.Scopes)
-	if err != nil {
-		return wrap("update api", err)
-	}
-	return s.write(ctx, "update api", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE apis
-			SET name = ?, scopes = ?, token_lifetime = ?, signing_alg = ?, updated_at = ?
-			WHERE id = ?`,
-			a.Name, scopes, int64(a.TokenLifetime/time.Second), a.SigningAlg, micros(a.UpdatedAt), a.ID)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return authz.ErrNotFound
-		}
-		return pruneGrants(ctx, tx, a)
+// p.UpdatedAt), in one transaction. It returns the API as stored after the
+// change. Returns an error wrapping authz.ErrNotFound if there is no such
+// API.
+func (s *Store) UpdateAPI(ctx context.Context, id string, p authz.APIPatch) (authz.API, error) {
+	var a authz.API
+	err := s.manage(ctx, "update api", false, func(t *tx) (err error) {
+		a, err = t.UpdateAPI(ctx, id, p)
+		return err
 	})
+	return a, err
 }
 
-// pruneGrants removes from every grant for a the scopes a does not define.
-func pruneGrants(ctx context.Context, tx *sql.Tx, a authz.API) error {
+// UpdateAPI is Store.UpdateAPI within the transaction.
+func (t *tx) UpdateAPI(ctx context.Context, id string, p authz.APIPatch) (a authz.API, err error) {
+	err = t.step(ctx, "update api", func() (err error) {
+		a, err = updateAPI(ctx, t.q, id, p)
+		return err
+	})
+	return a, err
+}
+
+func updateAPI(ctx context.Context, q querier, id string, p authz.APIPatch) (authz.API, error) {
+	var set assignments
+	if p.Name != nil {
+		set.add(`name = ?`, *p.Name)
+	}
+	if p.Scopes != nil {
+		scopes, err := marshalList(*p.Scopes)
+		if err != nil {
+			return authz.API{}, err
+		}
+		set.add(`scopes = ?`, scopes)
+	}
+	if p.TokenLifetime != nil {
+		set.add(`token_lifetime = ?`, int64(*p.TokenLifetime/time.Second))
+	}
+	if p.SigningAlg != nil {
+		set.add(`signing_alg = ?`, *p.SigningAlg)
+	}
+	set.add(`updated_at = ?`, micros(p.UpdatedAt))
+	a, err := scanAPI(q.QueryRowContext(ctx, `UPDATE apis SET `+set.String()+` WHERE id = ? RETURNING `+apiColumns,
+		append(set.args, id)...))
+	if err != nil {
+		return authz.API{}, err
+	}
+	if p.Scopes != nil {
+		if err := pruneGrants(ctx, q, a, p.UpdatedAt); err != nil {
+			return authz.API{}, err
+		}
+	}
+	return a, nil
+}
+
+// pruneGrants removes from every grant for a the scopes a does not define,
+// setting the UpdatedAt of the grants it changes to now.
+func pruneGrants(ctx context.Context, q querier, a authz.API, now time.Time) error {
 	type grant struct {
 		id     string
 		scopes []string
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, scopes FROM grants WHERE api_id = ?`, a.ID)
+	rows, err := q.QueryContext(ctx, `SELECT id, scopes FROM grants WHERE api_id = ?`, a.ID)
 	if err != nil {
 		return err
 	}
@@ -192,8 +258,8 @@ func pruneGrants(ctx context.Context, tx *sql.Tx, a authz.API) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE grants SET scopes = ?, updated_at = ? WHERE id = ?`,
-			text, micros(a.UpdatedAt), g.id); err != nil {
+		if _, err := q.ExecContext(ctx, `UPDATE grants SET scopes = ?, updated_at = ? WHERE id = ?`,
+			text, micros(now), g.id); err != nil {
 			return err
 		}
 	}
@@ -203,5 +269,12 @@ func pruneGrants(ctx context.Context, tx *sql.Tx, a authz.API) error {
 // DeleteAPI removes the API with id and, by cascade, every grant for it.
 // Returns an error wrapping authz.ErrNotFound if there is none.
 func (s *Store) DeleteAPI(ctx context.Context, id string) error {
-	return s.execOne(ctx, "delete api", `DELETE FROM apis WHERE id = ?`, id)
+	return s.manage(ctx, "delete api", false, func(t *tx) error { return t.DeleteAPI(ctx, id) })
+}
+
+// DeleteAPI is Store.DeleteAPI within the transaction.
+func (t *tx) DeleteAPI(ctx context.Context, id string) error {
+	return t.step(ctx, "delete api", func() error {
+		return changeOne(ctx, t.q, `DELETE FROM apis WHERE id = ?`, id)
+	})
 }

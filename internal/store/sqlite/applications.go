@@ -8,31 +8,52 @@ import (
 )
 
 // appColumns are the columns of applications appRow receives, in its order.
-const appColumns = `client_id, name, description, disabled, can_introspect, tokens_not_before, created_at, updated_at`
+// can_introspect is written but not read: it is kept, as
+// len(introspect_audiences) > 0, for replicas that predate
+// introspect_audiences.
+const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at`
 
 // appRow receives appColumns.
 type appRow struct {
 	a                authz.Application
+	audiences        []byte
 	notBefore        sql.NullInt64
 	created, updated int64
 }
 
 func (r *appRow) dest() []any {
-	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.a.CanIntrospect, &r.notBefore, &r.created, &r.updated}
+	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.audiences, &r.notBefore, &r.created, &r.updated}
 }
 
-func (r *appRow) app() authz.Application {
+func (r *appRow) app() (authz.Application, error) {
 	a := r.a
+	var err error
+	if a.IntrospectAudiences, err = unmarshalList[string](r.audiences); err != nil {
+		return authz.Application{}, err
+	}
 	a.TokensNotBefore = fromNullMicros(r.notBefore)
 	a.CreatedAt = fromMicros(r.created)
 	a.UpdatedAt = fromMicros(r.updated)
-	return a
+	return a, nil
 }
 
-func insertApplication(ctx context.Context, ex execer, a authz.Application) error {
-	_, err := ex.ExecContext(ctx, `INSERT INTO applications (`+appColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ClientID, a.Name, a.Description, a.Disabled, a.CanIntrospect, nullMicros(a.TokensNotBefore),
-		micros(a.CreatedAt), micros(a.UpdatedAt))
+// scanApp reads appColumns.
+func scanApp(sc scanner) (authz.Application, error) {
+	var r appRow
+	if err := sc.Scan(r.dest()...); err != nil {
+		return authz.Application{}, err
+	}
+	return r.app()
+}
+
+func insertApplication(ctx context.Context, q querier, a authz.Application) error {
+	audiences, err := marshalList(a.IntrospectAudiences)
+	if err != nil {
+		return err
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ClientID, a.Name, a.Description, a.Disabled, audiences, nullMicros(a.TokensNotBefore),
+		micros(a.CreatedAt), micros(a.UpdatedAt), len(a.IntrospectAudiences) > 0)
 	return err
 }
 
@@ -42,19 +63,26 @@ func insertApplication(ctx context.Context, ex execer, a authz.Application) erro
 // a secret or grant id is taken or two grants name one API, and one
 // wrapping authz.ErrNotFound if a grant's API does not exist.
 func (s *Store) CreateApplication(ctx context.Context, app authz.Application, secrets []authz.Secret, grants []authz.Grant) error {
-	return s.write(ctx, "create application", func(tx *sql.Tx) error {
-		if err := insertApplication(ctx, tx, app); err != nil {
+	return s.manage(ctx, "create application", false, func(t *tx) error {
+		return t.CreateApplication(ctx, app, secrets, grants)
+	})
+}
+
+// CreateApplication is Store.CreateApplication within the transaction.
+func (t *tx) CreateApplication(ctx context.Context, app authz.Application, secrets []authz.Secret, grants []authz.Grant) error {
+	return t.step(ctx, "create application", func() error {
+		if err := insertApplication(ctx, t.q, app); err != nil {
 			return err
 		}
 		for _, sec := range secrets {
 			sec.ClientID = app.ClientID
-			if err := insertSecret(ctx, tx, sec); err != nil {
+			if err := insertSecret(ctx, t.q, sec); err != nil {
 				return err
 			}
 		}
 		for _, g := range grants {
 			g.ClientID = app.ClientID
-			if err := insertGrant(ctx, tx, g); err != nil {
+			if err := insertGrant(ctx, t.q, g); err != nil {
 				return err
 			}
 		}
@@ -65,12 +93,23 @@ func (s *Store) CreateApplication(ctx context.Context, app authz.Application, se
 // GetApplication returns the application with clientID. Returns an error
 // wrapping authz.ErrNotFound if there is none.
 func (s *Store) GetApplication(ctx context.Context, clientID string) (authz.Application, error) {
-	var r appRow
-	err := s.r.QueryRowContext(ctx, `SELECT `+appColumns+` FROM applications WHERE client_id = ?`, clientID).Scan(r.dest()...)
+	return getApplication(ctx, s.r, clientID)
+}
+
+// GetApplication is Store.GetApplication within the transaction.
+func (t *tx) GetApplication(ctx context.Context, clientID string) (authz.Application, error) {
+	if err := t.check("get application"); err != nil {
+		return authz.Application{}, err
+	}
+	return getApplication(ctx, t.q, clientID)
+}
+
+func getApplication(ctx context.Context, q querier, clientID string) (authz.Application, error) {
+	a, err := scanApp(q.QueryRowContext(ctx, `SELECT `+appColumns+` FROM applications WHERE client_id = ?`, clientID))
 	if err != nil {
 		return authz.Application{}, wrap("get application", err)
 	}
-	return r.app(), nil
+	return a, nil
 }
 
 // ListApplications returns one page of applications ordered by (CreatedAt,
@@ -97,13 +136,7 @@ func (s *Store) ListApplications(ctx context.Context, f authz.ApplicationFilter,
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+appColumns+` FROM applications`+w.String()+
 		` ORDER BY created_at, client_id LIMIT ?`, append(w.args, p.Limit+1)...)
-	list, err := collect(rows, err, func(sc scanner) (authz.Application, error) {
-		var r appRow
-		if err := sc.Scan(r.dest()...); err != nil {
-			return authz.Application{}, err
-		}
-		return r.app(), nil
-	})
+	list, err := collect(rows, err, scanApp)
 	if err != nil {
 		return nil, "", wrap(op, err)
 	}
@@ -116,19 +149,66 @@ func (s *Store) ListApplications(ctx context.Context, f authz.ApplicationFilter,
 	return list, next, nil
 }
 
-// UpdateApplication replaces the name, description, disabled flag and
-// UpdatedAt of the application with app.ClientID. Returns an error wrapping
+// UpdateApplication sets the fields p names and UpdatedAt of the
+// application with clientID in one UPDATE, and returns the application as
+// stored after it. TokensNotBefore only moves forward: the stored cutoff
+// becomes the later of it and p.TokensNotBefore. Returns an error wrapping
 // authz.ErrNotFound if there is none.
-func (s *Store) UpdateApplication(ctx context.Context, app authz.Application) error {
-	return s.execOne(ctx, "update application", `UPDATE applications
-		SET name = ?, description = ?, disabled = ?, can_introspect = ?, tokens_not_before = ?, updated_at = ?
-		WHERE client_id = ?`,
-		app.Name, app.Description, app.Disabled, app.CanIntrospect, nullMicros(app.TokensNotBefore), micros(app.UpdatedAt), app.ClientID)
+func (s *Store) UpdateApplication(ctx context.Context, clientID string, p authz.ApplicationPatch) (authz.Application, error) {
+	var a authz.Application
+	err := s.manage(ctx, "update application", false, func(t *tx) (err error) {
+		a, err = t.UpdateApplication(ctx, clientID, p)
+		return err
+	})
+	return a, err
+}
+
+// UpdateApplication is Store.UpdateApplication within the transaction.
+func (t *tx) UpdateApplication(ctx context.Context, clientID string, p authz.ApplicationPatch) (a authz.Application, err error) {
+	err = t.step(ctx, "update application", func() (err error) {
+		a, err = updateApplication(ctx, t.q, clientID, p)
+		return err
+	})
+	return a, err
+}
+
+func updateApplication(ctx context.Context, q querier, clientID string, p authz.ApplicationPatch) (authz.Application, error) {
+	var set assignments
+	if p.Name != nil {
+		set.add(`name = ?`, *p.Name)
+	}
+	if p.Description != nil {
+		set.add(`description = ?`, *p.Description)
+	}
+	if p.Disabled != nil {
+		set.add(`disabled = ?`, *p.Disabled)
+	}
+	if p.IntrospectAudiences != nil {
+		audiences, err := marshalList(*p.IntrospectAudiences)
+		if err != nil {
+			return authz.Application{}, err
+		}
+		set.add(`introspect_audiences = ?, can_introspect = ?`, audiences, len(*p.IntrospectAudiences) > 0)
+	}
+	if !p.TokensNotBefore.IsZero() {
+		nb := micros(p.TokensNotBefore)
+		set.add(`tokens_not_before = max(coalesce(tokens_not_before, ?), ?)`, nb, nb)
+	}
+	set.add(`updated_at = ?`, micros(p.UpdatedAt))
+	return scanApp(q.QueryRowContext(ctx, `UPDATE applications SET `+set.String()+
+		` WHERE client_id = ? RETURNING `+appColumns, append(set.args, clientID)...))
 }
 
 // DeleteApplication removes the application with clientID and, by cascade,
 // its secrets and grants. Returns an error wrapping authz.ErrNotFound if
 // there is none.
 func (s *Store) DeleteApplication(ctx context.Context, clientID string) error {
-	return s.execOne(ctx, "delete application", `DELETE FROM applications WHERE client_id = ?`, clientID)
+	return s.manage(ctx, "delete application", false, func(t *tx) error { return t.DeleteApplication(ctx, clientID) })
+}
+
+// DeleteApplication is Store.DeleteApplication within the transaction.
+func (t *tx) DeleteApplication(ctx context.Context, clientID string) error {
+	return t.step(ctx, "delete application", func() error {
+		return changeOne(ctx, t.q, `DELETE FROM applications WHERE client_id = ?`, clientID)
+	})
 }

@@ -14,8 +14,16 @@ func (s *Store) AppendAudit(ctx context.Context, events []authz.AuditEvent) erro
 	if len(events) == 0 {
 		return nil
 	}
-	return s.write(ctx, "append audit", func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
+	return s.manage(ctx, "append audit", false, func(t *tx) error { return t.AppendAudit(ctx, events) })
+}
+
+// AppendAudit is Store.AppendAudit within the transaction.
+func (t *tx) AppendAudit(ctx context.Context, events []authz.AuditEvent) error {
+	if len(events) == 0 {
+		return t.check("append audit")
+	}
+	return t.step(ctx, "append audit", func() error {
+		stmt, err := t.q.PrepareContext(ctx, `INSERT INTO audit_events
 			(id, time, actor, action, target, remote_addr, details) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err

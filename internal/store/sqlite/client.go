@@ -13,27 +13,27 @@ import (
 // row for the application (kind 0), one per secret (kind 1) and one per
 // grant joined with its API (kind 2). The three branches share columns:
 //
-//	column  application        secret        grant and its API
-//	t1      client_id          id            g.id
-//	t2      name               prefix        g.api_id
-//	t3      description        ''            g.scopes
-//	t4      ''                 ''            a.identifier
-//	t5      ''                 ''            a.name
-//	t6      ''                 ''            a.scopes
-//	t7      ''                 ''            a.signing_alg
-//	b       x''                hash          x''
-//	i1      disabled           0             a.token_lifetime
-//	i2      can_introspect     0             a.system
-//	i3      created_at         created_at    g.created_at
-//	i4      updated_at         updated_at    g.updated_at
-//	n1      tokens_not_before  expires_at    a.created_at
-//	n2      NULL               last_used_at  a.updated_at
+//	column  application           secret        grant and its API
+//	t1      client_id             id            g.id
+//	t2      name                  prefix        g.api_id
+//	t3      description           ''            g.scopes
+//	t4      introspect_audiences  ''            a.identifier
+//	t5      ''                    ''            a.name
+//	t6      ''                    ''            a.scopes
+//	t7      ''                    ''            a.signing_alg
+//	b       x''                   hash          x''
+//	i1      disabled              0             a.token_lifetime
+//	i2      0                     0             a.system
+//	i3      created_at            created_at    g.created_at
+//	i4      updated_at            updated_at    g.updated_at
+//	n1      tokens_not_before     expires_at    a.created_at
+//	n2      NULL                  last_used_at  a.updated_at
 //
 // Secrets and grants come ordered by (created_at, id), like ListSecrets and
 // ListGrants.
 const clientQuery = `
-SELECT 0, client_id, name, description, '', '', '', '', x'',
-       disabled, can_introspect, created_at, updated_at, tokens_not_before, NULL
+SELECT 0, client_id, name, description, introspect_audiences, '', '', '', x'',
+       disabled, 0, created_at, updated_at, tokens_not_before, NULL
   FROM applications WHERE client_id = ?1
 UNION ALL
 SELECT 1, id, prefix, '', '', '', '', '', hash,
@@ -77,16 +77,20 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 		}
 		switch kind {
 		case 0:
+			audiences, err := s.stringLists.decode(t[3])
+			if err != nil {
+				return nil, wrap(op, err)
+			}
 			c = &authz.Client{
 				Application: authz.Application{
-					ClientID:        t[0],
-					Name:            t[1],
-					Description:     t[2],
-					Disabled:        i[0] != 0,
-					CanIntrospect:   i[1] != 0,
-					TokensNotBefore: fromNullMicros(n1),
-					CreatedAt:       fromMicros(i[2]),
-					UpdatedAt:       fromMicros(i[3]),
+					ClientID:            t[0],
+					Name:                t[1],
+					Description:         t[2],
+					Disabled:            i[0] != 0,
+					IntrospectAudiences: audiences,
+					TokensNotBefore:     fromNullMicros(n1),
+					CreatedAt:           fromMicros(i[2]),
+					UpdatedAt:           fromMicros(i[3]),
 				},
 				Secrets: []authz.Secret{},
 				Grants:  []authz.ClientGrant{},
@@ -103,7 +107,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 				LastUsedAt: fromNullMicros(n2),
 			})
 		case 2:
-			grantScopes, err := s.grantScopes.decode(t[2])
+			grantScopes, err := s.stringLists.decode(t[2])
 			if err != nil {
 				return nil, wrap(op, err)
 			}

@@ -2,14 +2,13 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 )
 
-// grantColumns are the columns of grants (as "g") that grantRow receives,
-// in its order.
-const grantColumns = `g.id, g.client_id, g.api_id, g.scopes, g.created_at, g.updated_at`
+// grantColumns are the columns of grants (as "g") joined with the API's
+// identifier (as "a") that grantRow receives, in its order.
+const grantColumns = `g.id, g.client_id, g.api_id, g.scopes, g.created_at, g.updated_at, a.identifier`
 
 // grantRow receives grantColumns.
 type grantRow struct {
@@ -19,7 +18,7 @@ type grantRow struct {
 }
 
 func (r *grantRow) dest() []any {
-	return []any{&r.g.ID, &r.g.ClientID, &r.g.APIID, &r.scopes, &r.created, &r.updated}
+	return []any{&r.g.ID, &r.g.ClientID, &r.g.APIID, &r.scopes, &r.created, &r.updated, &r.g.Audience}
 }
 
 func (r *grantRow) grant() (authz.Grant, error) {
@@ -33,12 +32,21 @@ func (r *grantRow) grant() (authz.Grant, error) {
 	return g, nil
 }
 
-func insertGrant(ctx context.Context, ex execer, g authz.Grant) error {
+// scanGrant reads grantColumns.
+func scanGrant(sc scanner) (authz.Grant, error) {
+	var r grantRow
+	if err := sc.Scan(r.dest()...); err != nil {
+		return authz.Grant{}, err
+	}
+	return r.grant()
+}
+
+func insertGrant(ctx context.Context, q querier, g authz.Grant) error {
 	scopes, err := marshalList(g.Scopes)
 	if err != nil {
 		return err
 	}
-	_, err = ex.ExecContext(ctx, `INSERT INTO grants (id, client_id, api_id, scopes, created_at, updated_at)
+	_, err = q.ExecContext(ctx, `INSERT INTO grants (id, client_id, api_id, scopes, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?)`,
 		g.ID, g.ClientID, g.APIID, scopes, micros(g.CreatedAt), micros(g.UpdatedAt))
 	return err
@@ -49,27 +57,35 @@ func insertGrant(ctx context.Context, ex execer, g authz.Grant) error {
 // wrapping authz.ErrConflict if the application already has a grant for
 // that API or g.ID is taken.
 func (s *Store) CreateGrant(ctx context.Context, g authz.Grant) error {
-	return s.write(ctx, "create grant", func(tx *sql.Tx) error {
-		return insertGrant(ctx, tx, g)
-	})
+	return s.manage(ctx, "create grant", false, func(t *tx) error { return t.CreateGrant(ctx, g) })
+}
+
+// CreateGrant is Store.CreateGrant within the transaction.
+func (t *tx) CreateGrant(ctx context.Context, g authz.Grant) error {
+	return t.step(ctx, "create grant", func() error { return insertGrant(ctx, t.q, g) })
 }
 
 // GetGrant returns grant id of application clientID with its Audience.
 // Returns an error wrapping authz.ErrNotFound if there is none.
 func (s *Store) GetGrant(ctx context.Context, clientID, id string) (authz.Grant, error) {
-	var r grantRow
-	var audience string
-	err := s.r.QueryRowContext(ctx, `SELECT `+grantColumns+`, a.identifier
+	return getGrant(ctx, s.r, clientID, id)
+}
+
+// GetGrant is Store.GetGrant within the transaction.
+func (t *tx) GetGrant(ctx context.Context, clientID, id string) (authz.Grant, error) {
+	if err := t.check("get grant"); err != nil {
+		return authz.Grant{}, err
+	}
+	return getGrant(ctx, t.q, clientID, id)
+}
+
+func getGrant(ctx context.Context, q querier, clientID, id string) (authz.Grant, error) {
+	g, err := scanGrant(q.QueryRowContext(ctx, `SELECT `+grantColumns+`
 		FROM grants g JOIN apis a ON a.id = g.api_id
-		WHERE g.id = ? AND g.client_id = ?`, id, clientID).Scan(append(r.dest(), &audience)...)
+		WHERE g.id = ? AND g.client_id = ?`, id, clientID))
 	if err != nil {
 		return authz.Grant{}, wrap("get grant", err)
 	}
-	g, err := r.grant()
-	if err != nil {
-		return authz.Grant{}, wrap("get grant", err)
-	}
-	g.Audience = audience
 	return g, nil
 }
 
@@ -77,20 +93,39 @@ func (s *Store) GetGrant(ctx context.Context, clientID, id string) (authz.Grant,
 // (CreatedAt, ID) with their Audience; an empty list if it has none or
 // does not exist.
 func (s *Store) ListGrants(ctx context.Context, clientID string) ([]authz.Grant, error) {
-	const op = "list grants"
-	rows, err := s.r.QueryContext(ctx, `SELECT `+grantColumns+`, a.identifier
+	return listGrants(ctx, s.r, "list grants", `g.client_id = ?`, clientID)
+}
+
+// ListGrants is Store.ListGrants within the transaction.
+func (t *tx) ListGrants(ctx context.Context, clientID string) ([]authz.Grant, error) {
+	if err := t.check("list grants"); err != nil {
+		return nil, err
+	}
+	return listGrants(ctx, t.q, "list grants", `g.client_id = ?`, clientID)
+}
+
+// ListGrantsForAPI returns every grant for the API with apiID, of every
+// application, ordered by (CreatedAt, ID) with their Audience; an empty
+// list if there is none.
+func (s *Store) ListGrantsForAPI(ctx context.Context, apiID string) ([]authz.Grant, error) {
+	return listGrants(ctx, s.r, "list grants for api", `g.api_id = ?`, apiID)
+}
+
+// ListGrantsForAPI is Store.ListGrantsForAPI within the transaction.
+func (t *tx) ListGrantsForAPI(ctx context.Context, apiID string) ([]authz.Grant, error) {
+	if err := t.check("list grants for api"); err != nil {
+		return nil, err
+	}
+	return listGrants(ctx, t.q, "list grants for api", `g.api_id = ?`, apiID)
+}
+
+// listGrants returns the grants matching cond, whose one argument is arg,
+// ordered by (CreatedAt, ID). Errors are wrapped with op.
+func listGrants(ctx context.Context, q querier, op, cond string, arg any) ([]authz.Grant, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+grantColumns+`
 		FROM grants g JOIN apis a ON a.id = g.api_id
-		WHERE g.client_id = ? ORDER BY g.created_at, g.id`, clientID)
-	list, err := collect(rows, err, func(sc scanner) (authz.Grant, error) {
-		var r grantRow
-		var audience string
-		if err := sc.Scan(append(r.dest(), &audience)...); err != nil {
-			return authz.Grant{}, err
-		}
-		g, err := r.grant()
-		g.Audience = audience
-		return g, err
-	})
+		WHERE `+cond+` ORDER BY g.created_at, g.id`, arg)
+	list, err := collect(rows, err, scanGrant)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -101,16 +136,30 @@ func (s *Store) ListGrants(ctx context.Context, clientID string) ([]authz.Grant,
 // application g.ClientID. Returns an error wrapping authz.ErrNotFound if
 // there is none.
 func (s *Store) UpdateGrant(ctx context.Context, g authz.Grant) error {
-	scopes, err := marshalList(g.Scopes)
-	if err != nil {
-		return wrap("update grant", err)
-	}
-	return s.execOne(ctx, "update grant", `UPDATE grants SET scopes = ?, updated_at = ? WHERE id = ? AND client_id = ?`,
-		scopes, micros(g.UpdatedAt), g.ID, g.ClientID)
+	return s.manage(ctx, "update grant", false, func(t *tx) error { return t.UpdateGrant(ctx, g) })
+}
+
+// UpdateGrant is Store.UpdateGrant within the transaction.
+func (t *tx) UpdateGrant(ctx context.Context, g authz.Grant) error {
+	return t.step(ctx, "update grant", func() error {
+		scopes, err := marshalList(g.Scopes)
+		if err != nil {
+			return err
+		}
+		return changeOne(ctx, t.q, `UPDATE grants SET scopes = ?, updated_at = ? WHERE id = ? AND client_id = ?`,
+			scopes, micros(g.UpdatedAt), g.ID, g.ClientID)
+	})
 }
 
 // DeleteGrant removes grant id of application clientID. Returns an error
 // wrapping authz.ErrNotFound if there is none.
 func (s *Store) DeleteGrant(ctx context.Context, clientID, id string) error {
-	return s.execOne(ctx, "delete grant", `DELETE FROM grants WHERE id = ? AND client_id = ?`, id, clientID)
+	return s.manage(ctx, "delete grant", false, func(t *tx) error { return t.DeleteGrant(ctx, clientID, id) })
+}
+
+// DeleteGrant is Store.DeleteGrant within the transaction.
+func (t *tx) DeleteGrant(ctx context.Context, clientID, id string) error {
+	return t.step(ctx, "delete grant", func() error {
+		return changeOne(ctx, t.q, `DELETE FROM grants WHERE id = ? AND client_id = ?`, id, clientID)
+	})
 }

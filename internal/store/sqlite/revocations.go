@@ -8,10 +8,17 @@ import (
 // RevokeToken adds jti to the deny-list until expiresAt. Revoking a jti
 // again keeps the later expiry.
 func (s *Store) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
-	_, err := s.exec(ctx, "revoke token", `INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)
-		ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
-		jti, micros(expiresAt))
-	return err
+	return s.manage(ctx, "revoke token", false, func(t *tx) error { return t.RevokeToken(ctx, jti, expiresAt) })
+}
+
+// RevokeToken is Store.RevokeToken within the transaction.
+func (t *tx) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	return t.step(ctx, "revoke token", func() error {
+		_, err := t.q.ExecContext(ctx, `INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)
+			ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
+			jti, micros(expiresAt))
+		return err
+	})
 }
 
 // ListRevoked returns every deny-listed jti with its expiry.

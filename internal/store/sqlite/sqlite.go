@@ -7,9 +7,15 @@
 // with SQLITE_BUSY half-way through a transaction; reads use a separate pool
 // of query-only connections that WAL lets run beside the writer.
 //
+// Management transactions (Manage) are transactions on the writer, so they
+// are serialized with every other write; the Store's own write methods for
+// APIs, applications, grants, secrets, revocations and the audit log are
+// each one Manage of one method, the same code.
+//
 // Times are stored as INTEGER microseconds since the Unix epoch and read
 // back in UTC (see authz.StoreTime); optional times store the zero
-// time.Time as NULL. Scope lists are JSON text and booleans INTEGER 0/1.
+// time.Time as NULL. Lists (scopes, introspection audiences) are JSON text
+// and booleans INTEGER 0/1.
 package sqlite
 
 import (
@@ -46,9 +52,11 @@ type Store struct {
 	// client is the token endpoint's lookup (see clientQuery), prepared
 	// once on the read pool.
 	client *sql.Stmt
-	// Decoded scope lists of the lookup, by their JSON text.
+	// Decoded lists of the lookup, by their JSON text: the APIs' scopes,
+	// and the grants' scopes and the application's introspection
+	// audiences.
 	apiScopes   listCache[authz.Scope]
-	grantScopes listCache[string]
+	stringLists listCache[string]
 }
 
 // Open opens the SQLite database at path, creating the file if it does not
@@ -161,9 +169,13 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// execer is what the insert helpers need: a *sql.DB or a *sql.Tx.
-type execer interface {
+// querier is what the statements of a method run on: the read pool, the
+// writer, or a transaction on the writer (*sql.DB or *sql.Tx).
+type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the writer) and
@@ -200,12 +212,22 @@ func (s *Store) exec(ctx context.Context, op, query string, args ...any) (int64,
 // execOne runs one statement on the writer that must change a row; if it
 // changes none the error wraps authz.ErrNotFound.
 func (s *Store) execOne(ctx context.Context, op, query string, args ...any) error {
-	n, err := s.exec(ctx, op, query, args...)
+	return wrap(op, changeOne(ctx, s.w, query, args...))
+}
+
+// changeOne runs one statement on q that must change a row; if it changes
+// none the error is authz.ErrNotFound.
+func changeOne(ctx context.Context, q querier, query string, args ...any) error {
+	res, err := q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
 	if err != nil {
 		return err
 	}
 	if n == 0 {
-		return wrap(op, authz.ErrNotFound)
+		return authz.ErrNotFound
 	}
 	return nil
 }
@@ -213,10 +235,21 @@ func (s *Store) execOne(ctx context.Context, op, query string, args ...any) erro
 // wrap prefixes err with op and translates what the driver reports into
 // the authz errors: a violated unique key into ErrConflict, a missing
 // foreign-key parent or sql.ErrNoRows into ErrNotFound, a failed CHECK into
-// ErrInvalid. Errors already wrapping an authz error keep it.
+// ErrInvalid, and a database another connection keeps locked
+// (SQLITE_BUSY, SQLITE_LOCKED: the busy timeout ran out) or a deadline
+// that passed while waiting for it into ErrUnavailable, the driver's error
+// staying in the chain. Errors already wrapping an authz error keep it; a
+// nil err stays nil.
 func wrap(op string, err error) error {
-	if errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrConflict) || errors.Is(err, authz.ErrInvalid) {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrConflict) ||
+		errors.Is(err, authz.ErrInvalid) || errors.Is(err, authz.ErrUnavailable) {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("sqlite: %s: %w: %w", op, authz.ErrUnavailable, err)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: %s: %w", op, authz.ErrNotFound)
@@ -230,6 +263,10 @@ func wrap(op string, err error) error {
 			return fmt.Errorf("sqlite: %s: %w: %v", op, authz.ErrNotFound, err)
 		case sqlite3.SQLITE_CONSTRAINT_CHECK:
 			return fmt.Errorf("sqlite: %s: %w: %v", op, authz.ErrInvalid, err)
+		}
+		switch se.Code() & 0xff { // the primary result code
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("sqlite: %s: %w: %w", op, authz.ErrUnavailable, err)
 		}
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -345,3 +382,17 @@ func (w *where) String() string {
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
+
+// assignments collects the SET list and arguments of a patch's UPDATE.
+type assignments struct {
+	list []string
+	args []any
+}
+
+func (a *assignments) add(assignment string, args ...any) {
+	a.list = append(a.list, assignment)
+	a.args = append(a.args, args...)
+}
+
+// String returns the SET list.
+func (a *assignments) String() string { return strings.Join(a.list, ", ") }

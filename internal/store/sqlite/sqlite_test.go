@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -81,8 +82,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(versions) != "[1 2]" {
-		t.Errorf("applied versions = %v, want [1 2]", versions)
+	if fmt.Sprint(versions) != "[1 2 3]" {
+		t.Errorf("applied versions = %v, want [1 2 3]", versions)
 	}
 }
 
@@ -107,8 +108,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	if err := inspect(t, path).QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Errorf("%d schema_migrations rows, want 2", n)
+	if n != 3 {
+		t.Errorf("%d schema_migrations rows, want 3", n)
 	}
 }
 
@@ -180,6 +181,138 @@ func TestSecretUpdatedAtMigration(t *testing.T) {
 	var n int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM client_secrets`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d secrets (%v) left after deleting their application, want 0", n, err)
+	}
+}
+
+// TestIntrospectAudiencesMigration opens a database that an m2mauth with
+// migrations 0001 and 0002 wrote: an application that could introspect
+// every token may now introspect each API's but the management API's, in
+// creation order; the others none.
+func TestIntrospectAudiencesMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m2mauth.db")
+	ctx := t.Context()
+	db := inspect(t, path)
+	for _, file := range []string{"migrations/0001_init.sql", "migrations/0002_secret_updated_at.sql"} {
+		schema, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, string(schema)); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC))
+	us := at.UnixMicro()
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, 1), (2, 1)`,
+		fmt.Sprintf(`INSERT INTO apis VALUES
+			('api_b', 'https://b.example.com', 'B', '[]', 60, 'ES256', 0, %[1]d, %[1]d),
+			('api_m', 'urn:m2mauth:admin', 'M', '[]', 60, 'ES256', 1, %[1]d, %[1]d),
+			('api_a', 'https://a.example.com', 'A', '[]', 60, 'ES256', 0, %[1]d, %[1]d),
+			('api_c', 'https://c.example.com', 'C', '[]', 60, 'ES256', 0, %[2]d, %[2]d)`, us+1, us),
+		fmt.Sprintf(`INSERT INTO applications VALUES
+			('app_rs', 'RS', '', 0, 1, NULL, %[1]d, %[1]d),
+			('app_plain', 'Plain', '', 0, 0, NULL, %[1]d, %[1]d)`, us),
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	s := open(t, path)
+	for _, tc := range []struct {
+		clientID string
+		want     []string
+	}{
+		{"app_rs", []string{"https://c.example.com", "https://a.example.com", "https://b.example.com"}},
+		{"app_plain", nil},
+	} {
+		got, err := s.GetApplication(ctx, tc.clientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got.IntrospectAudiences) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: IntrospectAudiences = %q, want %q", tc.clientID, got.IntrospectAudiences, tc.want)
+		}
+	}
+}
+
+// TestCanIntrospectFollowsAudiences: can_introspect, which older replicas
+// read, stays "introspect_audiences is not empty".
+func TestCanIntrospectFollowsAudiences(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m2mauth.db")
+	ctx := t.Context()
+	s := open(t, path)
+	db := inspect(t, path)
+	canIntrospect := func() bool {
+		t.Helper()
+		var v bool
+		if err := db.QueryRowContext(ctx, `SELECT can_introspect FROM applications WHERE client_id = 'app_1'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	at := authz.StoreTime(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	app := authz.Application{ClientID: "app_1", IntrospectAudiences: []string{"https://a.example.com"}, CreatedAt: at, UpdatedAt: at}
+	if err := s.CreateApplication(ctx, app, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !canIntrospect() {
+		t.Error("created with audiences: can_introspect is false")
+	}
+	name, none, some := "Renamed", []string{}, []string{"https://b.example.com"}
+	for _, tc := range []struct {
+		name  string
+		patch authz.ApplicationPatch
+		want  bool
+	}{
+		{"a rename keeps it", authz.ApplicationPatch{Name: &name}, true},
+		{"no audiences clear it", authz.ApplicationPatch{IntrospectAudiences: &none}, false},
+		{"audiences set it", authz.ApplicationPatch{IntrospectAudiences: &some}, true},
+	} {
+		tc.patch.UpdatedAt = at
+		if _, err := s.UpdateApplication(ctx, app.ClientID, tc.patch); err != nil {
+			t.Fatal(err)
+		}
+		if got := canIntrospect(); got != tc.want {
+			t.Errorf("%s: can_introspect = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestLockedDatabaseIsUnavailable: while another process holds the write
+// lock, a write that gives up (here at its deadline) reports
+// authz.ErrUnavailable.
+func TestLockedDatabaseIsUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m2mauth.db")
+	s := open(t, path)
+	conn, err := inspect(t, path).Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(context.Background(), `ROLLBACK`)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	at := authz.StoreTime(time.Now())
+	err = s.CreateApplication(ctx, authz.Application{ClientID: "app_1", CreatedAt: at, UpdatedAt: at}, nil, nil)
+	if !errors.Is(err, authz.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("CreateApplication while locked: %v, want one wrapping %q and the deadline", err, authz.ErrUnavailable)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	err = s.Manage(ctx, func(authz.Tx) error { return nil })
+	if !errors.Is(err, authz.ErrUnavailable) {
+		t.Errorf("Manage while locked: %v, want one wrapping %q", err, authz.ErrUnavailable)
+	}
+	// Reads go on beside the lock (WAL).
+	if _, err := s.GetApplication(t.Context(), "app_1"); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetApplication while locked: %v, want not found", err)
 	}
 }
 

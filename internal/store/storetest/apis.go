@@ -63,47 +63,82 @@ func testAPIs(t *testing.T, open func(t *testing.T) authz.Store) {
 		same(t, "API holding the id", got, a)
 	})
 
-	t.Run("update replaces the mutable fields only", func(t *testing.T) {
+	t.Run("update changes only the fields the patch names", func(t *testing.T) {
+		name, alg, lifetime := "Renamed", authz.PS256, 60*time.Second
+		scopes := []authz.Scope{{Value: "admin", Description: "Everything"}}
+		for _, tc := range []struct {
+			name  string
+			patch authz.APIPatch
+			want  func(a *authz.API)
+		}{
+			{"nothing but the updated time", authz.APIPatch{}, func(a *authz.API) {}},
+			{"name", authz.APIPatch{Name: &name}, func(a *authz.API) { a.Name = name }},
+			{"scopes", authz.APIPatch{Scopes: &scopes}, func(a *authz.API) { a.Scopes = scopes }},
+			{"token lifetime", authz.APIPatch{TokenLifetime: &lifetime}, func(a *authz.API) { a.TokenLifetime = lifetime }},
+			{"signing algorithm", authz.APIPatch{SigningAlg: &alg}, func(a *authz.API) { a.SigningAlg = alg }},
+			{"every field", authz.APIPatch{Name: &name, Scopes: &scopes, TokenLifetime: &lifetime, SigningAlg: &alg}, func(a *authz.API) {
+				a.Name, a.Scopes, a.TokenLifetime, a.SigningAlg = name, scopes, lifetime, alg
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s, ctx := open(t), t.Context()
+				a, other := newAPI(1), newAPI(2)
+				a.System = true
+				a.UpdatedAt = at(30 * time.Minute)
+				noErr(t, s.CreateAPI(ctx, a))
+				noErr(t, s.CreateAPI(ctx, other))
+				tc.patch.UpdatedAt = at(time.Hour)
+				want := a
+				tc.want(&want)
+				want.UpdatedAt = at(time.Hour)
+
+				got, err := s.UpdateAPI(ctx, a.ID, tc.patch)
+				noErr(t, err)
+				same(t, "UpdateAPI", got, want)
+				got, err = s.GetAPI(ctx, a.ID)
+				noErr(t, err)
+				same(t, "GetAPI", got, want)
+				got, err = s.GetAPI(ctx, other.ID)
+				noErr(t, err)
+				same(t, "the other API", got, other)
+			})
+		}
+	})
+
+	t.Run("two patches of different fields both survive", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		a := newAPI(1)
-		a.UpdatedAt = at(30 * time.Minute)
 		noErr(t, s.CreateAPI(ctx, a))
-		u := a
-		u.Name = "Renamed"
-		u.Scopes = []authz.Scope{{Value: "admin", Description: "Everything"}}
-		u.TokenLifetime = 60 * time.Second
-		u.SigningAlg = authz.PS256
-		u.UpdatedAt = at(time.Hour)
-		u.Identifier = "https://changed.example.com"
-		u.System = true
-		u.CreatedAt = at(2 * time.Hour)
-		noErr(t, s.UpdateAPI(ctx, u))
-
-		want := a
-		want.Name, want.Scopes, want.TokenLifetime, want.SigningAlg, want.UpdatedAt =
-			u.Name, u.Scopes, u.TokenLifetime, u.SigningAlg, u.UpdatedAt
-		got, err := s.GetAPI(ctx, a.ID)
+		name, lifetime := "Renamed", time.Minute
+		_, err := s.UpdateAPI(ctx, a.ID, authz.APIPatch{TokenLifetime: &lifetime, UpdatedAt: at(time.Hour)})
 		noErr(t, err)
-		same(t, "updated API", got, want)
-		_, err = s.GetAPIByIdentifier(ctx, u.Identifier)
-		wantErr(t, err, authz.ErrNotFound)
+		got, err := s.UpdateAPI(ctx, a.ID, authz.APIPatch{Name: &name, UpdatedAt: at(2 * time.Hour)})
+		noErr(t, err)
+		want := a
+		want.Name, want.TokenLifetime, want.UpdatedAt = name, lifetime, at(2*time.Hour)
+		same(t, "API", got, want)
 	})
 
 	t.Run("update to no scopes", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		a := newAPI(1)
 		noErr(t, s.CreateAPI(ctx, a))
+		none := []authz.Scope{}
+		got, err := s.UpdateAPI(ctx, a.ID, authz.APIPatch{Scopes: &none, UpdatedAt: a.UpdatedAt})
+		noErr(t, err)
 		a.Scopes = nil
-		noErr(t, s.UpdateAPI(ctx, a))
-		got, err := s.GetAPI(ctx, a.ID)
+		same(t, "UpdateAPI", got, a)
+		got, err = s.GetAPI(ctx, a.ID)
 		noErr(t, err)
 		same(t, "updated API", got, a)
 	})
 
 	t.Run("update a missing API", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
-		wantErr(t, s.UpdateAPI(ctx, newAPI(1)), authz.ErrNotFound)
-		_, err := s.GetAPI(ctx, newAPI(1).ID)
+		name := "Renamed"
+		_, err := s.UpdateAPI(ctx, newAPI(1).ID, authz.APIPatch{Name: &name, UpdatedAt: at(time.Hour)})
+		wantErr(t, err, authz.ErrNotFound)
+		_, err = s.GetAPI(ctx, newAPI(1).ID)
 		wantErr(t, err, authz.ErrNotFound)
 	})
 
@@ -119,35 +154,50 @@ func testAPIs(t *testing.T, open func(t *testing.T) authz.Store) {
 		g1other := newGrant(app1.ClientID, other, 2, "a", "b", "c")
 		g2 := newGrant(app2.ClientID, api, 3, "b")
 		g3 := newGrant(app3.ClientID, api, 4)
+		g4 := newGrant(newApp(4).ClientID, api, 5, "c")
 		noErr(t, s.CreateApplication(ctx, app1, nil, []authz.Grant{g1, g1other}))
 		noErr(t, s.CreateApplication(ctx, app2, nil, []authz.Grant{g2}))
 		noErr(t, s.CreateApplication(ctx, app3, nil, []authz.Grant{g3}))
+		noErr(t, s.CreateApplication(ctx, newApp(4), nil, []authz.Grant{g4}))
 
-		api.Scopes = []authz.Scope{{Value: "d"}, {Value: "c"}}
-		api.UpdatedAt = at(time.Hour)
-		noErr(t, s.UpdateAPI(ctx, api))
+		scopes := []authz.Scope{{Value: "d"}, {Value: "c"}}
+		got, err := s.UpdateAPI(ctx, api.ID, authz.APIPatch{Scopes: &scopes, UpdatedAt: at(time.Hour)})
+		noErr(t, err)
+		api.Scopes, api.UpdatedAt = scopes, at(time.Hour)
+		same(t, "UpdateAPI", got, api)
 
-		for _, tc := range []struct {
-			g    authz.Grant
-			want []string
-		}{
-			{g1, []string{"c"}}, // order kept
-			{g1other, []string{"a", "b", "c"}},
-			{g2, nil},
-			{g3, nil},
-		} {
-			got, err := s.GetGrant(ctx, tc.g.ClientID, tc.g.ID)
+		// A grant whose scopes change counts as updated; one that keeps
+		// them does not.
+		g1.Scopes, g1.UpdatedAt = []string{"c"}, at(time.Hour) // order kept
+		g2.Scopes, g2.UpdatedAt = nil, at(time.Hour)
+		for _, want := range []authz.Grant{g1, g1other, g2, g3, g4} {
+			got, err := s.GetGrant(ctx, want.ClientID, want.ID)
 			noErr(t, err)
-			same(t, "scopes of "+tc.g.ID, got.Scopes, tc.want)
+			same(t, "grant "+want.ID, got, want)
 		}
 		c, err := s.Client(ctx, app1.ClientID)
 		noErr(t, err)
 		for _, cg := range c.Grants {
 			if cg.Grant.ID == g1.ID {
-				same(t, "Client grant scopes", cg.Grant.Scopes, []string{"c"})
+				same(t, "Client grant", cg.Grant, g1)
 				same(t, "Client grant API", cg.API, api)
 			}
 		}
+	})
+
+	t.Run("update without scopes leaves the grants alone", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		api := newAPI(1)
+		noErr(t, s.CreateAPI(ctx, api))
+		app := newApp(1)
+		g := newGrant(app.ClientID, api, 1, "read:things", "write:things")
+		noErr(t, s.CreateApplication(ctx, app, nil, []authz.Grant{g}))
+		name := "Renamed"
+		_, err := s.UpdateAPI(ctx, api.ID, authz.APIPatch{Name: &name, UpdatedAt: at(time.Hour)})
+		noErr(t, err)
+		got, err := s.GetGrant(ctx, g.ClientID, g.ID)
+		noErr(t, err)
+		same(t, "grant", got, g)
 	})
 
 	t.Run("delete API removes its grants", func(t *testing.T) {

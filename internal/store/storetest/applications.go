@@ -12,7 +12,7 @@ func testApplications(t *testing.T, open func(t *testing.T) authz.Store) {
 		s, ctx := open(t), t.Context()
 		full := newApp(1)
 		full.Disabled = true
-		full.CanIntrospect = true
+		full.IntrospectAudiences = []string{"https://api02.example.com", "https://api01.example.com"}
 		full.TokensNotBefore = at(30 * time.Second)
 		full.UpdatedAt = at(time.Hour)
 		bare := newApp(2)
@@ -162,67 +162,149 @@ func testApplications(t *testing.T, open func(t *testing.T) authz.Store) {
 		wantErr(t, err, authz.ErrNotFound)
 	})
 
-	t.Run("update replaces name, description and disabled", func(t *testing.T) {
-		s, ctx := open(t), t.Context()
-		a := newApp(1)
-		a.UpdatedAt = at(30 * time.Minute)
-		noErr(t, s.CreateApplication(ctx, a, nil, nil))
-		u := a
-		u.Name = "Renamed"
-		u.Description = ""
-		u.Disabled = true
-		u.UpdatedAt = at(time.Hour)
-		u.CreatedAt = at(2 * time.Hour)
-		noErr(t, s.UpdateApplication(ctx, u))
-		got, err := s.GetApplication(ctx, a.ClientID)
-		noErr(t, err)
-		if got.Name != u.Name || got.Description != u.Description || got.Disabled != u.Disabled ||
-			got.UpdatedAt != u.UpdatedAt || got.CreatedAt != a.CreatedAt {
-			t.Errorf("updated application = %+v, want name, description, disabled and updated time of %+v, creation time of %+v", got, u, a)
-		}
+	t.Run("update changes only the fields the patch names", func(t *testing.T) {
+		name, description, yes := "Renamed", "", true
+		audiences := []string{"https://api01.example.com", "https://api02.example.com"}
+		for _, tc := range []struct {
+			name  string
+			patch authz.ApplicationPatch
+			want  func(a *authz.Application)
+		}{
+			{"nothing but the updated time", authz.ApplicationPatch{}, func(a *authz.Application) {}},
+			{"name", authz.ApplicationPatch{Name: &name}, func(a *authz.Application) { a.Name = name }},
+			{"description to empty", authz.ApplicationPatch{Description: &description}, func(a *authz.Application) { a.Description = "" }},
+			{"disabled", authz.ApplicationPatch{Disabled: &yes}, func(a *authz.Application) { a.Disabled = true }},
+			{"introspect audiences", authz.ApplicationPatch{IntrospectAudiences: &audiences}, func(a *authz.Application) {
+				a.IntrospectAudiences = audiences
+			}},
+			{"tokens not before", authz.ApplicationPatch{TokensNotBefore: at(90 * time.Minute)}, func(a *authz.Application) {
+				a.TokensNotBefore = at(90 * time.Minute)
+			}},
+			{"every field", authz.ApplicationPatch{Name: &name, Description: &description, Disabled: &yes,
+				IntrospectAudiences: &audiences, TokensNotBefore: at(90 * time.Minute)}, func(a *authz.Application) {
+				a.Name, a.Description, a.Disabled, a.IntrospectAudiences, a.TokensNotBefore =
+					name, description, true, audiences, at(90*time.Minute)
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s, ctx := open(t), t.Context()
+				a, other := newApp(1), newApp(2)
+				a.UpdatedAt = at(30 * time.Minute)
+				noErr(t, s.CreateApplication(ctx, a, nil, nil))
+				noErr(t, s.CreateApplication(ctx, other, nil, nil))
+				tc.patch.UpdatedAt = at(time.Hour)
+				want := a
+				tc.want(&want)
+				want.UpdatedAt = at(time.Hour)
 
-		u.Disabled = false
-		u.UpdatedAt = at(3 * time.Hour)
-		noErr(t, s.UpdateApplication(ctx, u))
-		got, err = s.GetApplication(ctx, a.ClientID)
-		noErr(t, err)
-		if got.Disabled || got.UpdatedAt != u.UpdatedAt {
-			t.Errorf("re-enabled application = %+v", got)
+				got, err := s.UpdateApplication(ctx, a.ClientID, tc.patch)
+				noErr(t, err)
+				same(t, "UpdateApplication", got, want)
+				got, err = s.GetApplication(ctx, a.ClientID)
+				noErr(t, err)
+				same(t, "GetApplication", got, want)
+				got, err = s.GetApplication(ctx, other.ClientID)
+				noErr(t, err)
+				same(t, "the other application", got, other)
+			})
 		}
 	})
 
-	t.Run("update replaces can_introspect and tokens_not_before", func(t *testing.T) {
+	t.Run("two patches of different fields both survive", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		a := newApp(1)
 		noErr(t, s.CreateApplication(ctx, a, nil, nil))
-		u := a
-		u.CanIntrospect = true
-		u.TokensNotBefore = at(90 * time.Minute)
-		noErr(t, s.UpdateApplication(ctx, u))
-		got, err := s.GetApplication(ctx, a.ClientID)
+		name, yes := "Renamed", true
+		_, err := s.UpdateApplication(ctx, a.ClientID, authz.ApplicationPatch{Disabled: &yes, UpdatedAt: at(time.Hour)})
 		noErr(t, err)
-		if !got.CanIntrospect || !got.TokensNotBefore.Equal(u.TokensNotBefore) {
-			t.Errorf("updated application = %+v, want can_introspect and tokens_not_before of %+v", got, u)
-		}
-		c, err := s.Client(ctx, a.ClientID)
+		got, err := s.UpdateApplication(ctx, a.ClientID, authz.ApplicationPatch{Name: &name, UpdatedAt: at(2 * time.Hour)})
 		noErr(t, err)
-		if !c.Application.CanIntrospect || !c.Application.TokensNotBefore.Equal(u.TokensNotBefore) {
-			t.Errorf("Client application = %+v", c.Application)
-		}
-		u.CanIntrospect = false
-		u.TokensNotBefore = time.Time{}
-		noErr(t, s.UpdateApplication(ctx, u))
-		got, err = s.GetApplication(ctx, a.ClientID)
+		want := a
+		want.Name, want.Disabled, want.UpdatedAt = name, true, at(2*time.Hour)
+		same(t, "after a rename that followed a disable", got, want)
+
+		no := false
+		cutoff := at(3 * time.Hour)
+		_, err = s.UpdateApplication(ctx, a.ClientID, authz.ApplicationPatch{TokensNotBefore: cutoff, UpdatedAt: at(3 * time.Hour)})
 		noErr(t, err)
-		if got.CanIntrospect || !got.TokensNotBefore.IsZero() {
-			t.Errorf("cleared application = %+v", got)
+		got, err = s.UpdateApplication(ctx, a.ClientID, authz.ApplicationPatch{Disabled: &no, UpdatedAt: at(4 * time.Hour)})
+		noErr(t, err)
+		want.Disabled, want.TokensNotBefore, want.UpdatedAt = false, cutoff, at(4*time.Hour)
+		same(t, "after re-enabling that followed a revoke-all", got, want)
+	})
+
+	t.Run("tokens_not_before never moves backward", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		a := newApp(1)
+		noErr(t, s.CreateApplication(ctx, a, nil, nil))
+		for _, tc := range []struct {
+			name      string
+			notBefore time.Time
+			want      time.Time
+		}{
+			{"first cutoff", at(2 * time.Hour), at(2 * time.Hour)},
+			{"an earlier cutoff is ignored", at(time.Hour), at(2 * time.Hour)},
+			{"the same cutoff", at(2 * time.Hour), at(2 * time.Hour)},
+			{"zero leaves it", time.Time{}, at(2 * time.Hour)},
+			{"a later cutoff raises it", at(3 * time.Hour), at(3 * time.Hour)},
+		} {
+			got, err := s.UpdateApplication(ctx, a.ClientID, authz.ApplicationPatch{TokensNotBefore: tc.notBefore, UpdatedAt: at(time.Hour)})
+			noErr(t, err)
+			if !got.TokensNotBefore.Equal(tc.want) {
+				t.Errorf("%s: UpdateApplication returned TokensNotBefore %v, want %v", tc.name, got.TokensNotBefore, tc.want)
+			}
+			stored, err := s.GetApplication(ctx, a.ClientID)
+			noErr(t, err)
+			if !stored.TokensNotBefore.Equal(tc.want) {
+				t.Errorf("%s: stored TokensNotBefore %v, want %v", tc.name, stored.TokensNotBefore, tc.want)
+			}
 		}
+	})
+
+	t.Run("introspect audiences round-trip through get, list and client", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		a, b := newApp(1), newApp(2)
+		a.IntrospectAudiences = []string{"https://api01.example.com"}
+		noErr(t, s.CreateApplication(ctx, a, nil, nil))
+		noErr(t, s.CreateApplication(ctx, b, nil, nil))
+		check := func(what string, want ...authz.Application) {
+			t.Helper()
+			for _, w := range want {
+				got, err := s.GetApplication(ctx, w.ClientID)
+				noErr(t, err)
+				same(t, what+": GetApplication", got, w)
+				c, err := s.Client(ctx, w.ClientID)
+				noErr(t, err)
+				same(t, what+": Client", c.Application, w)
+			}
+			list, _, err := s.ListApplications(ctx, authz.ApplicationFilter{}, authz.Page{})
+			noErr(t, err)
+			same(t, what+": ListApplications", list, want)
+		}
+		check("created", a, b)
+
+		audiences := []string{"https://api03.example.com", "https://api01.example.com", "https://api02.example.com"}
+		got, err := s.UpdateApplication(ctx, b.ClientID, authz.ApplicationPatch{IntrospectAudiences: &audiences, UpdatedAt: at(time.Hour)})
+		noErr(t, err)
+		b.IntrospectAudiences, b.UpdatedAt = audiences, at(time.Hour)
+		same(t, "UpdateApplication", got, b)
+		check("set, in the order given", a, b)
+
+		none := []string{}
+		_, err = s.UpdateApplication(ctx, a.ClientID, authz.ApplicationPatch{IntrospectAudiences: &none, UpdatedAt: at(time.Hour)})
+		noErr(t, err)
+		a.IntrospectAudiences, a.UpdatedAt = nil, at(time.Hour)
+		check("cleared", a, b)
 	})
 
 	t.Run("update a missing application", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
-		wantErr(t, s.UpdateApplication(ctx, newApp(1)), authz.ErrNotFound)
-		_, err := s.GetApplication(ctx, newApp(1).ClientID)
+		name := "Renamed"
+		_, err := s.UpdateApplication(ctx, newApp(1).ClientID, authz.ApplicationPatch{Name: &name, UpdatedAt: at(time.Hour)})
+		wantErr(t, err, authz.ErrNotFound)
+		_, err = s.UpdateApplication(ctx, newApp(1).ClientID, authz.ApplicationPatch{TokensNotBefore: at(time.Hour), UpdatedAt: at(time.Hour)})
+		wantErr(t, err, authz.ErrNotFound)
+		_, err = s.GetApplication(ctx, newApp(1).ClientID)
 		wantErr(t, err, authz.ErrNotFound)
 	})
 
@@ -378,7 +460,7 @@ func testClient(t *testing.T, open func(t *testing.T) authz.Store) {
 		noErr(t, s.CreateAPI(ctx, api1))
 		noErr(t, s.CreateAPI(ctx, api2))
 		app := newApp(1)
-		app.CanIntrospect = true
+		app.IntrospectAudiences = []string{api2.Identifier}
 		app.TokensNotBefore = at(time.Minute)
 		secrets := []authz.Secret{newSecret(app.ClientID, 1), newSecret(app.ClientID, 2), newSecret(app.ClientID, 3)}
 		secrets[1].ExpiresAt = at(time.Hour)
@@ -434,11 +516,15 @@ func testClient(t *testing.T, open func(t *testing.T) authz.Store) {
 		noErr(t, s.CreateSecret(ctx, sec))
 		g := newGrant(app.ClientID, api, 1, "read:things")
 		noErr(t, s.CreateGrant(ctx, g))
+		yes, name := true, "Renamed"
 		app.Disabled = true
 		app.UpdatedAt = at(time.Hour)
-		noErr(t, s.UpdateApplication(ctx, app))
-		api.Name = "Renamed"
-		noErr(t, s.UpdateAPI(ctx, api))
+		_, err = s.UpdateApplication(ctx, app.ClientID, authz.ApplicationPatch{Disabled: &yes, UpdatedAt: app.UpdatedAt})
+		noErr(t, err)
+		api.Name = name
+		api.UpdatedAt = at(2 * time.Hour)
+		_, err = s.UpdateAPI(ctx, api.ID, authz.APIPatch{Name: &name, UpdatedAt: api.UpdatedAt})
+		noErr(t, err)
 
 		c, err := s.Client(ctx, app.ClientID)
 		noErr(t, err)

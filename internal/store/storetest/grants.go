@@ -152,6 +152,44 @@ func testGrants(t *testing.T, open func(t *testing.T) authz.Store) {
 		}
 	})
 
+	t.Run("list for an API: every application's, in creation order", func(t *testing.T) {
+		s, apis, apps := setup(t)
+		ctx := t.Context()
+		third := newApp(3)
+		noErr(t, s.CreateApplication(ctx, third, nil, nil))
+		want := []authz.Grant{
+			newGrant(apps[1].ClientID, apis[0], 1, "read:things"),
+			newGrant(apps[0].ClientID, apis[0], 2, "write:things", "read:things"),
+			newGrant(third.ClientID, apis[0], 3),
+		}
+		want[1].CreatedAt = want[2].CreatedAt // the ids order these two
+		for _, i := range []int{2, 0, 1} {
+			noErr(t, s.CreateGrant(ctx, want[i]))
+		}
+		// Grants for other APIs are not listed.
+		noErr(t, s.CreateGrant(ctx, newGrant(apps[0].ClientID, apis[1], 4, "read:things")))
+		noErr(t, s.CreateGrant(ctx, newGrant(apps[1].ClientID, apis[2], 5)))
+		got, err := s.ListGrantsForAPI(ctx, apis[0].ID)
+		noErr(t, err)
+		same(t, "grants for "+apis[0].ID, got, want)
+
+		noErr(t, s.DeleteApplication(ctx, third.ClientID))
+		got, err = s.ListGrantsForAPI(ctx, apis[0].ID)
+		noErr(t, err)
+		same(t, "grants after deleting an application", got, want[:2])
+	})
+
+	t.Run("list for an API without grants", func(t *testing.T) {
+		s, apis, apps := setup(t)
+		ctx := t.Context()
+		noErr(t, s.CreateGrant(ctx, newGrant(apps[0].ClientID, apis[0], 1)))
+		for _, id := range []string{apis[1].ID, "api_missing"} {
+			got, err := s.ListGrantsForAPI(ctx, id)
+			noErr(t, err)
+			same(t, "grants for "+id, got, []authz.Grant(nil))
+		}
+	})
+
 	t.Run("update replaces scopes and updated time only", func(t *testing.T) {
 		s, apis, apps := setup(t)
 		ctx := t.Context()

@@ -30,6 +30,8 @@ func Run(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Issuance", func(t *testing.T) { testIssuance(t, open) })
 	t.Run("Bootstrap", func(t *testing.T) { testBootstrap(t, open) })
+	t.Run("Manage", func(t *testing.T) { testManage(t, open) })
+	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 }
 
 // base is the suite's clock: fixed, and with nanoseconds that StoreTime

@@ -1,4 +1,6 @@
-package server
+// Package audit keeps the audit log, the client secrets' last use and the
+// issuance counters off the token endpoint's hot path (Recorder).
+package audit
 
 import (
 	"context"
@@ -12,7 +14,7 @@ import (
 	"github.com/m2mauth/m2mauth/internal/authz"
 )
 
-// recorder keeps the audit log, the secrets' last use and the issuance
+// Recorder keeps the audit log, the secrets' last use and the issuance
 // counters off the token endpoint's hot path: it gathers them in memory and
 // writes them in batches. Management actions are written at once (they
 // are rare and an operator expects to see them); failed authentications,
@@ -21,7 +23,7 @@ import (
 // Past maxBuffered events, failed-authentication events are counted but
 // dropped (an attack must not exhaust memory), and the count is itself
 // recorded as an "audit.events_dropped" event.
-type recorder struct {
+type Recorder struct {
 	store interface {
 		authz.Audit
 		TouchSecrets(ctx context.Context, used map[string]time.Time) error
@@ -50,8 +52,10 @@ const (
 	maxClientIDAttr = 128 // an unknown client_id is attacker-chosen: bounded in the log
 )
 
-func newRecorder(store authz.Store, now func() time.Time, r io.Reader, log *slog.Logger) *recorder {
-	return &recorder{
+// New returns a Recorder writing to store, stamping events with now and
+// ids drawn from r. Its buffer is written by Run, or by Flush.
+func New(store authz.Store, now func() time.Time, r io.Reader, log *slog.Logger) *Recorder {
+	return &Recorder{
 		store: store, now: now, rand: r, log: log,
 		used: map[string]time.Time{}, lastSeen: map[string]time.Time{}, issued: map[issuanceKey]*authz.Issuance{},
 	}
@@ -59,7 +63,7 @@ func newRecorder(store authz.Store, now func() time.Time, r io.Reader, log *slog
 
 // Record writes a management action's audit event now, or buffers it if
 // the database cannot take it.
-func (rc *recorder) Record(ctx context.Context, e authz.AuditEvent) {
+func (rc *Recorder) Record(ctx context.Context, e authz.AuditEvent) {
 	if !rc.stamp(&e) {
 		return
 	}
@@ -72,7 +76,7 @@ func (rc *recorder) Record(ctx context.Context, e authz.AuditEvent) {
 }
 
 // stamp gives e an id and, if unset, a time.
-func (rc *recorder) stamp(e *authz.AuditEvent) bool {
+func (rc *Recorder) stamp(e *authz.AuditEvent) bool {
 	id, err := authz.NewID(rc.rand, "evt_")
 	if err != nil {
 		rc.log.Error("audit event lost: no randomness", "error", err)
@@ -86,7 +90,7 @@ func (rc *recorder) stamp(e *authz.AuditEvent) bool {
 }
 
 // ClientAuthFailed buffers a failed client authentication (oauth.Events).
-func (rc *recorder) ClientAuthFailed(_ context.Context, clientID, remoteAddr, reason string) {
+func (rc *Recorder) ClientAuthFailed(_ context.Context, clientID, remoteAddr, reason string) {
 	if len(clientID) > maxClientIDAttr {
 		clientID = clientID[:maxClientIDAttr]
 	}
@@ -107,14 +111,14 @@ func (rc *recorder) ClientAuthFailed(_ context.Context, clientID, remoteAddr, re
 // TokenRevoked records an application revoking its own token at the
 // revocation endpoint (oauth.Events): a rare, deliberate act, written at
 // once like a management action.
-func (rc *recorder) TokenRevoked(ctx context.Context, clientID, jti, audience, remoteAddr string) {
+func (rc *Recorder) TokenRevoked(ctx context.Context, clientID, jti, audience, remoteAddr string) {
 	b, _ := json.Marshal(map[string]string{"audience": audience, "via": "revocation endpoint"})
 	rc.Record(ctx, authz.AuditEvent{Action: "token.revoke", Actor: clientID, Target: jti, RemoteAddr: remoteAddr, Details: string(b)})
 }
 
 // SecretUsed notes a secret's use, to be written at most once a minute
 // per secret (oauth.Events).
-func (rc *recorder) SecretUsed(_, secretID string, at time.Time) {
+func (rc *Recorder) SecretUsed(_, secretID string, at time.Time) {
 	rc.mu.Lock()
 	if prev, ok := rc.lastSeen[secretID]; !ok || at.Sub(prev) >= touchInterval {
 		rc.lastSeen[secretID] = at
@@ -125,7 +129,7 @@ func (rc *recorder) SecretUsed(_, secretID string, at time.Time) {
 
 // TokenIssued counts an issued token per application, audience and hour
 // (oauth.Events).
-func (rc *recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
+func (rc *Recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
 	k := issuanceKey{clientID, audience, at.UTC().Truncate(time.Hour)}
 	rc.mu.Lock()
 	c := rc.issued[k]
@@ -140,8 +144,8 @@ func (rc *recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
 	rc.mu.Unlock()
 }
 
-// flush writes what is buffered. What fails to be written is put back.
-func (rc *recorder) flush(ctx context.Context) error {
+// Flush writes what is buffered. What fails to be written is put back.
+func (rc *Recorder) Flush(ctx context.Context) error {
 	rc.mu.Lock()
 	events, dropped, used, issued := rc.events, rc.dropped, rc.used, rc.issued
 	rc.events, rc.dropped, rc.used, rc.issued = nil, 0, map[string]time.Time{}, map[issuanceKey]*authz.Issuance{}
@@ -204,7 +208,7 @@ func (rc *recorder) flush(ctx context.Context) error {
 // it is unreachable and every event is kept. If it took some, those it
 // refused can never be written (bad data): they are dropped and logged
 // (action only) rather than retried forever in front of every later event.
-func (rc *recorder) appendEach(ctx context.Context, events []authz.AuditEvent) []authz.AuditEvent {
+func (rc *Recorder) appendEach(ctx context.Context, events []authz.AuditEvent) []authz.AuditEvent {
 	var failed []authz.AuditEvent
 	wrote := 0
 	for _, e := range events {
@@ -223,21 +227,21 @@ func (rc *recorder) appendEach(ctx context.Context, events []authz.AuditEvent) [
 	return nil
 }
 
-// run flushes every flushInterval until ctx is done, then once more.
-func (rc *recorder) run(ctx context.Context) {
+// Run flushes every flushInterval until ctx is done, then once more.
+func (rc *Recorder) Run(ctx context.Context) {
 	t := time.NewTicker(flushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := rc.flush(fctx); err != nil {
+			if err := rc.Flush(fctx); err != nil {
 				rc.log.Error("audit and usage records lost at shutdown: the database did not take them", "error", err)
 			}
 			cancel()
 			return
 		case <-t.C:
-			if err := rc.flush(ctx); err != nil {
+			if err := rc.Flush(ctx); err != nil {
 				rc.log.Warn("audit and usage records kept for the next flush", "error", err)
 			}
 		}

@@ -1,4 +1,4 @@
-package server
+package denylist
 
 import (
 	"context"
@@ -62,10 +62,10 @@ func (m *memRevocations) PurgeRevoked(_ context.Context, now time.Time) (int, er
 
 func TestDenyList(t *testing.T) {
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	setup := func() (*denyList, *memRevocations, *time.Time) {
+	setup := func() (*DenyList, *memRevocations, *time.Time) {
 		now := t0
 		st := &memRevocations{entries: map[string]time.Time{}}
-		return newDenyList(st, func() time.Time { return now }, slog.New(slog.DiscardHandler)), st, &now
+		return New(st, func() time.Time { return now }, slog.New(slog.DiscardHandler)), st, &now
 	}
 	ctx := context.Background()
 
@@ -100,7 +100,7 @@ func TestDenyList(t *testing.T) {
 		}
 		delete(st.entries, "mine") // as if the store's read raced the write
 		st.entries["theirs"] = t0.Add(time.Hour)
-		if err := d.refresh(ctx); err != nil {
+		if err := d.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if !d.Revoked("mine") || !d.Revoked("theirs") {
@@ -114,7 +114,7 @@ func TestDenyList(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.err = errors.New("database is down")
-		if err := d.refresh(ctx); err == nil {
+		if err := d.Refresh(ctx); err == nil {
 			t.Fatal("no error")
 		}
 		if !d.Revoked("a") {
@@ -130,7 +130,7 @@ func TestDenyList(t *testing.T) {
 			}
 		}
 		*now = t0.Add(2 * time.Minute)
-		if err := d.purge(ctx); err != nil {
+		if err := d.Purge(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if d.Revoked("past") || d.Revoked("at") || !d.Revoked("future") || len(d.jti) != 1 {
@@ -145,7 +145,7 @@ func TestDenyList(t *testing.T) {
 		d, st, now := setup()
 		st.entries["old"] = t0.Add(time.Second)
 		*now = t0.Add(time.Second)
-		if err := d.refresh(ctx); err != nil {
+		if err := d.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if d.Revoked("old") {
@@ -159,12 +159,12 @@ func TestDenyList(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.entries["a"] = t0.Add(2 * time.Hour)
-		if err := d.refresh(ctx); err != nil {
+		if err := d.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
 		*now = t0.Add(90 * time.Minute)
 		st.entries["a"] = t0.Add(2 * time.Hour)
-		if err := d.purge(ctx); err != nil {
+		if err := d.Purge(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if !d.Revoked("a") {
@@ -181,9 +181,9 @@ func TestDenyList(t *testing.T) {
 				if err := d.Revoke(ctx, jti, t0.Add(time.Hour)); err != nil {
 					t.Error(err)
 				}
-				_ = d.refresh(ctx)
+				_ = d.Refresh(ctx)
 				_ = d.Revoked(jti)
-				_ = d.purge(ctx)
+				_ = d.Purge(ctx)
 			})
 		}
 		wg.Wait()
@@ -196,10 +196,10 @@ func TestDenyList(t *testing.T) {
 // TestDenyListLoopsStop: the background loops return when their context
 // ends, so Serve can stop.
 func TestDenyListLoopsStop(t *testing.T) {
-	d := newDenyList(&memRevocations{entries: map[string]time.Time{}}, time.Now, slog.New(slog.DiscardHandler))
+	d := New(&memRevocations{entries: map[string]time.Time{}}, time.Now, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
-	for _, loop := range []func(context.Context){d.refreshLoop, d.purgeLoop} {
+	for _, loop := range []func(context.Context){d.RefreshLoop, d.PurgeLoop} {
 		go func() { loop(ctx); done <- struct{}{} }()
 	}
 	cancel()

@@ -1,4 +1,4 @@
-package server
+package audit
 
 import (
 	"context"
@@ -84,8 +84,8 @@ func (s *auditStore) actions() []string {
 	return out
 }
 
-func newTestRecorder(st *auditStore, now func() time.Time) *recorder {
-	rc := newRecorder(nil, now, rand.Reader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+func newTestRecorder(st *auditStore, now func() time.Time) *Recorder {
+	rc := New(nil, now, rand.Reader, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	rc.store = st
 	return rc
 }
@@ -101,11 +101,11 @@ func TestRecorderKeepsEverythingThroughAnOutage(t *testing.T) {
 	rc.SecretUsed("c1", "s1", at)
 	rc.TokenIssued("c1", "aud", "j1", at)
 	rc.TokenIssued("c1", "aud", "j2", at)
-	if err := rc.flush(ctx); err == nil {
+	if err := rc.Flush(ctx); err == nil {
 		t.Fatal("flush during the outage reported success")
 	}
 	st.setDown(false)
-	if err := rc.flush(ctx); err != nil {
+	if err := rc.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := st.actions()
@@ -124,9 +124,9 @@ func TestRecorderDropsAnEventTheDatabaseNeverTakes(t *testing.T) {
 	rc.mu.Lock()
 	rc.events = append(rc.events, authz.AuditEvent{ID: "e1", Action: "bad"}, authz.AuditEvent{ID: "e2", Action: "good"})
 	rc.mu.Unlock()
-	rc.flush(ctx)
+	rc.Flush(ctx)
 	rc.Record(ctx, authz.AuditEvent{Action: "later"})
-	rc.flush(ctx)
+	rc.Flush(ctx)
 	got := st.actions()
 	if len(got) != 2 || got[0] != "good" || got[1] != "later" {
 		t.Fatalf("audit %v: a bad event must not hold back the others", got)
@@ -147,7 +147,7 @@ func TestRecorderBoundsFailedAuthentications(t *testing.T) {
 		rc.ClientAuthFailed(ctx, "c1", "127.0.0.1:1", "wrong client secret")
 	}
 	st.setDown(false)
-	if err := rc.flush(ctx); err != nil {
+	if err := rc.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := st.actions()
@@ -166,12 +166,12 @@ func TestRecorderWritesLastUseAtMostOnceAMinute(t *testing.T) {
 	rc := newTestRecorder(st, func() time.Time { return at })
 	rc.SecretUsed("c1", "s1", at)
 	rc.SecretUsed("c1", "s1", at.Add(30*time.Second))
-	rc.flush(ctx)
+	rc.Flush(ctx)
 	if !st.touched["s1"].Equal(at) {
 		t.Fatalf("touched %v, want the first use only", st.touched["s1"])
 	}
 	rc.SecretUsed("c1", "s1", at.Add(time.Minute))
-	rc.flush(ctx)
+	rc.Flush(ctx)
 	if !st.touched["s1"].Equal(at.Add(time.Minute)) {
 		t.Fatalf("touched %v after a minute", st.touched["s1"])
 	}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/manage"
+	"github.com/m2mauth/m2mauth/internal/server"
+)
+
+// A setting is one configuration value of a command, defined once: its
+// flag, its environment variable, its default, its help, whether it is a
+// secret, and how its text is parsed into the command's configuration T.
+//
+// Values are read after flag parsing, never as flag defaults, so help shows
+// no environment value and a bad variable breaks only a command that reads
+// it. Precedence: a flag given on the command line, else a non-empty
+// variable, else the default.
+type setting[T any] struct {
+	flag   string // flag name without "--"; "" for a value only the environment gives
+	env    string // M2MAUTH_* variable; "" for none
+	def    string // default, in the flag's syntax; "" for none (the zero value)
+	usage  string // help; a `word` in backquotes names the value, as in pflag
+	secret bool   // its value is never shown, in help or in errors
+	parse  parser[T]
+}
+
+// parser turns a setting's text into a field of T.
+type parser[T any] struct {
+	typ string // the value's kind as help shows it: string, duration, bool
+	// set stores v in c, or returns what is wrong with it ("must be ...").
+	set func(c *T, v string) error
+}
+
+func stringField[T any](field func(*T) *string) parser[T] {
+	return parser[T]{typ: "string", set: func(c *T, v string) error {
+		*field(c) = v
+		return nil
+	}}
+}
+
+// durationField parses a positive Go duration; atLeast, the lower bound
+// Validate enforces, is named in the error.
+func durationField[T any](field func(*T) *time.Duration, atLeast time.Duration) parser[T] {
+	return parser[T]{typ: "duration", set: func(c *T, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("must be a Go duration of at least %v", atLeast)
+		}
+		*field(c) = d
+		return nil
+	}}
+}
+
+func boolField[T any](field func(*T) *bool) parser[T] {
+	return parser[T]{typ: "bool", set: func(c *T, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}}
+}
+
+// shortDuration formats d as people write it: 720h, not 720h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// serveSettings are the settings of `m2mauth serve`; `admin recover`
+// shares the rows it needs (recoverSettings). Every row has a row in the
+// README's Configuration table.
+var serveSettings = []setting[server.Config]{
+	{flag: "addr", env: "M2MAUTH_ADDR", def: server.DefaultAddr,
+		usage: "listen address `host:port`",
+		parse: stringField(func(c *server.Config) *string { return &c.Addr })},
+	{flag: "issuer", env: "M2MAUTH_ISSUER",
+		usage: "issuer `URL`, no trailing slash; default http://<addr>",
+		parse: stringField(func(c *server.Config) *string { return &c.Issuer })},
+	{flag: "data-dir", env: "M2MAUTH_DATA_DIR", def: server.DefaultDataDir,
+		usage: "`directory` of the SQLite database and generated files",
+		parse: stringField(func(c *server.Config) *string { return &c.DataDir })},
+	{flag: "default-signing-alg", env: "M2MAUTH_DEFAULT_SIGNING_ALG", def: authz.ES256,
+		usage: "signing algorithm of APIs created without one: " + strings.Join(authz.SigningAlgs, ", "),
+		parse: stringField(func(c *server.Config) *string { return &c.DefaultSigningAlg })},
+	{env: "M2MAUTH_MASTER_KEY", secret: true,
+		usage: "the 32-byte master key in standard base64; or --master-key-file",
+		parse: stringField(func(c *server.Config) *string { return &c.MasterKey })},
+	{flag: "master-key-file", env: "M2MAUTH_MASTER_KEY_FILE",
+		usage: "`file` with the 32-byte master key in base64; or set M2MAUTH_MASTER_KEY",
+		parse: stringField(func(c *server.Config) *string { return &c.MasterKeyFile })},
+	{env: "M2MAUTH_PREVIOUS_MASTER_KEY", secret: true,
+		usage: "the master key being rotated out, in standard base64; or --previous-master-key-file",
+		parse: stringField(func(c *server.Config) *string { return &c.PreviousMasterKey })},
+	{flag: "previous-master-key-file", env: "M2MAUTH_PREVIOUS_MASTER_KEY_FILE",
+		usage: "`file` with the master key being rotated out, in base64; or set M2MAUTH_PREVIOUS_MASTER_KEY",
+		parse: stringField(func(c *server.Config) *string { return &c.PreviousMasterKeyFile })},
+	{flag: "database-url", env: "M2MAUTH_DATABASE_URL", secret: true,
+		usage: "postgres:// `URL` of a PostgreSQL database shared by every replica; default: SQLite in --data-dir",
+		parse: stringField(func(c *server.Config) *string { return &c.DatabaseURL })},
+	{flag: "cache-ttl", env: "M2MAUTH_CACHE_TTL", def: shortDuration(server.DefaultCacheTTL),
+		usage: "longest a replica's cached application may lag a change whose notification was lost",
+		parse: durationField(func(c *server.Config) *time.Duration { return &c.CacheTTL }, server.MinCacheTTL)},
+	{flag: "cache-max-stale", env: "M2MAUTH_CACHE_MAX_STALE", def: shortDuration(server.DefaultCacheMaxStale),
+		usage: "how long cached applications keep getting tokens while the database is unreachable",
+		parse: durationField(func(c *server.Config) *time.Duration { return &c.CacheMaxStale }, server.MinCacheTTL)},
+	{flag: "key-rotation-period", env: "M2MAUTH_KEY_ROTATION_PERIOD", def: shortDuration(server.DefaultKeyRotationPeriod),
+		usage: "how long a signing key signs before the next one takes over, a Go `duration` of at least " + shortDuration(server.MinKeyRotationPeriod),
+		parse: durationField(func(c *server.Config) *time.Duration { return &c.KeyRotationPeriod }, server.MinKeyRotationPeriod)},
+	{flag: "admin-token-lifetime", env: "M2MAUTH_ADMIN_TOKEN_LIFETIME", def: shortDuration(manage.DefaultAdminTokenLifetime),
+		usage: "lifetime of management API tokens, a Go `duration` from " + shortDuration(server.MinAdminTokenLifetime) + " to " + shortDuration(manage.MaxAdminTokenLifetime),
+		parse: durationField(func(c *server.Config) *time.Duration { return &c.AdminTokenLifetime }, server.MinAdminTokenLifetime)},
+	{flag: "log-level", env: "M2MAUTH_LOG_LEVEL", def: "info",
+		usage: "debug, info, warn or error",
+		parse: stringField(func(c *server.Config) *string { return &c.LogLevel })},
+	{flag: "log-format", env: "M2MAUTH_LOG_FORMAT", def: "text",
+		usage: "text or json",
+		parse: stringField(func(c *server.Config) *string { return &c.LogFormat })},
+}
+
+// clientSettings are the settings every client command shares (the
+// api, app, grant, token, audit and key commands).
+var clientSettings = []setting[clientOptions]{
+	{flag: "server", env: "M2MAUTH_SERVER",
+		usage: "base `URL` of the server; default the issuer in the credentials file",
+		parse: stringField(func(o *clientOptions) *string { return &o.server })},
+	{flag: "credentials", env: "M2MAUTH_CREDENTIALS",
+		usage: "administrator credentials `file`; default <data-dir>/" + server.CredentialsFile,
+		parse: stringField(func(o *clientOptions) *string { return &o.credentials })},
+	{flag: "data-dir", env: "M2MAUTH_DATA_DIR", def: server.DefaultDataDir,
+		usage: "data `directory` of the server, where it wrote the credentials file",
+		parse: stringField(func(o *clientOptions) *string { return &o.dataDir })},
+}
+
+// pick returns the rows of table named (by flag, or by variable for a
+// row without a flag), in the table's order. It panics on a name the table
+// lacks: that is a mistake in this file, which the tests catch.
+func pick[T any](table []setting[T], names ...string) []setting[T] {
+	var out []setting[T]
+	for _, s := range table {
+		if slices.Contains(names, s.flag) || (s.flag == "" && slices.Contains(names, s.env)) {
+			out = append(out, s)
+		}
+	}
+	if len(out) != len(names) {
+		panic(fmt.Sprintf("pick %v: %d of them are settings", names, len(out)))
+	}
+	return out
+}
+
+// flagValue is a setting's flag: it keeps the text given, which load
+// parses, so that parsing has one place and one error format.
+type flagValue struct {
+	typ   string
+	text  string
+	given bool
+}
+
+func (v *flagValue) String() string { return v.text }
+func (v *flagValue) Type() string   { return v.typ }
+func (v *flagValue) Set(s string) error {
+	v.text, v.given = s, true
+	return nil
+}
+
+// boundSettings are a table's rows registered as one command's flags.
+type boundSettings[T any] struct {
+	rows  []setting[T]
+	flags []*flagValue // per row; nil for a row without a flag
+	// from names, per flag name, where load took its value: "--flag" or
+	// the variable; absent for a default.
+	from map[string]string
+}
+
+// bindSettings registers rows as flags of cmd (its persistent flags if
+// persistent, for a command whose subcommands share them), and lists the
+// environment-only rows in its long help.
+func bindSettings[T any](cmd *cobra.Command, persistent bool, rows []setting[T]) *boundSettings[T] {
+	fs := cmd.Flags()
+	if persistent {
+		fs = cmd.PersistentFlags()
+	}
+	b := &boundSettings[T]{rows: rows, flags: make([]*flagValue, len(rows))}
+	var envOnly strings.Builder
+	for i, s := range rows {
+		if s.flag == "" {
+			fmt.Fprintf(&envOnly, "\n  %-28s %s", s.env, s.usage)
+			continue
+		}
+		v := &flagValue{typ: s.parse.typ, text: s.def}
+		usage := s.usage
+		if s.env != "" {
+			usage += " (" + s.env + ")"
+		}
+		fs.Var(v, s.flag, usage)
+		if s.parse.typ == "bool" {
+			fs.Lookup(s.flag).NoOptDefVal = "true"
+		}
+		b.flags[i] = v
+	}
+	if envOnly.Len() > 0 {
+		cmd.Long += "\n\nSecrets read from the environment only:" + envOnly.String()
+	}
+	return b
+}
+
+// load sets c from every row: the flag if it was given, else the variable
+// if lookup finds it non-empty, else the default. lookup is os.LookupEnv
+// outside tests. It reports every bad value, each named by where it came
+// from, and shows no secret's value.
+func (b *boundSettings[T]) load(lookup func(string) (string, bool), c *T) error {
+	b.from = map[string]string{}
+	var errs []error
+	for i, s := range b.rows {
+		text, from := s.def, ""
+		if f := b.flags[i]; f != nil && f.given {
+			text, from = f.text, "--"+s.flag
+		} else if v, ok := lookup(s.env); s.env != "" && ok && v != "" {
+			// An empty variable counts as unset, as M2MAUTH_X= in a
+			// compose file usually means.
+			text, from = v, s.env
+		}
+		if from != "" && s.flag != "" {
+			b.from[s.flag] = from
+		}
+		if err := s.parse.set(c, text); err != nil {
+			if from == "" {
+				from = "default of --" + s.flag
+			}
+			if s.secret {
+				errs = append(errs, fmt.Errorf("%s %v", from, err))
+			} else {
+				errs = append(errs, fmt.Errorf("%s %q %v", from, text, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// explain renames, in the errors of server.Config.Validate, each setting
+// after where its value came from: M2MAUTH_CACHE_TTL 1ms must be between
+// 100ms and 5m. It needs load to have run.
+func (b *boundSettings[T]) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+		var fe *server.FieldError
+		if errors.As(e, &fe) {
+			if from, ok := b.from[fe.Setting]; ok {
+				renamed := *fe
+				renamed.Setting = from
+				out[i] = &renamed
+			}
+		}
+	}
+	return errors.Join(out...)
+}
