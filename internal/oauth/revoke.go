@@ -31,7 +31,7 @@ func (s *Server) HandleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	caller, err := s.authenticateClient(r, req.creds)
 	if err == nil {
-		if err = s.revoke(r.Context(), &caller.Application, req.token, r.RemoteAddr); err == nil {
+		if err = s.revoke(r.Context(), &caller.Application, req.token, s.clientAddr(r)); err == nil {
 			h := w.Header()
 			h.Set("Cache-Control", "no-store")
 			h.Set("Pragma", "no-cache")

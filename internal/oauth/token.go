@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/clientip"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
 	"github.com/m2mauth/m2mauth/internal/token"
 )
@@ -58,7 +59,13 @@ type Server struct {
 	// DenyList holds the revoked tokens; HandleIntrospect and HandleRevoke
 	// need it.
 	DenyList DenyList
+	// ClientIP tells the client's address behind trusted proxies, for the
+	// audit log and every limit; nil: the connection's peer.
+	ClientIP *clientip.Resolver
 }
+
+// clientAddr is the address of the client of r, as text ("" if unknown).
+func (s *Server) clientAddr(r *http.Request) string { return s.ClientIP.String(r) }
 
 // tokenRequest is a parsed client credentials token request.
 type tokenRequest struct {
@@ -189,7 +196,7 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 	fail := func(reason string) error {
 		id := loggableClientID(c.clientID)
 		if s.Events != nil {
-			s.Events.ClientAuthFailed(r.Context(), id, r.RemoteAddr, reason)
+			s.Events.ClientAuthFailed(r.Context(), id, s.clientAddr(r), reason)
 		}
 		s.Log.Info("client authentication failed", "client_id", id, "reason", reason)
 		return clientAuthFailed()

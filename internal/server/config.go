@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/clientip"
 	"github.com/m2mauth/m2mauth/internal/manage"
 )
 
@@ -53,6 +54,10 @@ type Config struct {
 	AdminTokenLifetime time.Duration
 	LogLevel           string // debug, info, warn, error
 	LogFormat          string // text or json
+	// TrustedProxies is a comma-separated list of CIDR prefixes (or
+	// addresses) of reverse proxies: only from them are Forwarded and
+	// X-Forwarded-For honoured (clientip.Resolver). Default none.
+	TrustedProxies string
 }
 
 // Defaults of Config.
@@ -186,6 +191,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fieldError("log-level", strconv.Quote(c.LogLevel), "must be debug, info, warn or error"))
+	}
+	if _, err := clientip.New(strings.Split(c.TrustedProxies, ",")); err != nil {
+		errs = append(errs, fieldError("trusted-proxies", strconv.Quote(c.TrustedProxies), "must be comma-separated CIDR prefixes or addresses: %v", err))
 	}
 	switch c.LogFormat {
 	case "text", "json":

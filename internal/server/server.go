@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
 	"github.com/m2mauth/m2mauth/internal/audit"
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/clientip"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
 	"github.com/m2mauth/m2mauth/internal/denylist"
 	"github.com/m2mauth/m2mauth/internal/manage"
@@ -155,7 +157,11 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	s.recorder = audit.New(s.store, s.now, s.rand, s.log)
 	s.background = append(s.background, s.recorder.Run)
 	s.background = append(s.background, s.runKeyRotation)
-	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder}
+	clientIP, err := clientip.New(strings.Split(s.cfg.TrustedProxies, ","))
+	if err != nil {
+		return err
+	}
+	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder, ClientIP: clientIP}
 	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now}
 	if err := s.initRevocation(ctx); err != nil {
 		return err
@@ -166,7 +172,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		DefaultAlg: s.cfg.DefaultSigningAlg, AdminTokenLifetime: s.cfg.AdminTokenLifetime,
 		Now: s.now, Rand: s.rand, Log: s.log,
 	}
-	s.admin = &admin.Handler{Manage: s.manage, Checker: s.checker, Log: s.log}
+	s.admin = &admin.Handler{Manage: s.manage, Checker: s.checker, Log: s.log, RemoteAddr: s.oauth.ClientIP.String}
 	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
