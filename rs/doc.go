@@ -12,7 +12,18 @@
 //	}
 //	mux.Handle("GET /meters", v.Middleware(rs.RequireScope("read:meters")(listMeters)))
 //
-// Handlers read the verified token with ClaimsFromContext.
+// Handlers read the verified token with ClaimsFromContext, and a custom
+// claim (set per grant in m2mauth, such as tenant_id) with Claims.Claim:
+//
+//	func listMeters(w http.ResponseWriter, r *http.Request) {
+//		claims, _ := rs.ClaimsFromContext(r.Context())
+//		var tenant string
+//		if ok, err := claims.Claim("tenant_id", &tenant); err != nil || !ok {
+//			http.Error(w, "no tenant", http.StatusForbidden)
+//			return
+//		}
+//		// ... the meters of tenant
+//	}
 //
 // Tokens are JWT access tokens per RFC 9068, signed with an asymmetric
 // algorithm (ES256, EdDSA, RS256 or PS256 by default). The Validator finds

@@ -89,6 +89,37 @@ type Claims struct {
 
 	IssuedAt  time.Time // "iat", UTC
 	ExpiresAt time.Time // "exp", UTC
+
+	// payload is the verified JSON payload, read by Claim on demand so
+	// that tokens without custom claims cost nothing more.
+	payload []byte
+}
+
+// Claim decodes the token's claim name into v (as encoding/json would,
+// but with member names matched exactly) and reports whether the token
+// has it. It reads any claim; m2mauth's custom claims, set per grant
+// ("claims" of a grant in the management API, for example tenant_id), are
+// the ones the fields above do not hold. An error means the claim is
+// there but does not decode into v.
+//
+//	var tenant string
+//	if ok, err := claims.Claim("tenant_id", &tenant); err != nil || !ok { ... }
+func (c *Claims) Claim(name string, v any) (bool, error) {
+	if len(c.payload) == 0 {
+		return false, nil
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(c.payload, &all); err != nil {
+		return false, fmt.Errorf("rs: claims: %w", err)
+	}
+	raw, ok := all[name]
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("rs: claim %q: %w", name, err)
+	}
+	return true, nil
 }
 
 // HasScope reports whether the token was granted scope s.
@@ -337,5 +368,6 @@ func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
 		Scopes:    scopes,
 		IssuedAt:  c.IssuedAt.Time().UTC(),
 		ExpiresAt: c.Expiry.Time().UTC(),
+		payload:   payload,
 	}, nil
 }

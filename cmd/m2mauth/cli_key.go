@@ -51,8 +51,9 @@ func newKeyListCmd(opts *clientOptions) *cobra.Command {
 
 func newKeyRotateCmd(opts *clientOptions) *cobra.Command {
 	var alg string
+	var force bool
 	cmd := &cobra.Command{
-		Use:   "rotate [--alg ALG]",
+		Use:   "rotate [--alg ALG] [--force]",
 		Short: "Rotate the signing keys now",
 		Long: `Rotate the signing keys now: for each algorithm in use, or only --alg,
 the next key becomes active at once, the active key retires and a new next
@@ -61,16 +62,23 @@ key is made.
 The new active key has been published for less than a rotation period:
 resource servers that cached the JWKS before it was published fetch it
 again when they see its kid. Tokens of the retired key stay valid until
-they expire.`,
-		Example: "  m2mauth key rotate --alg ES256",
+they expire.
+
+The server refuses (409) to rotate an algorithm whose next key was
+published less than the JWKS max-age (300 s) ago, or that already has 32
+retired keys of which the oldest may still have valid tokens. --force
+rotates anyway, as for a suspected key compromise, and removes the oldest
+retired keys over 32 at once: tokens they signed stop verifying. A forced
+rotation is audited as such.`,
+		Example: "  m2mauth key rotate --alg ES256\n  m2mauth key rotate --alg ES256 --force   # the active key is compromised",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if alg != "" && !authz.ValidSigningAlg(alg) {
 				return fmt.Errorf("--alg %q must be one of %s", alg, strings.Join(authz.SigningAlgs, ", "))
 			}
 			var body any
-			if alg != "" {
-				body = admin.RotateKeysRequest{Alg: alg}
+			if alg != "" || force {
+				body = admin.RotateKeysRequest{Alg: alg, Force: force}
 			}
 			l, err := send[admin.List[admin.KeyResource]](cmd.Context(), opts, http.MethodPost, pathKeysRotate, body)
 			if err != nil {
@@ -79,6 +87,7 @@ they expire.`,
 			return show(cmd, opts, l, printKeys)
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "rotate even if the next key is younger than the JWKS max-age, removing the oldest retired keys over the cap early")
 	cmd.Flags().StringVar(&alg, "alg", "", "rotate only this algorithm's keys: "+strings.Join(authz.SigningAlgs, ", ")+" (default: every algorithm in use)")
 	return cmd
 }

@@ -39,8 +39,15 @@ func TestKeyCommands(t *testing.T) {
 	table := ts.run(t, "key", "list")
 	mustContain(t, table, "KID", "REMOVE AFTER", esActive.KID, esNext.KID, "active", "next")
 
+	t.Run("refused while the next key is younger than the JWKS max-age", func(t *testing.T) {
+		ts.fail(t, "409 Conflict: nothing rotated: the next ES256 key was published", "key", "rotate", "--alg", "ES256")
+		if got := keyOf(t, runJSON[admin.List[admin.KeyResource]](t, ts, "key", "list"), authz.ES256, authz.KeyActive); got.KID != esActive.KID {
+			t.Errorf("a refused rotation rotated: active %s", got.KID)
+		}
+	})
+
 	t.Run("rotate one algorithm", func(t *testing.T) {
-		after := runJSON[admin.List[admin.KeyResource]](t, ts, "key", "rotate", "--alg", "ES256")
+		after := runJSON[admin.List[admin.KeyResource]](t, ts, "key", "rotate", "--alg", "ES256", "--force")
 		if got := keyOf(t, after, authz.ES256, authz.KeyActive); got.KID != esNext.KID {
 			t.Errorf("ES256 active %s, want the former next %s", got.KID, esNext.KID)
 		}
@@ -53,7 +60,7 @@ func TestKeyCommands(t *testing.T) {
 	})
 
 	t.Run("rotate every algorithm, as a table", func(t *testing.T) {
-		out := ts.run(t, "key", "rotate")
+		out := ts.run(t, "key", "rotate", "--force")
 		mustContain(t, out, "retired", esNext.KID, edActive.KID)
 		after := runJSON[admin.List[admin.KeyResource]](t, ts, "key", "list")
 		if got := keyOf(t, after, authz.EdDSA, authz.KeyRetired); got.KID != edActive.KID {

@@ -143,6 +143,7 @@ func printApp(w io.Writer, a admin.ApplicationResource) error {
 	row(tw, "Description", a.Description)
 	row(tw, "Status", status(a.Disabled))
 	row(tw, "Introspect", introspects(a.IntrospectAudiences))
+	row(tw, "Policy", policyText(a.Policy))
 	row(tw, "Created", formatTime(a.CreatedAt))
 	row(tw, "Updated", formatTime(a.UpdatedAt))
 	if err := tw.Flush(); err != nil {
@@ -191,6 +192,8 @@ func printGrant(w io.Writer, g admin.GrantResource) error {
 	row(tw, "Audience", g.Audience)
 	row(tw, "API ID", g.APIID)
 	row(tw, "Scopes", strings.Join(g.Scopes, " "))
+	row(tw, "Claims", claimsText(g.Claims))
+	row(tw, "Lifetime", lifetimeText(g.TokenLifetime))
 	row(tw, "Created", formatTime(g.CreatedAt))
 	row(tw, "Updated", formatTime(g.UpdatedAt))
 	return tw.Flush()
@@ -207,4 +210,73 @@ func printGrants(w io.Writer, l admin.List[admin.GrantResource]) error {
 		row(tw, g.ID, g.Audience, strings.Join(g.Scopes, " "))
 	}
 	return tw.Flush()
+}
+
+// policyText is an application's policy on one line: "none (server
+// default)" for none.
+func policyText(p admin.Policy) string {
+	var parts []string
+	if p.Rate != nil {
+		parts = append(parts, "rate "+strconv.FormatFloat(p.Rate.PerSecond, 'f', -1, 64)+"/s burst "+strconv.Itoa(p.Rate.Burst))
+	}
+	if p.Quota != nil {
+		if p.Quota.PerHour > 0 {
+			parts = append(parts, strconv.FormatInt(p.Quota.PerHour, 10)+"/hour")
+		}
+		if p.Quota.PerDay > 0 {
+			parts = append(parts, strconv.FormatInt(p.Quota.PerDay, 10)+"/day")
+		}
+	}
+	if p.Mode != "" {
+		parts = append(parts, p.Mode)
+	}
+	if len(p.AllowedIPs) > 0 {
+		parts = append(parts, "from "+strings.Join(p.AllowedIPs, " "))
+	}
+	if len(parts) == 0 {
+		return "none (server default)"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// claimsText is a grant's custom claims as one JSON object, "-" for none.
+func claimsText(c map[string]json.RawMessage) string {
+	if len(c) == 0 {
+		return "-"
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "?"
+	}
+	return string(b)
+}
+
+// lifetimeText is a grant's token lifetime, "the API's" when unset.
+func lifetimeText(secs int64) string {
+	if secs == 0 {
+		return "the API's"
+	}
+	return (time.Duration(secs) * time.Second).String()
+}
+
+// printQuotaUsage writes the quota lines of app usage, nothing when no
+// limit applies.
+func printQuotaUsage(w io.Writer, u admin.UsageResource) {
+	if u.Policy.Rate == nil && u.Policy.Quota == nil {
+		return
+	}
+	src := "its own"
+	if u.PolicyIsDefault {
+		src = "the server's default"
+	}
+	fmt.Fprintf(w, "Policy (%s): %s\n", src, policyText(u.Policy))
+	if q := u.Policy.Quota; q != nil {
+		if q.PerHour > 0 {
+			fmt.Fprintf(w, "This hour (from %s): %d of %d\n", formatTime(u.Hour), u.HourUsed, q.PerHour)
+		}
+		if q.PerDay > 0 {
+			fmt.Fprintf(w, "Today (from %s): %d of %d\n", formatTime(u.Day), u.DayUsed, q.PerDay)
+		}
+	}
+	fmt.Fprintln(w)
 }

@@ -217,7 +217,7 @@ database a few seconds after the tokens are issued.`,
 			if len(q) > 0 {
 				path += "?" + q.Encode()
 			}
-			l, err := send[admin.List[admin.IssuanceResource]](cmd.Context(), opts, http.MethodGet, path, nil)
+			l, err := send[admin.UsageResource](cmd.Context(), opts, http.MethodGet, path, nil)
 			if err != nil {
 				return err
 			}
@@ -228,7 +228,8 @@ database a few seconds after the tokens are issued.`,
 	return cmd
 }
 
-func printUsage(w io.Writer, l admin.List[admin.IssuanceResource]) error {
+func printUsage(w io.Writer, l admin.UsageResource) error {
+	printQuotaUsage(w, l)
 	if len(l.Items) == 0 {
 		_, err := fmt.Fprintln(w, "No tokens issued.")
 		return err

@@ -11,6 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/connlimit"
+	"github.com/m2mauth/m2mauth/internal/denylist"
+	"github.com/m2mauth/m2mauth/internal/limits"
 	"github.com/m2mauth/m2mauth/internal/manage"
 	"github.com/m2mauth/m2mauth/internal/server"
 )
@@ -66,6 +69,32 @@ func boolField[T any](field func(*T) *bool) parser[T] {
 			return errors.New("must be true or false")
 		}
 		*field(c) = b
+		return nil
+	}}
+}
+
+// optionalCountField is countField for a setting without a default: ""
+// leaves it 0 (none).
+func optionalCountField[T any](field func(*T) *int) parser[T] {
+	count := countField(field)
+	return parser[T]{typ: count.typ, set: func(c *T, v string) error {
+		if v == "" {
+			*field(c) = 0
+			return nil
+		}
+		return count.set(c, v)
+	}}
+}
+
+// countField parses a whole number of at least 1; Validate checks the
+// upper bound.
+func countField[T any](field func(*T) *int) parser[T] {
+	return parser[T]{typ: "int", set: func(c *T, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errors.New("must be a whole number of at least 1")
+		}
+		*field(c) = n
 		return nil
 	}}
 }
@@ -128,6 +157,36 @@ var serveSettings = []setting[server.Config]{
 	{flag: "trusted-proxies", env: "M2MAUTH_TRUSTED_PROXIES",
 		usage: "comma-separated `CIDRs` of reverse proxies whose Forwarded or X-Forwarded-For header names the client; default none (the peer is the client)",
 		parse: stringField(func(c *server.Config) *string { return &c.TrustedProxies })},
+	{flag: "max-revocations-per-hour", env: "M2MAUTH_MAX_REVOCATIONS_PER_HOUR", def: strconv.Itoa(denylist.DefaultMaxRevocationsPerHour),
+		usage: "tokens each client may revoke at /oauth/revoke per hour on this replica, a `count` from 1; over it: 429",
+		parse: countField(func(c *server.Config) *int { return &c.MaxRevocationsPerHour })},
+	{flag: "max-connections", env: "M2MAUTH_MAX_CONNECTIONS", def: strconv.Itoa(connlimit.DefaultMaxConnections),
+		usage: "connections held open at once, a `count` from 1; more wait in the listen backlog",
+		parse: countField(func(c *server.Config) *int { return &c.MaxConnections })},
+	{flag: "max-idle-conns-per-address", env: "M2MAUTH_MAX_IDLE_CONNS_PER_ADDRESS", def: strconv.Itoa(connlimit.DefaultMaxIdlePerAddress),
+		usage: "idle keep-alive connections kept per client IP, a `count` from 1 to --max-connections; the oldest idle ones are closed",
+		parse: countField(func(c *server.Config) *int { return &c.MaxIdleConnsPerAddress })},
+	{flag: "audit-retention", env: "M2MAUTH_AUDIT_RETENTION", def: shortDuration(server.DefaultAuditRetention),
+		usage: "how long audit events are kept before the hourly purge removes them, a Go `duration` of at least " + shortDuration(server.MinAuditRetention),
+		parse: durationField(func(c *server.Config) *time.Duration { return &c.AuditRetention }, server.MinAuditRetention)},
+	{flag: "auth-max-failures", env: "M2MAUTH_AUTH_MAX_FAILURES", def: strconv.Itoa(limits.DefaultMaxFailures),
+		usage: "consecutive failed client authentications of one client_id from one address that lock it out from there for --auth-lockout-window, a `count` from 1; then 429",
+		parse: countField(func(c *server.Config) *int { return &c.AuthMaxFailures })},
+	{flag: "auth-lockout-window", env: "M2MAUTH_AUTH_LOCKOUT_WINDOW", def: shortDuration(limits.DefaultWindow),
+		usage: "the window failed client authentications are counted in, and the lockout's length, a Go `duration` from 1s to 1h",
+		parse: durationField(func(c *server.Config) *time.Duration { return &c.AuthLockoutWindow }, server.MinAuthLockoutWindow)},
+	{flag: "default-rate", env: "M2MAUTH_DEFAULT_RATE",
+		usage: "token `rate` of applications without a rate or quota of their own: 5/s, 300/m or 1000/h; default none (docs/policy.md)",
+		parse: stringField(func(c *server.Config) *string { return &c.DefaultRate })},
+	{flag: "default-burst", env: "M2MAUTH_DEFAULT_BURST",
+		usage: "tokens --default-rate lets through at once, a `count` from 1; default the rate per second, rounded up",
+		parse: optionalCountField(func(c *server.Config) *int { return &c.DefaultBurst })},
+	{flag: "default-quota-hour", env: "M2MAUTH_DEFAULT_QUOTA_HOUR",
+		usage: "tokens per UTC hour of applications without a rate or quota of their own, a `count` from 1; default none",
+		parse: optionalCountField(func(c *server.Config) *int { return &c.DefaultQuotaHour })},
+	{flag: "default-quota-day", env: "M2MAUTH_DEFAULT_QUOTA_DAY",
+		usage: "tokens per UTC day of applications without a rate or quota of their own, a `count` from 1; default none",
+		parse: optionalCountField(func(c *server.Config) *int { return &c.DefaultQuotaDay })},
 	{flag: "log-level", env: "M2MAUTH_LOG_LEVEL", def: "info",
 		usage: "debug, info, warn or error",
 		parse: stringField(func(c *server.Config) *string { return &c.LogLevel })},

@@ -40,6 +40,10 @@ type Meter struct {
 	Value     float64   `json:"value"`
 	Timestamp time.Time `json:"timestamp"`
 	CreatedBy string    `json:"created_by"`
+	// TenantID is the token's tenant_id claim, a custom claim the
+	// application's grant carries (m2mauth grant add ... --claim
+	// tenant_id=t-42); absent when the token has none.
+	TenantID string `json:"tenant_id,omitempty"`
 }
 
 // server holds the API's in-memory data.
@@ -147,6 +151,11 @@ func (s *server) createMeter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, _ := rs.ClaimsFromContext(r.Context())
+	var tenant string
+	if _, err := claims.Claim("tenant_id", &tenant); err != nil {
+		writeError(w, http.StatusForbidden, "invalid_token", "tenant_id must be a string")
+		return
+	}
 	ts := s.now().UTC()
 	if req.Timestamp != nil {
 		ts = req.Timestamp.UTC()
@@ -164,6 +173,7 @@ func (s *server) createMeter(w http.ResponseWriter, r *http.Request) {
 		Value:     *req.Value,
 		Timestamp: ts,
 		CreatedBy: claims.ClientID,
+		TenantID:  tenant,
 	}
 	s.meters = append(s.meters, m)
 	s.mu.Unlock()

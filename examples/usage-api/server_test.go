@@ -66,14 +66,21 @@ func (iss *testIssuer) token(t *testing.T, scope string) string {
 	return iss.tokenFor(t, testAudience, scope)
 }
 
-// tokenFor returns an access token for audience with scope.
-func (iss *testIssuer) tokenFor(t *testing.T, audience, scope string) string {
+// tokenFor returns an access token for audience with scope and the
+// extra claims.
+func (iss *testIssuer) tokenFor(t *testing.T, audience, scope string, extra ...map[string]any) string {
 	t.Helper()
 	now := time.Now()
-	payload, err := json.Marshal(map[string]any{
+	claims := map[string]any{
 		"iss": iss.url, "sub": "app_1", "client_id": "app_1", "aud": audience,
 		"scope": scope, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "j1",
-	})
+	}
+	for _, e := range extra {
+		for k, v := range e {
+			claims[k] = v
+		}
+	}
+	payload, err := json.Marshal(claims)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +199,14 @@ func TestMeteringFlow(t *testing.T) {
 	if want := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC); m.Value != 42 || !m.Timestamp.Equal(want) || m.CreatedBy != "app_1" {
 		t.Errorf("meter = %+v", m)
 	}
+	if m.TenantID != "" {
+		t.Errorf("meter of a token without tenant_id: %+v", m)
+	}
+	tenantTok := iss.tokenFor(t, testAudience, "create:meters", map[string]any{"tenant_id": "t-42"})
+	status, _, body = call(t, api, "POST", "/meters", tenantTok, `{"meter_type":"api_calls","value":1}`)
+	if status != 201 || !strings.Contains(body, `"tenant_id":"t-42"`) {
+		t.Fatalf("create meter with a tenant_id claim: %d %s", status, body)
+	}
 	status, _, body = call(t, api, "POST", "/meters", tok, `{"meter_type":"api_calls","value":0,"timestamp":"2025-05-31T23:00:00+02:00"}`)
 	if status != 201 || !strings.Contains(body, `"timestamp":"2025-05-31T21:00:00Z"`) {
 		t.Fatalf("create meter with timestamp: %d %s", status, body)
@@ -199,7 +214,7 @@ func TestMeteringFlow(t *testing.T) {
 
 	status, _, body = call(t, api, "GET", "/meters?meter_type=api_calls", tok, "")
 	var meters []Meter
-	if err := json.Unmarshal([]byte(body), &meters); status != 200 || err != nil || len(meters) != 2 {
+	if err := json.Unmarshal([]byte(body), &meters); status != 200 || err != nil || len(meters) != 3 {
 		t.Fatalf("list meters: %d %s", status, body)
 	}
 	status, _, body = call(t, api, "GET", "/meters?meter_type=other", tok, "")

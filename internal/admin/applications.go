@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,12 +12,18 @@ import (
 
 // GrantResource is a grant as the management API shows it.
 type GrantResource struct {
-	ID        string    `json:"id"`
-	Audience  string    `json:"audience"`
-	APIID     string    `json:"api_id"`
-	Scopes    []string  `json:"scopes"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID       string   `json:"id"`
+	Audience string   `json:"audience"`
+	APIID    string   `json:"api_id"`
+	Scopes   []string `json:"scopes"`
+	// Claims are static claims added to every token of the grant ({} for
+	// none).
+	Claims map[string]json.RawMessage `json:"claims"`
+	// TokenLifetime is the grant's token lifetime in seconds; absent: the
+	// API's.
+	TokenLifetime int64     `json:"token_lifetime,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 func grantResource(g authz.Grant) GrantResource {
@@ -24,7 +31,66 @@ func grantResource(g authz.Grant) GrantResource {
 	if sc == nil {
 		sc = []string{}
 	}
-	return GrantResource{ID: g.ID, Audience: g.Audience, APIID: g.APIID, Scopes: sc, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
+	claims := map[string]json.RawMessage{}
+	if len(g.Claims) > 0 {
+		// Stored claims are a JSON object manage wrote; an unreadable one
+		// shows as none rather than failing the read.
+		_ = json.Unmarshal(g.Claims, &claims)
+	}
+	return GrantResource{ID: g.ID, Audience: g.Audience, APIID: g.APIID, Scopes: sc, Claims: claims,
+		TokenLifetime: int64(g.TokenLifetime / time.Second), CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
+}
+
+// RatePolicy is a token bucket: per_second tokens a second, at most burst
+// at once.
+type RatePolicy struct {
+	PerSecond float64 `json:"per_second"`
+	Burst     int     `json:"burst,omitempty"`
+}
+
+// QuotaPolicy bounds the tokens issued per UTC hour and per UTC day.
+type QuotaPolicy struct {
+	PerHour int64 `json:"per_hour,omitempty"`
+	PerDay  int64 `json:"per_day,omitempty"`
+}
+
+// Policy is an application's token policy: rate, quotas, their mode
+// ("enforce" or "observe") and the networks (CIDRs) its requests may come
+// from. {} is none: the server's default policy applies.
+type Policy struct {
+	Rate       *RatePolicy  `json:"rate,omitempty"`
+	Quota      *QuotaPolicy `json:"quota,omitempty"`
+	Mode       string       `json:"mode,omitempty"`
+	AllowedIPs []string     `json:"allowed_ips,omitempty"`
+}
+
+func (p *Policy) input() *manage.PolicyInput {
+	if p == nil {
+		return nil
+	}
+	in := &manage.PolicyInput{Mode: p.Mode, AllowedIPs: p.AllowedIPs}
+	if p.Rate != nil {
+		in.Rate = &authz.Rate{PerSecond: p.Rate.PerSecond, Burst: p.Rate.Burst}
+	}
+	if p.Quota != nil {
+		in.Quota = &authz.Quota{PerHour: p.Quota.PerHour, PerDay: p.Quota.PerDay}
+	}
+	return in
+}
+
+func policyResource(p authz.Policy) Policy {
+	var out Policy
+	if p.Rate != nil {
+		out.Rate = &RatePolicy{PerSecond: p.Rate.PerSecond, Burst: p.Rate.Burst}
+	}
+	if p.Quota != nil {
+		out.Quota = &QuotaPolicy{PerHour: p.Quota.PerHour, PerDay: p.Quota.PerDay}
+	}
+	out.Mode = string(p.Mode)
+	for _, n := range p.AllowedIPs {
+		out.AllowedIPs = append(out.AllowedIPs, n.String())
+	}
+	return out
 }
 
 // SecretResource describes a client secret without the secret.
@@ -65,6 +131,9 @@ type ApplicationResource struct {
 	// CanIntrospect is true when IntrospectAudiences is not empty.
 	// Deprecated: read introspect_audiences; removed in the next release.
 	CanIntrospect bool `json:"can_introspect"`
+	// Policy is the application's own token policy; {} when it has none
+	// and the server's default applies.
+	Policy Policy `json:"policy"`
 }
 
 func applicationResource(a authz.Application, grants []authz.Grant) ApplicationResource {
@@ -74,7 +143,7 @@ func applicationResource(a authz.Application, grants []authz.Grant) ApplicationR
 	}
 	out := ApplicationResource{
 		ClientID: a.ClientID, Name: a.Name, Description: a.Description, Disabled: a.Disabled, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
-		IntrospectAudiences: aud, CanIntrospect: len(aud) > 0,
+		IntrospectAudiences: aud, CanIntrospect: len(aud) > 0, Policy: policyResource(a.Policy),
 	}
 	if grants != nil {
 		out.Grants = make([]GrantResource, 0, len(grants))
@@ -100,10 +169,29 @@ type CreatedApplication struct {
 type GrantRequest struct {
 	Audience string    `json:"audience"`
 	Scopes   *[]string `json:"scopes"`
+	// Claims are static claims added to every token of the grant; needs
+	// update:applications.
+	Claims map[string]json.RawMessage `json:"claims"`
+	// TokenLifetime, in seconds, shortens the API's token lifetime for
+	// this grant (60 up to the API's); needs update:applications.
+	TokenLifetime int64 `json:"token_lifetime"`
 }
 
 func (g GrantRequest) input() manage.GrantInput {
-	return manage.GrantInput{Audience: g.Audience, Scopes: g.Scopes}
+	return manage.GrantInput{Audience: g.Audience, Scopes: g.Scopes, Claims: g.Claims, TokenLifetime: seconds(g.TokenLifetime)}
+}
+
+// seconds converts a request's seconds to a Duration, saturating instead
+// of overflowing so that manage refuses an absurd value as out of range.
+func seconds(n int64) time.Duration {
+	const most = int64(1<<63-1) / int64(time.Second)
+	if n > most {
+		n = most
+	}
+	if n < -most {
+		n = -most
+	}
+	return time.Duration(n) * time.Second
 }
 
 // CreateApplicationRequest is the body of POST /admin/v1/applications.
@@ -117,6 +205,8 @@ type CreateApplicationRequest struct {
 	// CanIntrospect true means every audience but the management API's.
 	// Deprecated: use introspect_audiences.
 	CanIntrospect *bool `json:"can_introspect"`
+	// Policy is the application's token policy; needs update:applications.
+	Policy *Policy `json:"policy"`
 }
 
 // UpdateApplicationRequest is the body of PATCH
@@ -132,6 +222,9 @@ type UpdateApplicationRequest struct {
 	// CanIntrospect true means every audience but the management API's,
 	// false none. Deprecated: use introspect_audiences.
 	CanIntrospect *bool `json:"can_introspect"`
+	// Policy replaces the whole policy; {} clears it (the server's default
+	// applies).
+	Policy *Policy `json:"policy"`
 }
 
 // CreateApplication serves POST /admin/v1/applications: 201 with the
@@ -142,7 +235,8 @@ func (h *Handler) CreateApplication(w http.ResponseWriter, r *http.Request, acto
 		return err
 	}
 	in := manage.NewApplication{Name: req.Name, Description: req.Description,
-		Introspection: manage.Introspection{Audiences: req.IntrospectAudiences, CanIntrospect: req.CanIntrospect}}
+		Introspection: manage.Introspection{Audiences: req.IntrospectAudiences, CanIntrospect: req.CanIntrospect},
+		Policy:        req.Policy.input()}
 	for _, g := range req.Grants {
 		in.Grants = append(in.Grants, g.input())
 	}
@@ -206,6 +300,7 @@ func (h *Handler) UpdateApplication(w http.ResponseWriter, r *http.Request, acto
 	app, grants, err := h.Manage.UpdateApplication(r.Context(), *actor, r.PathValue("client_id"), manage.ApplicationChange{
 		Name: req.Name, Description: req.Description, Disabled: req.Disabled,
 		Introspection: manage.Introspection{Audiences: req.IntrospectAudiences, CanIntrospect: req.CanIntrospect},
+		Policy:        req.Policy.input(),
 	})
 	if err != nil {
 		return err
@@ -261,17 +356,27 @@ func (h *Handler) ListGrants(w http.ResponseWriter, r *http.Request, actor *Acto
 // UpdateGrantRequest is the body of PATCH
 // /admin/v1/applications/{client_id}/grants/{grant_id}.
 type UpdateGrantRequest struct {
-	Scopes []string `json:"scopes"`
+	Scopes *[]string `json:"scopes"`
+	// Claims replace every custom claim of the grant; {} removes them.
+	Claims map[string]json.RawMessage `json:"claims"`
+	// TokenLifetime replaces the grant's token lifetime in seconds; 0
+	// returns to the API's.
+	TokenLifetime *int64 `json:"token_lifetime"`
 }
 
 // UpdateGrant serves PATCH /admin/v1/applications/{client_id}/grants/{grant_id}:
-// replaces the granted scopes.
+// changes the scopes, claims or token lifetime the body names.
 func (h *Handler) UpdateGrant(w http.ResponseWriter, r *http.Request, actor *Actor) error {
 	var req UpdateGrantRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	g, err := h.Manage.UpdateGrant(r.Context(), *actor, r.PathValue("client_id"), r.PathValue("grant_id"), req.Scopes)
+	ch := manage.GrantChange{Scopes: req.Scopes, Claims: req.Claims}
+	if req.TokenLifetime != nil {
+		d := seconds(*req.TokenLifetime)
+		ch.TokenLifetime = &d
+	}
+	g, err := h.Manage.UpdateGrant(r.Context(), *actor, r.PathValue("client_id"), r.PathValue("grant_id"), ch)
 	if err != nil {
 		return err
 	}

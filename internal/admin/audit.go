@@ -74,9 +74,26 @@ type IssuanceResource struct {
 	LastIssuedAt time.Time `json:"last_issued_at"`
 }
 
+// UsageResource is the answer of GET /admin/v1/applications/{client_id}/usage:
+// the issuance counters (items) and the use of the quotas that apply.
+type UsageResource struct {
+	List[IssuanceResource]
+	// Policy is the rate, quota and mode that apply: the application's,
+	// or the server's default (policy_is_default); {} for none.
+	Policy          Policy `json:"policy"`
+	PolicyIsDefault bool   `json:"policy_is_default"`
+	// Hour and Day are the starts of the current UTC hour and day;
+	// HourUsed and DayUsed the tokens issued in them by every replica.
+	Hour     time.Time `json:"hour"`
+	HourUsed int64     `json:"hour_used"`
+	Day      time.Time `json:"day"`
+	DayUsed  int64     `json:"day_used"`
+}
+
 // ListUsage serves GET /admin/v1/applications/{client_id}/usage?since=:
-// tokens issued per audience and hour (since defaults to 24 hours ago).
-// Counts reach the database within a few seconds of issuance.
+// tokens issued per audience and hour (since defaults to 24 hours ago),
+// and the use of the application's quotas. Counts reach the database
+// within a few seconds of issuance.
 func (h *Handler) ListUsage(w http.ResponseWriter, r *http.Request, actor *Actor) error {
 	since, err := timeParam(r, "since")
 	if err != nil {
@@ -86,7 +103,13 @@ func (h *Handler) ListUsage(w http.ResponseWriter, r *http.Request, actor *Actor
 	if err != nil {
 		return err
 	}
-	out := List[IssuanceResource]{Items: make([]IssuanceResource, 0, len(counts))}
+	pu, err := h.Manage.GetPolicyUsage(r.Context(), *actor, r.PathValue("client_id"))
+	if err != nil {
+		return err
+	}
+	out := UsageResource{List: List[IssuanceResource]{Items: make([]IssuanceResource, 0, len(counts))},
+		Policy: policyResource(pu.Policy), PolicyIsDefault: pu.Default,
+		Hour: pu.Hour, HourUsed: pu.HourUsed, Day: pu.Day, DayUsed: pu.DayUsed}
 	for _, c := range counts {
 		out.Items = append(out.Items, IssuanceResource{ClientID: c.ClientID, Audience: c.Audience, Hour: c.Hour, Count: c.Count, LastIssuedAt: c.LastIssuedAt})
 	}

@@ -29,6 +29,10 @@ type KeyResource struct {
 // RotateKeysRequest is the optional body of POST /admin/v1/keys/rotate.
 type RotateKeysRequest struct {
 	Alg string `json:"alg"` // "": every algorithm in use
+	// Force rotates even while the next key is younger than the JWKS
+	// max-age (300 s), which is otherwise 409, and removes the oldest
+	// retired keys over the cap of retired keys early. Audited.
+	Force bool `json:"force,omitempty"`
 }
 
 func keyResource(k authz.SigningKey) KeyResource {
@@ -73,7 +77,9 @@ func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request, actor *Actor)
 // RotateKeys serves POST /admin/v1/keys/rotate with an optional body
 // {"alg": "ES256"}: for that algorithm, or every one in use without it,
 // the next key becomes active at once, the active key retires and a new
-// next key is made. Answers 200 with every key.
+// next key is made. Answers 200 with every key; 409 conflict while the next
+// key is younger than the JWKS max-age, unless {"force": true}
+// (manage.Service.RotateKeys).
 func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Actor) error {
 	var req RotateKeysRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -90,7 +96,7 @@ func (h *Handler) RotateKeys(w http.ResponseWriter, r *http.Request, actor *Acto
 			return err
 		}
 	}
-	if err := h.Manage.RotateKeys(r.Context(), *actor, req.Alg); err != nil {
+	if err := h.Manage.RotateKeys(r.Context(), *actor, req.Alg, req.Force); err != nil {
 		return err
 	}
 	// The answer is the whole key list: the rotation has happened, so no

@@ -192,6 +192,9 @@ func (g *schemaGen) schema(t reflect.Type, response bool) map[string]any {
 	case reflect.Slice:
 		return map[string]any{"type": "array", "items": g.schema(t.Elem(), response)}
 	case reflect.Map:
+		if t.Elem() == rawType { // any JSON value
+			return map[string]any{"type": "object", "additionalProperties": true}
+		}
 		return map[string]any{"type": "object", "additionalProperties": g.schema(t.Elem(), response)}
 	case reflect.Struct:
 		name := schemaName(t)

@@ -18,11 +18,16 @@ import (
 // counters off the token endpoint's hot path: it gathers them in memory and
 // writes them in batches. Management actions are written at once (they
 // are rare and an operator expects to see them); failed authentications,
-// last-use times and counters every flushInterval. What cannot be written
-// (the database is down) stays buffered and is written when it returns.
-// Past maxBuffered events, failed-authentication events are counted but
-// dropped (an attack must not exhaust memory), and the count is itself
-// recorded as an "audit.events_dropped" event.
+// lockouts, last-use times and counters every flushInterval. What cannot
+// be written (the database is down) stays buffered and is written when it
+// returns. Past maxBuffered events, buffered events other than management
+// actions are counted but dropped (an attack must not exhaust memory), and
+// the count is itself recorded as an "audit.events_dropped" event.
+//
+// Failed authentications are aggregated: one event per client_id, source
+// address and reason per interval, with the count and the first and last
+// time (failures.go), within a row budget; their log line is sampled.
+// Events older than Retention are purged (PurgeLoop).
 type Recorder struct {
 	store interface {
 		authz.Audit
@@ -38,6 +43,13 @@ type Recorder struct {
 	used     map[string]time.Time // secret id → last use not yet written
 	lastSeen map[string]time.Time // secret id → last use queued, to write at most once a minute
 	issued   map[issuanceKey]*authz.Issuance
+	failures failureLog
+
+	// Retention is how long events are kept; 0 keeps them forever.
+	Retention time.Duration
+	// Lead runs a purge under the cluster-wide lease name (the server's
+	// lead); nil runs it here. Set it before PurgeLoop runs.
+	Lead func(ctx context.Context, name string, fn func() error) error
 }
 
 type issuanceKey struct {
@@ -58,6 +70,7 @@ func New(store authz.Store, now func() time.Time, r io.Reader, log *slog.Logger)
 	return &Recorder{
 		store: store, now: now, rand: r, log: log,
 		used: map[string]time.Time{}, lastSeen: map[string]time.Time{}, issued: map[issuanceKey]*authz.Issuance{},
+		failures: newFailureLog(now),
 	}
 }
 
@@ -89,23 +102,20 @@ func (rc *Recorder) stamp(e *authz.AuditEvent) bool {
 	return true
 }
 
-// ClientAuthFailed buffers a failed client authentication (oauth.Events).
+// ClientAuthFailed counts a failed client authentication (oauth.Events)
+// in the current interval's aggregate of its client_id, address and reason.
 func (rc *Recorder) ClientAuthFailed(_ context.Context, clientID, remoteAddr, reason string) {
 	if len(clientID) > maxClientIDAttr {
 		clientID = clientID[:maxClientIDAttr]
 	}
-	e := authz.AuditEvent{Action: "client.authentication_failed", Actor: clientID, Target: clientID, RemoteAddr: remoteAddr,
-		Details: `{"reason":"` + reason + `"}`} // reason is one of oauth's fixed strings
-	if !rc.stamp(&e) {
-		return
-	}
+	k := failureKey{clientID: clientID, addr: remoteAddr, reason: reason}
+	at := rc.now()
 	rc.mu.Lock()
-	if len(rc.events) >= maxBuffered {
-		rc.dropped++
-	} else {
-		rc.events = append(rc.events, e)
-	}
+	logIt := rc.failures.add(k, at)
 	rc.mu.Unlock()
+	if logIt {
+		rc.log.Info("client authentication failed", "client_id", clientID, "remote_addr", remoteAddr, "reason", reason)
+	}
 }
 
 // TokenRevoked records an application revoking its own token at the
@@ -147,9 +157,23 @@ func (rc *Recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
 // Flush writes what is buffered. What fails to be written is put back.
 func (rc *Recorder) Flush(ctx context.Context) error {
 	rc.mu.Lock()
+	failed, summary := rc.failures.take(rc.now())
+	for _, e := range failed {
+		if rc.stamp(&e) {
+			if len(rc.events) >= maxBuffered {
+				rc.dropped++
+			} else {
+				rc.events = append(rc.events, e)
+			}
+		}
+	}
 	events, dropped, used, issued := rc.events, rc.dropped, rc.used, rc.issued
 	rc.events, rc.dropped, rc.used, rc.issued = nil, 0, map[string]time.Time{}, map[issuanceKey]*authz.Issuance{}
 	rc.mu.Unlock()
+	if summary.suppressed > 0 {
+		rc.log.Info("failed client authentications in the last interval", "count", summary.count, "keys", summary.keys,
+			"log_lines_suppressed", summary.suppressed, "audit_events", len(failed))
+	}
 
 	if dropped > 0 {
 		e := authz.AuditEvent{Action: "audit.events_dropped", Details: `{"count":` + strconv.Itoa(dropped) + `}`}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/limits"
 )
 
 // auditStore is an in-memory audit store that can be down, and that
@@ -38,6 +40,23 @@ func (s *auditStore) AppendAudit(_ context.Context, events []authz.AuditEvent) e
 	}
 	s.events = append(s.events, events...)
 	return nil
+}
+
+func (s *auditStore) PurgeAudit(_ context.Context, before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return 0, errDown
+	}
+	kept := s.events[:0]
+	for _, e := range s.events {
+		if !e.Time.Before(before) {
+			kept = append(kept, e)
+		}
+	}
+	n := len(s.events) - len(kept)
+	s.events = kept
+	return n, nil
 }
 
 func (s *auditStore) ListAudit(context.Context, authz.AuditFilter, authz.Page) ([]authz.AuditEvent, string, error) {
@@ -138,13 +157,22 @@ func TestRecorderDropsAnEventTheDatabaseNeverTakes(t *testing.T) {
 	}
 }
 
-func TestRecorderBoundsFailedAuthentications(t *testing.T) {
+func TestRecorderBoundsBufferedEvents(t *testing.T) {
 	ctx := context.Background()
 	st := &auditStore{touched: map[string]time.Time{}}
 	rc := newTestRecorder(st, time.Now)
 	st.setDown(true)
-	for i := 0; i < maxBuffered+5; i++ {
-		rc.ClientAuthFailed(ctx, "c1", "127.0.0.1:1", "wrong client secret")
+	rc.mu.Lock()
+	for i := range maxBuffered {
+		rc.events = append(rc.events, authz.AuditEvent{ID: fmt.Sprint("evt_", i), Action: "application.update"})
+	}
+	rc.mu.Unlock()
+	for i := range 5 {
+		rc.ClientAuthFailed(ctx, fmt.Sprint("c", i), "192.0.2.1", "wrong client secret")
+	}
+	rc.Lockout(limits.Lockout{Scope: limits.ScopeAddr, Started: true})
+	if err := rc.Flush(ctx); err == nil {
+		t.Fatal("flush during the outage reported success")
 	}
 	st.setDown(false)
 	if err := rc.Flush(ctx); err != nil {
@@ -154,7 +182,7 @@ func TestRecorderBoundsFailedAuthentications(t *testing.T) {
 	if len(got) != maxBuffered+1 || got[len(got)-1] != "audit.events_dropped" {
 		t.Fatalf("%d events, last %q", len(got), got[len(got)-1])
 	}
-	if d := st.events[len(st.events)-1].Details; d != `{"count":5}` {
+	if d := st.events[len(st.events)-1].Details; d != `{"count":6}` {
 		t.Fatalf("dropped details %s", d)
 	}
 }

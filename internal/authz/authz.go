@@ -7,6 +7,7 @@ package authz
 import (
 	"encoding/base32"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -161,8 +162,11 @@ type Application struct {
 	// TokensNotBefore, when set, kills every token issued to the application
 	// before it ("revoke all tokens").
 	TokensNotBefore time.Time
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// Policy is the application's rate, quotas and allowed source
+	// addresses; the zero Policy: the server's default.
+	Policy    Policy
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // MayIntrospect reports whether the application may introspect a token
@@ -191,6 +195,8 @@ type ApplicationPatch struct {
 	// is later than the stored one: the cutoff only moves forward, so a
 	// revoke-all is never undone. Zero: unchanged.
 	TokensNotBefore time.Time
+	// Policy replaces the whole policy when not nil.
+	Policy *Policy
 	// UpdatedAt is the time of the change; required.
 	UpdatedAt time.Time
 }
@@ -227,13 +233,19 @@ func (s *Secret) Expired(now time.Time) bool {
 // Grant lets an application obtain access tokens for one API with a subset
 // of that API's scopes.
 type Grant struct {
-	ID        string
-	ClientID  string
-	APIID     string
-	Audience  string // the API's identifier, resolved by the store on read
-	Scopes    []string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID       string
+	ClientID string
+	APIID    string
+	Audience string // the API's identifier, resolved by the store on read
+	Scopes   []string
+	// Claims are static claims added to every token issued for the grant:
+	// a JSON object, compact with members sorted by name; nil for none.
+	Claims json.RawMessage
+	// TokenLifetime, when not zero, shortens the API's token lifetime for
+	// this grant (whole seconds); see EffectiveTokenLifetime.
+	TokenLifetime time.Duration
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // HasScope reports whether the grant includes scope value s.

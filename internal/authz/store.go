@@ -83,7 +83,7 @@ type Grants interface {
 	// every application, ordered by (CreatedAt, ID), with their Audience
 	// filled in; an empty list if there is none.
 	ListGrantsForAPI(ctx context.Context, apiID string) ([]Grant, error)
-	// UpdateGrant replaces the scopes and UpdatedAt of grant g.ID of
+	// UpdateGrant replaces the scopes, claims, token lifetime and UpdatedAt of grant g.ID of
 	// application g.ClientID. Returns ErrNotFound if there is none.
 	UpdateGrant(ctx context.Context, g Grant) error
 	// DeleteGrant removes grant id of application clientID. Returns
@@ -150,6 +150,12 @@ type Revocations interface {
 	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
 	// ListRevoked returns every deny-listed jti with its expiry.
 	ListRevoked(ctx context.Context) (map[string]time.Time, error)
+	// ListRevokedSince returns the deny-listed jtis whose entry was
+	// written, or its expiry extended, at or after since by the database's
+	// clock, with their expiry, and the database's time at the read (read
+	// before the entries): the next call's since, less an overlap for
+	// writes still committing. A zero since returns every entry.
+	ListRevokedSince(ctx context.Context, since time.Time) (map[string]time.Time, time.Time, error)
 	// PurgeRevoked removes entries whose expiry is at or before now and
 	// returns how many it removed.
 	PurgeRevoked(ctx context.Context, now time.Time) (int, error)
@@ -163,6 +169,9 @@ type Audit interface {
 	// ListAudit returns one page of events matching f, newest first
 	// (ordered by Time then ID, descending), and the cursor of the next page.
 	ListAudit(ctx context.Context, f AuditFilter, p Page) ([]AuditEvent, string, error)
+	// PurgeAudit removes the events whose Time is before before and
+	// returns how many it removed (the audit log's retention).
+	PurgeAudit(ctx context.Context, before time.Time) (int, error)
 	// AddIssuance adds each count to the counter of its (ClientID,
 	// Audience, Hour), creating it if needed, and raises LastIssuedAt.
 	AddIssuance(ctx context.Context, counts []Issuance) error

@@ -22,6 +22,13 @@ const (
 	// memory: 1 min. An expired token fails verification anyway, so a late
 	// purge costs only memory.
 	PurgeInterval = time.Minute
+	// RefreshOverlap is how far before the previous read's watermark an
+	// incremental refresh reads again: 1 min. An entry is stamped by the
+	// database's clock when it is written but seen only once its
+	// transaction commits; the overlap catches entries whose commit came up
+	// to a minute after their stamp. Entries read twice are merged, so the
+	// overlap costs only the rereading of the last minute's revocations.
+	RefreshOverlap = time.Minute
 )
 
 // DenyList is the set of revoked access tokens (RFC 7009) in memory: jti →
@@ -35,6 +42,11 @@ type DenyList struct {
 	now   func() time.Time
 	log   *slog.Logger
 
+	// Overlap is how far before the previous read's watermark an
+	// incremental refresh reads again; New sets RefreshOverlap. Set it
+	// before the first Refresh.
+	Overlap time.Duration
+
 	// Lead, if set, runs the store purge on one replica of a cluster (the
 	// server's cluster lease); nil runs it here. Set it before PurgeLoop
 	// runs.
@@ -42,11 +54,17 @@ type DenyList struct {
 
 	mu  sync.RWMutex
 	jti map[string]time.Time
+
+	// refreshMu serialises refreshes, which move mark.
+	refreshMu sync.Mutex
+	// mark is the database's time at the last refresh's read; zero until
+	// the first (full) one and after RefreshAll is asked for.
+	mark time.Time
 }
 
 // New returns an empty DenyList over store; Refresh loads it.
 func New(store authz.Revocations, now func() time.Time, log *slog.Logger) *DenyList {
-	return &DenyList{store: store, now: now, log: log, jti: map[string]time.Time{}}
+	return &DenyList{store: store, now: now, log: log, jti: map[string]time.Time{}, Overlap: RefreshOverlap}
 }
 
 // Revoked reports whether jti is deny-listed.
@@ -82,15 +100,32 @@ func (d *DenyList) add(jti string, expiresAt time.Time) {
 	}
 }
 
-// Refresh merges every entry of the store into memory and drops the
-// expired ones. It merges rather than replaces: a revocation written to the
-// store after the read must not vanish from memory until the next one.
-func (d *DenyList) Refresh(ctx context.Context) error {
-	stored, err := d.store.ListRevoked(ctx)
+// Refresh merges into memory the entries of the store written since the
+// previous refresh (ListRevokedSince from its watermark less
+// Overlap); the first refresh reads every entry, as RefreshAll does.
+// It merges rather than replaces: a revocation written to the store after
+// the read must not vanish from memory until the next one. Expired entries
+// leave memory at the next Purge. On error nothing changes, and the next
+// refresh reads from the same watermark.
+func (d *DenyList) Refresh(ctx context.Context) error { return d.refresh(ctx, false) }
+
+// RefreshAll rereads every entry of the store and merges it into memory,
+// dropping what expired: at start, and when the change feed lost
+// notifications (authz.ChangeAll), so that nothing an incremental read
+// could have missed stays missed.
+func (d *DenyList) RefreshAll(ctx context.Context) error { return d.refresh(ctx, true) }
+
+func (d *DenyList) refresh(ctx context.Context, full bool) error {
+	d.refreshMu.Lock()
+	defer d.refreshMu.Unlock()
+	var since time.Time
+	if !full && !d.mark.IsZero() {
+		since = d.mark.Add(-d.Overlap)
+	}
+	stored, mark, err := d.store.ListRevokedSince(ctx, since)
 	if err != nil {
 		return fmt.Errorf("deny-list: %w", err)
 	}
-	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for jti, exp := range stored {
@@ -98,7 +133,12 @@ func (d *DenyList) Refresh(ctx context.Context) error {
 			d.jti[jti] = exp
 		}
 	}
-	d.dropExpired(now)
+	if since.IsZero() {
+		d.dropExpired(d.now())
+	}
+	if mark.After(d.mark) {
+		d.mark = mark
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package denylist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -14,8 +15,21 @@ import (
 type memRevocations struct {
 	mu      sync.Mutex
 	entries map[string]time.Time
-	purged  []time.Time // the now of each PurgeRevoked
-	err     error
+	// stamps are the entries' revoked_at by the store's clock, now (nil:
+	// the zero time); an entry set in entries directly has none.
+	stamps map[string]time.Time
+	now    func() time.Time
+	purged []time.Time // the now of each PurgeRevoked
+	sinces []time.Time // the since of each ListRevokedSince
+	read   int         // entries ListRevokedSince returned, in all
+	err    error
+}
+
+func (m *memRevocations) clock() time.Time {
+	if m.now == nil {
+		return time.Time{}
+	}
+	return m.now()
 }
 
 func (m *memRevocations) RevokeToken(_ context.Context, jti string, exp time.Time) error {
@@ -27,6 +41,10 @@ func (m *memRevocations) RevokeToken(_ context.Context, jti string, exp time.Tim
 	if cur, ok := m.entries[jti]; !ok || exp.After(cur) {
 		m.entries[jti] = exp
 	}
+	if m.stamps == nil {
+		m.stamps = map[string]time.Time{}
+	}
+	m.stamps[jti] = m.clock()
 	return nil
 }
 
@@ -41,6 +59,23 @@ func (m *memRevocations) ListRevoked(context.Context) (map[string]time.Time, err
 		out[k] = v
 	}
 	return out, nil
+}
+
+func (m *memRevocations) ListRevokedSince(_ context.Context, since time.Time) (map[string]time.Time, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sinces = append(m.sinces, since)
+	if m.err != nil {
+		return nil, time.Time{}, m.err
+	}
+	out := map[string]time.Time{}
+	for k, v := range m.entries {
+		if since.IsZero() || !m.stamps[k].Before(since) {
+			out[k] = v
+		}
+	}
+	m.read += len(out)
+	return out, m.clock(), nil
 }
 
 func (m *memRevocations) PurgeRevoked(_ context.Context, now time.Time) (int, error) {
@@ -209,5 +244,83 @@ func TestDenyListLoopsStop(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("a loop did not stop")
 		}
+	}
+}
+
+// TestRefreshIsIncremental: after the first, full read, a refresh reads
+// only what was written since the previous one (less RefreshOverlap), so
+// another replica's revocation arrives without the deny-list being reread;
+// an entry stamped before the watermark but committed after it is caught
+// by the overlap; RefreshAll reads everything again.
+func TestRefreshIsIncremental(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st := &memRevocations{entries: map[string]time.Time{}, now: clock}
+	other := st // another replica writes to the same store
+	ctx := context.Background()
+	const old = 100
+	for i := range old {
+		if err := other.RevokeToken(ctx, fmt.Sprint("old-", i), now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(2 * RefreshOverlap) // the old entries are older than the overlap
+	d := New(st, clock, slog.New(slog.DiscardHandler))
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.sinces) != 1 || !st.sinces[0].IsZero() || st.read != old {
+		t.Fatalf("first refresh: sinces %v, %d read; want one full read of %d", st.sinces, st.read, old)
+	}
+	mark := now
+
+	now = now.Add(RefreshInterval)
+	if err := other.RevokeToken(ctx, "new", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Revoked("new") {
+		t.Fatal("another replica's revocation did not arrive")
+	}
+	if got := st.sinces[1]; !got.Equal(mark.Add(-RefreshOverlap)) {
+		t.Errorf("second refresh read since %v, want the watermark less the overlap %v", got, mark.Add(-RefreshOverlap))
+	}
+	if st.read != old+1 {
+		t.Errorf("second refresh read %d entries, want 1", st.read-old)
+	}
+
+	// Stamped before the last watermark, committed only now.
+	now = now.Add(time.Minute)
+	st.mu.Lock()
+	st.entries["late"], st.stamps["late"] = now.Add(time.Hour), now.Add(-time.Minute+time.Second)
+	st.mu.Unlock()
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Revoked("late") {
+		t.Error("an entry committed after its stamp was missed")
+	}
+
+	st.err = errors.New("database is down")
+	if err := d.Refresh(ctx); err == nil {
+		t.Fatal("no error")
+	}
+	st.err = nil
+	before := st.sinces[len(st.sinces)-1]
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.sinces[len(st.sinces)-1]; !got.Equal(before) {
+		t.Errorf("after a failed refresh read since %v, want %v again", got, before)
+	}
+
+	read := st.read
+	if err := d.RefreshAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.sinces[len(st.sinces)-1]; !got.IsZero() || st.read-read != old+2 {
+		t.Errorf("RefreshAll read since %v, %d entries; want everything (%d)", got, st.read-read, old+2)
 	}
 }

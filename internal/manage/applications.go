@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,14 @@ const maxIntrospectAudiences = 100
 type GrantInput struct {
 	Audience string
 	Scopes   *[]string
+	// Claims are static claims for the grant's tokens (see resolveClaims);
+	// TokenLifetime, when not zero, shortens the API's. Setting either
+	// needs update:applications.
+	Claims        map[string]json.RawMessage
+	TokenLifetime time.Duration
 }
+
+func (g GrantInput) tokenPolicy() bool { return len(g.Claims) > 0 || g.TokenLifetime != 0 }
 
 // Introspection is how a request sets an application's introspection
 // rights (RFC 7662 §4): Audiences, or the deprecated CanIntrospect flag,
@@ -39,6 +47,9 @@ type NewApplication struct {
 	Description string
 	Grants      []GrantInput
 	Introspection
+	// Policy, when not nil, is the application's token policy; setting it
+	// needs update:applications.
+	Policy *PolicyInput
 }
 
 // CreatedApplication is a new application with its grants and the only
@@ -69,6 +80,20 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 			return CreatedApplication{}, err
 		}
 	}
+	// A policy, custom claims and a token lifetime shape every token the
+	// application gets: the same privilege as changing them later.
+	if in.Policy != nil || slices.ContainsFunc(in.Grants, GrantInput.tokenPolicy) {
+		if err := actor.require(authz.ScopeUpdateApplications); err != nil {
+			return CreatedApplication{}, err
+		}
+	}
+	var policy authz.Policy
+	if in.Policy != nil {
+		var err error
+		if policy, err = resolvePolicy(*in.Policy); err != nil {
+			return CreatedApplication{}, err
+		}
+	}
 	seen := map[string]bool{}
 	for _, g := range in.Grants {
 		if seen[g.Audience] {
@@ -91,7 +116,7 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 			}
 			grants = append(grants, g)
 		}
-		app := authz.Application{ClientID: clientID, Name: in.Name, Description: in.Description, CreatedAt: now, UpdatedAt: now}
+		app := authz.Application{ClientID: clientID, Name: in.Name, Description: in.Description, Policy: policy, CreatedAt: now, UpdatedAt: now}
 		if in.given() {
 			aud, err := introspectAudiences(ctx, t, in.Introspection)
 			if err != nil {
@@ -109,6 +134,12 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 		details := map[string]any{"name": app.Name, "secret_id": sec.ID, "grants": grantSummary(grants)}
 		if len(app.IntrospectAudiences) > 0 {
 			details["introspect_audiences"] = app.IntrospectAudiences
+		}
+		if !app.Policy.IsZero() {
+			details["policy"] = app.Policy
+		}
+		if claims := grantClaimsSummary(grants); len(claims) > 0 {
+			details["grant_token_policy"] = claims
 		}
 		if err := t.audit(ctx, actor, "application.create", clientID, details); err != nil {
 			return err
@@ -199,11 +230,20 @@ func (s *Service) resolveGrant(ctx context.Context, tx authz.Tx, actor Actor, cl
 	if err != nil {
 		return authz.Grant{}, err
 	}
+	claims, err := resolveClaims(api, in.Claims)
+	if err != nil {
+		return authz.Grant{}, err
+	}
+	lifetime, err := resolveTokenLifetime(api, in.TokenLifetime)
+	if err != nil {
+		return authz.Grant{}, err
+	}
 	id, err := authz.NewID(s.Rand, "grt_")
 	if err != nil {
 		return authz.Grant{}, err
 	}
-	return authz.Grant{ID: id, ClientID: clientID, APIID: api.ID, Audience: api.Identifier, Scopes: scopes, CreatedAt: now, UpdatedAt: now}, nil
+	return authz.Grant{ID: id, ClientID: clientID, APIID: api.ID, Audience: api.Identifier, Scopes: scopes,
+		Claims: claims, TokenLifetime: lifetime, CreatedAt: now, UpdatedAt: now}, nil
 }
 
 // grantScopes returns the scopes a grant on api holds when asked for want
@@ -295,6 +335,9 @@ type ApplicationChange struct {
 	Description *string
 	Disabled    *bool
 	Introspection
+	// Policy replaces the whole policy; a zero PolicyInput clears it (the
+	// server's default applies).
+	Policy *PolicyInput
 }
 
 // UpdateApplication changes the fields of application clientID that ch
@@ -327,6 +370,17 @@ func (s *Service) UpdateApplication(ctx context.Context, actor Actor, clientID s
 	if ch.Disabled != nil && *ch.Disabled && clientID == actor.ClientID {
 		return authz.Application{}, nil, conflict("an application cannot disable itself; use another administrator")
 	}
+	var policy *authz.Policy
+	if ch.Policy != nil {
+		p, err := resolvePolicy(*ch.Policy)
+		if err != nil {
+			return authz.Application{}, nil, err
+		}
+		if clientID == actor.ClientID && !allowsActor(p, actor) {
+			return authz.Application{}, nil, conflict("allowed_ips would shut this application out of the address it calls from (%s); change it from there or from another administrator", actor.RemoteAddr)
+		}
+		policy = &p
+	}
 	var app authz.Application
 	var grants []authz.Grant
 	err := s.manage(ctx, "application", func(t *txn) error {
@@ -336,7 +390,7 @@ func (s *Service) UpdateApplication(ctx context.Context, actor Actor, clientID s
 		if err := mayActOn(ctx, t, actor, clientID); err != nil {
 			return err
 		}
-		p := authz.ApplicationPatch{Name: ch.Name, Description: ch.Description, Disabled: ch.Disabled, UpdatedAt: s.now()}
+		p := authz.ApplicationPatch{Name: ch.Name, Description: ch.Description, Disabled: ch.Disabled, Policy: policy, UpdatedAt: s.now()}
 		if ch.given() {
 			aud, err := introspectAudiences(ctx, t, ch.Introspection)
 			if err != nil {
@@ -370,6 +424,9 @@ func (s *Service) UpdateApplication(ctx context.Context, actor Actor, clientID s
 		}
 		if p.IntrospectAudiences != nil {
 			details["introspect_audiences"] = app.IntrospectAudiences
+		}
+		if p.Policy != nil {
+			details["policy"] = policyDetails(app.Policy)
 		}
 		if err := t.audit(ctx, actor, "application.update", clientID, details); err != nil {
 			return err
@@ -439,7 +496,14 @@ func (s *Service) CreateGrant(ctx context.Context, actor Actor, clientID string,
 			}
 			return err
 		}
-		return t.audit(ctx, actor, "grant.create", clientID, map[string]any{"grant_id": g.ID, "audience": g.Audience, "scopes": g.Scopes})
+		details := map[string]any{"grant_id": g.ID, "audience": g.Audience, "scopes": g.Scopes}
+		if len(g.Claims) > 0 {
+			details["claims"] = g.Claims
+		}
+		if g.TokenLifetime != 0 {
+			details["token_lifetime"] = int64(g.TokenLifetime / time.Second)
+		}
+		return t.audit(ctx, actor, "grant.create", clientID, details)
 	})
 	return g, err
 }
@@ -457,17 +521,30 @@ func (s *Service) ListGrants(ctx context.Context, actor Actor, clientID string) 
 	return grants, storeErr(err, "grant")
 }
 
-// UpdateGrant replaces the scopes of grant grantID of application
-// clientID. Needs update:applications; the application may hold no
-// management scope the actor lacks, and a management-API grant only scopes
-// the actor holds. Narrowing the last administrator's management grant is
-// refused. Errors: Invalid, Forbidden, NotFound, LastAdministrator.
-func (s *Service) UpdateGrant(ctx context.Context, actor Actor, clientID, grantID string, scopes []string) (authz.Grant, error) {
+// GrantChange is what UpdateGrant changes: present fields replace the
+// grant's. Claims, when not nil, replace every claim (empty: none);
+// TokenLifetime, when not nil, replaces the lifetime (0: the API's).
+type GrantChange struct {
+	Scopes        *[]string
+	Claims        map[string]json.RawMessage
+	TokenLifetime *time.Duration
+}
+
+// UpdateGrant changes the scopes, custom claims or token lifetime of grant
+// grantID of application clientID, as ch names. Needs update:applications;
+// the application may hold no management scope the actor lacks, and a
+// management-API grant only scopes the actor holds. Narrowing the last
+// administrator's management grant is refused. Errors: Invalid,
+// Forbidden, NotFound, LastAdministrator.
+func (s *Service) UpdateGrant(ctx context.Context, actor Actor, clientID, grantID string, ch GrantChange) (authz.Grant, error) {
 	if err := actor.require(authz.ScopeUpdateApplications); err != nil {
 		return authz.Grant{}, err
 	}
-	if scopes == nil {
-		return authz.Grant{}, invalid("scopes is required")
+	if ch.Scopes == nil && ch.Claims == nil && ch.TokenLifetime == nil {
+		return authz.Grant{}, invalid("give scopes, claims or token_lifetime")
+	}
+	if ch.Scopes != nil && *ch.Scopes == nil {
+		return authz.Grant{}, invalid("scopes must be a list")
 	}
 	var g authz.Grant
 	err := s.manage(ctx, "grant", func(t *txn) error {
@@ -482,12 +559,28 @@ func (s *Service) UpdateGrant(ctx context.Context, actor Actor, clientID, grantI
 		if err != nil {
 			return err
 		}
-		if g.Scopes, err = grantScopes(api, actor, &scopes); err != nil {
-			return err
+		details := map[string]any{"grant_id": g.ID, "audience": g.Audience}
+		if ch.Scopes != nil {
+			if g.Scopes, err = grantScopes(api, actor, ch.Scopes); err != nil {
+				return err
+			}
+			details["scopes"] = g.Scopes
+		}
+		if ch.Claims != nil {
+			if g.Claims, err = resolveClaims(api, ch.Claims); err != nil {
+				return err
+			}
+			details["claims"] = claimsDetails(g.Claims)
+		}
+		if ch.TokenLifetime != nil {
+			if g.TokenLifetime, err = resolveTokenLifetime(api, *ch.TokenLifetime); err != nil {
+				return err
+			}
+			details["token_lifetime"] = int64(g.TokenLifetime / time.Second)
 		}
 		g.UpdatedAt = s.now()
 		update := func() error { return t.UpdateGrant(ctx, g) }
-		if api.System {
+		if api.System && ch.Scopes != nil {
 			err = s.keepAdministrator(ctx, t, update)
 		} else {
 			err = update()
@@ -495,7 +588,7 @@ func (s *Service) UpdateGrant(ctx context.Context, actor Actor, clientID, grantI
 		if err != nil {
 			return err
 		}
-		return t.audit(ctx, actor, "grant.update", clientID, map[string]any{"grant_id": g.ID, "audience": g.Audience, "scopes": g.Scopes})
+		return t.audit(ctx, actor, "grant.update", clientID, details)
 	})
 	return g, err
 }
@@ -521,6 +614,26 @@ func (s *Service) DeleteGrant(ctx context.Context, actor Actor, clientID, grantI
 		}
 		return t.audit(ctx, actor, "grant.delete", clientID, map[string]any{"grant_id": g.ID, "audience": g.Audience})
 	})
+}
+
+// grantClaimsSummary lists audience → claims and token lifetime of the
+// grants that have either, for the audit log.
+func grantClaimsSummary(grants []authz.Grant) map[string]any {
+	out := map[string]any{}
+	for _, g := range grants {
+		if len(g.Claims) == 0 && g.TokenLifetime == 0 {
+			continue
+		}
+		d := map[string]any{}
+		if len(g.Claims) > 0 {
+			d["claims"] = g.Claims
+		}
+		if g.TokenLifetime != 0 {
+			d["token_lifetime"] = int64(g.TokenLifetime / time.Second)
+		}
+		out[g.Audience] = d
+	}
+	return out
 }
 
 // grantSummary lists audience → scopes for the audit log.

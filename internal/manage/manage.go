@@ -50,9 +50,10 @@ type KeyManager interface {
 	// List returns every signing key, without private material.
 	List(ctx context.Context) ([]authz.SigningKey, error)
 	// Rotate rotates the keys of alg ("" for every algorithm in use) at
-	// once and returns the rotations made. Returns an error wrapping
-	// authz.ErrNotFound for an algorithm no key is in use for.
-	Rotate(ctx context.Context, alg string) ([]token.Rotation, error)
+	// once, within the limits of opts, and returns the rotations made.
+	// Returns an error wrapping authz.ErrNotFound for an algorithm no key
+	// is in use for, or a *token.RefusedError.
+	Rotate(ctx context.Context, alg string, opts token.RotateOptions) ([]token.Rotation, error)
 }
 
 // Verifier checks the signature and expiry of access tokens this server
@@ -82,9 +83,12 @@ type Service struct {
 	// AdminTokenLifetime is the management API's token lifetime, set by
 	// operator configuration only (default 900 s, at most 3600 s).
 	AdminTokenLifetime time.Duration
-	Now                func() time.Time
-	Rand               io.Reader
-	Log                *slog.Logger
+	// DefaultPolicy is the server's token policy for applications whose
+	// own sets neither a rate nor a quota (shown by Usage).
+	DefaultPolicy authz.Policy
+	Now           func() time.Time
+	Rand          io.Reader
+	Log           *slog.Logger
 }
 
 // Actor is who performs a management action: an administrator

@@ -179,7 +179,7 @@ func TestEveryActionNeedsItsScope(t *testing.T) {
 			_, err := e.svc.ListKeys(ctx, a)
 			return err
 		}},
-		{authz.ScopeRotateKeys, func(a manage.Actor) error { return e.svc.RotateKeys(ctx, a, "") }},
+		{authz.ScopeRotateKeys, func(a manage.Actor) error { return e.svc.RotateKeys(ctx, a, "", true) }},
 		{authz.ScopeReadAudit, func(a manage.Actor) error {
 			_, _, err := e.svc.ListAudit(ctx, a, authz.AuditFilter{}, authz.Page{})
 			return err
@@ -243,11 +243,11 @@ func TestManagementGrantsAreBoundedByTheActor(t *testing.T) {
 			own = g
 		}
 	}
-	_, err = e.svc.UpdateGrant(ctx, updater, updater.ClientID, own.ID, append(slices.Clone(updater.Scopes), authz.ScopeRotateKeys))
+	_, err = e.svc.UpdateGrant(ctx, updater, updater.ClientID, own.ID, scopesChange(append(slices.Clone(updater.Scopes), authz.ScopeRotateKeys)))
 	wantForbidden(t, err, authz.ScopeRotateKeys)
 
 	// Grants on other APIs are not bounded by management scopes.
-	if _, err := e.svc.UpdateGrant(ctx, updater, worker.Application.ClientID, worker.Grants[0].ID, []string{"read:usage"}); err != nil {
+	if _, err := e.svc.UpdateGrant(ctx, updater, worker.Application.ClientID, worker.Grants[0].ID, scopesChange([]string{"read:usage"})); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -324,7 +324,7 @@ func TestLastAdministratorGuard(t *testing.T) {
 	for name, err := range map[string]error{
 		"delete grant": e.svc.DeleteGrant(ctx, full, boot, e.boot.Grants[0].ID),
 		"narrow grant": func() error {
-			_, err := e.svc.UpdateGrant(ctx, full, boot, e.boot.Grants[0].ID, []string{authz.ScopeReadAPIs})
+			_, err := e.svc.UpdateGrant(ctx, full, boot, e.boot.Grants[0].ID, scopesChange([]string{authz.ScopeReadAPIs}))
 			return err
 		}(),
 		"delete last secret": e.svc.DeleteSecret(ctx, full, boot, secrets[0].ID),
@@ -478,3 +478,6 @@ func TestRevokeToken(t *testing.T) {
 type verifierFunc func(string) (*token.Claims, error)
 
 func (f verifierFunc) Verify(tok string) (*token.Claims, error) { return f(tok) }
+
+// scopesChange is a GrantChange of the scopes only.
+func scopesChange(scopes []string) manage.GrantChange { return manage.GrantChange{Scopes: &scopes} }

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 )
@@ -21,6 +23,9 @@ type Error struct {
 	Code        string
 	Description string
 	Status      int
+	// RetryAfter, if positive, is sent as Retry-After in whole seconds
+	// (RFC 9110 §10.2.3), as with a 429.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
@@ -99,6 +104,9 @@ func writeError(w http.ResponseWriter, e *Error, basic bool) {
 	}
 	if e.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", RetryAfter)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	writeJSON(w, e.Status, struct {
 		Error       string `json:"error"`

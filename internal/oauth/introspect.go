@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -68,6 +69,22 @@ type Introspection struct {
 	IssuedAt  int64  `json:"iat,omitempty"`
 	JTI       string `json:"jti,omitempty"`
 	TokenType string `json:"token_type,omitempty"`
+	// extra are the token's custom claims (its grant's) as a JSON object
+	// sorted by name, answered as extension members (RFC 7662 §2.2); their
+	// names never clash with the members above (authz.ReservedClaims). ""
+	// for none. A string keeps Introspection comparable.
+	extra string
+}
+
+// MarshalJSON writes the members, then extra's.
+func (in Introspection) MarshalJSON() ([]byte, error) {
+	type plain Introspection
+	b, err := json.Marshal(plain(in))
+	if err != nil || len(in.extra) <= 2 {
+		return b, err
+	}
+	b = append(b[:len(b)-1], ',')
+	return append(b, in.extra[1:]...), nil
 }
 
 // HandleIntrospect serves POST /oauth/introspect (RFC 7662). The caller
@@ -143,7 +160,16 @@ func (s *Server) introspect(ctx context.Context, caller *authz.Application, tok 
 		s.Log.Debug("introspection: token inactive", "client_id", caller.ClientID, "jti", claims.JTI, "reason", res.Inactive)
 		return inactive, nil
 	}
+	var extra []byte
+	if m, err := claims.Extra(); err != nil { // Verify read this payload; it cannot fail to decode
+		return inactive, err
+	} else if len(m) > 0 {
+		if extra, err = json.Marshal(m); err != nil {
+			return inactive, err
+		}
+	}
 	return Introspection{
+		extra:     string(extra),
 		Active:    true,
 		Scope:     claims.Scope,
 		ClientID:  claims.ClientID,

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -16,6 +17,8 @@ import (
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientip"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
+	"github.com/m2mauth/m2mauth/internal/limits"
+	"github.com/m2mauth/m2mauth/internal/quota"
 	"github.com/m2mauth/m2mauth/internal/token"
 )
 
@@ -59,9 +62,20 @@ type Server struct {
 	// DenyList holds the revoked tokens; HandleIntrospect and HandleRevoke
 	// need it.
 	DenyList DenyList
+	// RevocationCap bounds the revocations each client makes at
+	// HandleRevoke (429 over it); nil: no cap.
+	RevocationCap RevocationCap
 	// ClientIP tells the client's address behind trusted proxies, for the
 	// audit log and every limit; nil: the connection's peer.
 	ClientIP *clientip.Resolver
+	// Limiter holds back repeated failed client authentications (429)
+	// before any hash or store work; nil: no limit.
+	Limiter *limits.Limiter
+	// Quota applies each application's rate and quotas (429) and sets the
+	// rate-limit headers; nil: no per-application limits.
+	Quota *quota.Limiter
+
+	hashes atomic.Uint64 // client secrets hashed, for HashesComputed
 }
 
 // clientAddr is the address of the client of r, as text ("" if unknown).
@@ -107,7 +121,15 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req t
 	}
 	iss, e := authorize(client, req)
 	if e != nil {
+		if s.Quota != nil {
+			s.rateLimitHeaders(w, s.Quota.Peek(&client.Application))
+		}
 		return e
+	}
+	if s.Quota != nil {
+		if err := s.takeQuota(w, &client.Application); err != nil {
+			return err
+		}
 	}
 	return s.issue(w, iss)
 }
@@ -190,15 +212,39 @@ func clientAuthFailed() *Error {
 // authenticateClient checks the presented client secret against the one
 // stored hash its embedded id names (RFC 6749 §2.3.1), in constant time,
 // and that neither the secret has expired nor the application is disabled.
-// A failed authentication is an *Error (401 invalid_client); a store that
-// cannot answer is its error, wrapped.
+// First, before any hash or store work, the limiter may refuse the attempt
+// (429 temporarily_unavailable with Retry-After: too many failures of this
+// client_id from this address, of this address, or of this client_id
+// everywhere). An unknown client_id or secret id costs the same HMAC as a
+// wrong secret, so timing does not tell which client_ids exist. A failed
+// authentication is an *Error (401 invalid_client); a store that cannot
+// answer is its error, wrapped.
 func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Client, error) {
+	addr := s.ClientIP.Addr(r)
+	var attempt limits.Attempt
+	if s.Limiter != nil {
+		limitID := c.clientID
+		if !validClientID(limitID) {
+			limitID = "" // counted against the address only
+		}
+		a, retryAfter, ok := s.Limiter.Allow(limitID, addr)
+		if !ok {
+			if s.Events != nil {
+				s.Events.ClientAuthFailed(r.Context(), "", addrText(addr), ReasonLimited)
+			}
+			return nil, tooManyFailures(retryAfter)
+		}
+		attempt = a
+	}
 	fail := func(reason string) error {
 		id := loggableClientID(c.clientID)
+		attempt.Failed(id)
 		if s.Events != nil {
-			s.Events.ClientAuthFailed(r.Context(), id, s.clientAddr(r), reason)
+			s.Events.ClientAuthFailed(r.Context(), id, addrText(addr), reason)
 		}
-		s.Log.Info("client authentication failed", "client_id", id, "reason", reason)
+		// Info-level lines come sampled from the audit recorder (one per
+		// client_id and address per interval); each failure is debug.
+		s.Log.Debug("client authentication failed", "client_id", id, "reason", reason)
 		return clientAuthFailed()
 	}
 	if !validClientID(c.clientID) {
@@ -213,6 +259,7 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 	}
 	client, err := s.Clients.Client(r.Context(), c.clientID)
 	if errors.Is(err, authz.ErrNotFound) {
+		s.verify(c.secret, dummyHash)
 		return nil, fail("unknown client_id")
 	}
 	if err != nil {
@@ -220,9 +267,10 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 	}
 	sec := client.Secret(secretID)
 	if sec == nil {
+		s.verify(c.secret, dummyHash)
 		return nil, fail("unknown secret id")
 	}
-	if !s.Hasher.Verify(c.secret, sec.Hash) {
+	if !s.verify(c.secret, sec.Hash) {
 		return nil, fail("wrong client secret")
 	}
 	now := s.Now()
@@ -232,6 +280,10 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 	if client.Application.Disabled {
 		return nil, fail("application disabled")
 	}
+	if !client.Application.Policy.AllowsAddr(addr) { // after the secret: see docs/policy.md
+		return nil, fail(ReasonSourceNotAllowed)
+	}
+	attempt.Succeeded()
 	if s.Events != nil {
 		s.Events.SecretUsed(client.Application.ClientID, sec.ID, now)
 	}
@@ -284,8 +336,9 @@ func authorize(c *authz.Client, req tokenRequest) (token.Request, *Error) {
 		ClientID: c.Application.ClientID,
 		Audience: cg.API.Identifier,
 		Scopes:   scopes,
-		Lifetime: cg.API.TokenLifetime,
+		Lifetime: authz.EffectiveTokenLifetime(&cg.Grant, &cg.API),
 		Alg:      cg.API.SigningAlg,
+		Claims:   cg.Grant.Claims,
 	}, nil
 }
 

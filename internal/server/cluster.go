@@ -16,7 +16,8 @@ import (
 
 // followChanges drops or rereads what other replicas' writes changed, until
 // ctx is done: an application → its cache entry; keys → the key set; a
-// revocation → the deny-list; anything, or notifications lost → all of it.
+// revocation → the deny-list (what is new in it); anything, or
+// notifications lost → all of it (the whole deny-list reread).
 func (s *Server) followChanges(ctx context.Context, feed authz.ChangeFeed) {
 	for ch := range feed.Changes(ctx) {
 		switch ch.Kind {
@@ -29,7 +30,7 @@ func (s *Server) followChanges(ctx context.Context, feed authz.ChangeFeed) {
 		case authz.ChangeAll:
 			s.cache.Invalidate("")
 			s.refreshKeys(ctx)
-			s.refreshDenyList(ctx)
+			s.reloadDenyList(ctx)
 		}
 	}
 }

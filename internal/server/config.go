@@ -13,6 +13,9 @@ import (
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientip"
+	"github.com/m2mauth/m2mauth/internal/connlimit"
+	"github.com/m2mauth/m2mauth/internal/denylist"
+	"github.com/m2mauth/m2mauth/internal/limits"
 	"github.com/m2mauth/m2mauth/internal/manage"
 )
 
@@ -58,6 +61,42 @@ type Config struct {
 	// addresses) of reverse proxies: only from them are Forwarded and
 	// X-Forwarded-For honoured (clientip.Resolver). Default none.
 	TrustedProxies string
+	// AuditRetention is how long audit events are kept; older ones are
+	// purged hourly, by one replica (the cluster lease). At least
+	// MinAuditRetention; default DefaultAuditRetention (90 days).
+	AuditRetention time.Duration
+	// AuthMaxFailures consecutive failed client authentications of one
+	// client_id from one address lock it out from that address for
+	// AuthLockoutWindow (429 with Retry-After); see docs/abuse.md. From 1
+	// to MaxAuthMaxFailures; default limits.DefaultMaxFailures (10).
+	AuthMaxFailures int
+	// AuthLockoutWindow is the failure-counting window and the length of
+	// a failed-authentication lockout. From 1s to 1h; default
+	// limits.DefaultWindow (1 min).
+	AuthLockoutWindow time.Duration
+	// MaxRevocationsPerHour caps the tokens each client may revoke at
+	// /oauth/revoke per hour, per replica (429 over it); the management
+	// API's revocations are not capped. From 1 to
+	// MaxMaxRevocationsPerHour; default denylist.DefaultMaxRevocationsPerHour.
+	MaxRevocationsPerHour int
+	// MaxConnections caps the connections the server holds open at once;
+	// more wait in the listen backlog. Default
+	// connlimit.DefaultMaxConnections (10 000), at least 1.
+	MaxConnections int
+	// MaxIdleConnsPerAddress caps the idle keep-alive connections of one
+	// client address (the peer's IP); the ones idle longest are closed.
+	// Default connlimit.DefaultMaxIdlePerAddress (64), from 1 to
+	// MaxConnections.
+	MaxIdleConnsPerAddress int
+	// DefaultRate, DefaultBurst, DefaultQuotaHour and DefaultQuotaDay are
+	// the token policy of applications whose own sets neither a rate nor
+	// a quota (docs/policy.md): a rate as authz.ParseRate reads it ("5/s";
+	// "" none) with its burst (0: the rate rounded up), and tokens per UTC
+	// hour and day (0 none). Enforced; default none.
+	DefaultRate      string
+	DefaultBurst     int
+	DefaultQuotaHour int
+	DefaultQuotaDay  int
 }
 
 // Defaults of Config.
@@ -82,6 +121,17 @@ const (
 	// MinAdminTokenLifetime is AdminTokenLifetime's lower bound, 60 s,
 	// the shortest token lifetime of any API.
 	MinAdminTokenLifetime = time.Minute
+	// DefaultAuditRetention is AuditRetention's default, 90 days;
+	// MinAuditRetention its lower bound.
+	DefaultAuditRetention = 2160 * time.Hour
+	MinAuditRetention     = time.Hour
+	// MaxAuthMaxFailures bounds AuthMaxFailures; MinAuthLockoutWindow and
+	// MaxAuthLockoutWindow bound AuthLockoutWindow.
+	MaxAuthMaxFailures   = 1000
+	MinAuthLockoutWindow = time.Second
+	MaxAuthLockoutWindow = time.Hour
+	// MaxMaxRevocationsPerHour bounds MaxRevocationsPerHour: 1 000 000.
+	MaxMaxRevocationsPerHour = 1_000_000
 )
 
 // FieldError is Validate's complaint about one field, which it names by its
@@ -180,6 +230,45 @@ func (c *Config) Validate() error {
 	// seconds, and a fraction would make every start see a change.
 	if c.AdminTokenLifetime < MinAdminTokenLifetime || c.AdminTokenLifetime > manage.MaxAdminTokenLifetime || c.AdminTokenLifetime%time.Second != 0 {
 		errs = append(errs, fieldError("admin-token-lifetime", c.AdminTokenLifetime.String(), "must be between 1m and 1h, in whole seconds"))
+	}
+	if c.MaxRevocationsPerHour == 0 {
+		c.MaxRevocationsPerHour = denylist.DefaultMaxRevocationsPerHour
+	}
+	if c.MaxRevocationsPerHour < 1 || c.MaxRevocationsPerHour > MaxMaxRevocationsPerHour {
+		errs = append(errs, fieldError("max-revocations-per-hour", strconv.Itoa(c.MaxRevocationsPerHour), "must be between 1 and %d", MaxMaxRevocationsPerHour))
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = connlimit.DefaultMaxConnections
+	}
+	if c.MaxIdleConnsPerAddress == 0 {
+		c.MaxIdleConnsPerAddress = min(connlimit.DefaultMaxIdlePerAddress, max(c.MaxConnections, 1))
+	}
+	if c.MaxConnections < 1 {
+		errs = append(errs, fieldError("max-connections", strconv.Itoa(c.MaxConnections), "must be at least 1"))
+	}
+	if c.MaxIdleConnsPerAddress < 1 || c.MaxIdleConnsPerAddress > max(c.MaxConnections, 1) {
+		errs = append(errs, fieldError("max-idle-conns-per-address", strconv.Itoa(c.MaxIdleConnsPerAddress), "must be between 1 and max-connections"))
+	}
+	if _, err := c.defaultPolicy(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AuditRetention == 0 {
+		c.AuditRetention = DefaultAuditRetention
+	}
+	if c.AuditRetention < MinAuditRetention {
+		errs = append(errs, fieldError("audit-retention", c.AuditRetention.String(), "must be at least %v", MinAuditRetention))
+	}
+	if c.AuthMaxFailures == 0 {
+		c.AuthMaxFailures = limits.DefaultMaxFailures
+	}
+	if c.AuthMaxFailures < 1 || c.AuthMaxFailures > MaxAuthMaxFailures {
+		errs = append(errs, fieldError("auth-max-failures", strconv.Itoa(c.AuthMaxFailures), "must be between 1 and %d", MaxAuthMaxFailures))
+	}
+	if c.AuthLockoutWindow == 0 {
+		c.AuthLockoutWindow = limits.DefaultWindow
+	}
+	if c.AuthLockoutWindow < MinAuthLockoutWindow || c.AuthLockoutWindow > MaxAuthLockoutWindow {
+		errs = append(errs, fieldError("auth-lockout-window", c.AuthLockoutWindow.String(), "must be between 1s and 1h"))
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

@@ -79,10 +79,14 @@ func (s *Server) rotateKeysStep(ctx context.Context) error {
 
 // rotationDetails is the audit detail of a rotation: kids and times only.
 func rotationDetails(r token.Rotation) map[string]any {
-	return map[string]any{
+	d := map[string]any{
 		"alg": r.Alg, "retired": r.Retired, "activated": r.Activated, "next": r.Next,
 		"remove_after": r.RemoveAfter.UTC().Format(time.RFC3339),
 	}
+	if len(r.Evicted) > 0 {
+		d["evicted"], d["evicted_early"] = r.Evicted, r.EarlyEvicted
+	}
+	return d
 }
 
 // recordKeyEvent audits an action the server took on its own (no actor).
@@ -130,8 +134,9 @@ func (m keyManager) List(ctx context.Context) ([]authz.SigningKey, error) {
 	return m.s.keys.List(), nil
 }
 
-// Rotate rotates the keys of alg ("" for every algorithm in use) now.
-func (m keyManager) Rotate(ctx context.Context, alg string) ([]token.Rotation, error) {
+// Rotate rotates the keys of alg ("" for every algorithm in use) now,
+// within the limits of opts.
+func (m keyManager) Rotate(ctx context.Context, alg string, opts token.RotateOptions) ([]token.Rotation, error) {
 	maxLifetime, err := m.s.maxTokenLifetime(ctx)
 	if err != nil {
 		return nil, err
@@ -140,7 +145,7 @@ func (m keyManager) Rotate(ctx context.Context, alg string) ([]token.Rotation, e
 	if alg != "" {
 		algs = []string{alg}
 	}
-	return m.s.keys.Rotate(ctx, maxLifetime, algs...)
+	return m.s.keys.RotateWith(ctx, maxLifetime, opts, algs...)
 }
 
 // resealKeys seals again under the primary master key every signing key a

@@ -268,7 +268,8 @@ func TestAutomaticKeyRotation(t *testing.T) {
 // TestKeysEndpoints: reading the keys needs read:keys and rotating them
 // rotate:keys; neither answer ever holds private material.
 func TestKeysEndpoints(t *testing.T) {
-	e := newTestEnv(t)
+	clk := newTestClock()
+	e := newTestEnv(t, withClock(clk.Now))
 	adm := e.adminToken()
 	e.createAPI(adm, "https://eddsa.example.com", authz.EdDSA, "read:things")
 	reader := e.createApp(adm, "key reader", map[string][]string{authz.ManagementAudience: {authz.ScopeReadKeys}})
@@ -360,6 +361,7 @@ func TestKeysEndpoints(t *testing.T) {
 	for _, tc := range rotations {
 		t.Run("rotate: "+tc.name, func(t *testing.T) {
 			e := e.with(t)
+			clk.Add(token.JWKSMaxAge * time.Second) // each next key is old enough to rotate to
 			adm := e.adminToken()
 			before := e.keyList(adm)
 			var p problemBody

@@ -270,7 +270,7 @@ func TestLifecycleIsAudited(t *testing.T) {
 	var sec admin.CreatedSecret
 	e.mustCall(201, "POST", "/admin/v1/applications/"+app.ClientID+"/secrets", adm, map[string]any{"expire_others_in": 3600}, &sec)
 	e.addSecret(sec.ClientSecret)
-	e.mustCall(200, "POST", "/admin/v1/keys/rotate", adm, map[string]any{"alg": "ES256"}, nil)
+	e.mustCall(200, "POST", "/admin/v1/keys/rotate", adm, map[string]any{"alg": "ES256", "force": true}, nil)
 	e.mustCall(200, "PATCH", "/admin/v1/applications/"+app.ClientID, adm, map[string]any{"disabled": true}, nil)
 
 	var log admin.List[admin.AuditEventResource]
@@ -305,7 +305,7 @@ func TestRotateAnswersEveryKey(t *testing.T) {
 	e := newTestEnv(t)
 	adm := e.adminToken()
 	var out admin.List[admin.KeyResource]
-	e.mustCall(200, "POST", "/admin/v1/keys/rotate?limit=0", adm, map[string]any{"alg": "ES256"}, &out)
+	e.mustCall(200, "POST", "/admin/v1/keys/rotate?limit=0", adm, map[string]any{"alg": "ES256", "force": true}, &out)
 	if len(out.Items) != 3 || out.NextCursor != "" { // next, active, retired
 		t.Fatalf("rotation answered %d keys, cursor %q", len(out.Items), out.NextCursor)
 	}

@@ -35,7 +35,7 @@ var adminOps = map[string]admin.Operation{
 	"POST /admin/v1/applications/{client_id}/secrets":               {Summary: "Add a client secret, optionally expiring, optionally expiring the others (rotation with overlap); the answer holds the only copy", OptionalBody: true, Request: admin.CreateSecretRequest{}, Status: 201, Result: admin.CreatedSecret{}},
 	"GET /admin/v1/applications/{client_id}/secrets":                {Summary: "List an application's secrets (prefix, dates, last use; never the secret)", Query: []admin.QueryParam{qLimit, qCursor}, Status: 200, Result: admin.List[admin.SecretResource]{}},
 	"DELETE /admin/v1/applications/{client_id}/secrets/{secret_id}": {Summary: "Delete a client secret; it stops working at once", Status: 204},
-	"GET /admin/v1/applications/{client_id}/usage":                  {Summary: "Tokens issued to an application per audience and UTC hour", Query: []admin.QueryParam{{Name: "since", Description: "RFC 3339 time; default 24 hours ago"}}, Status: 200, Result: admin.List[admin.IssuanceResource]{}},
+	"GET /admin/v1/applications/{client_id}/usage":                  {Summary: "Tokens issued to an application per audience and UTC hour, and the use of its quotas", Query: []admin.QueryParam{{Name: "since", Description: "RFC 3339 time; default 24 hours ago"}}, Status: 200, Result: admin.UsageResource{}},
 	"GET /admin/v1/audit": {Summary: "Read the audit log, newest first", Query: []admin.QueryParam{
 		{Name: "since", Description: "RFC 3339 time, inclusive"}, {Name: "until", Description: "RFC 3339 time, exclusive"},
 		{Name: "actor", Description: "client_id of the acting application"}, {Name: "target", Description: "id of the object acted on"},
@@ -46,7 +46,7 @@ var adminOps = map[string]admin.Operation{
 	"POST /admin/v1/applications/{client_id}/revoke-tokens": {Summary: "Revoke every token issued to an application so far (answers once the whole-second cutoff has passed)", Status: 200, Result: admin.RevokedTokens{}},
 
 	"GET /admin/v1/keys":         {Summary: "List the signing keys, oldest first: kid, algorithm, state (next, active, retired) and rotation times; never private material", Query: []admin.QueryParam{qLimit, qCursor}, Status: 200, Result: admin.List[admin.KeyResource]{}},
-	"POST /admin/v1/keys/rotate": {Summary: "Rotate the signing keys of one algorithm (alg) or, with an empty body or {}, of every algorithm in use: the next key becomes active at once and a new next key is made", OptionalBody: true, Request: admin.RotateKeysRequest{}, Status: 200, Result: admin.List[admin.KeyResource]{}},
+	"POST /admin/v1/keys/rotate": {Summary: "Rotate the signing keys of one algorithm (alg) or, with an empty body or {}, of every algorithm in use: the next key becomes active at once and a new next key is made; 409 while the next key is younger than the JWKS max-age (300 s) unless force, which also removes retired keys over the cap of 32 early", OptionalBody: true, Request: admin.RotateKeysRequest{}, Status: 200, Result: admin.List[admin.KeyResource]{}},
 }
 
 // openAPIRoutes pairs every management route with its documentation.

@@ -20,10 +20,13 @@ import (
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientip"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
+	"github.com/m2mauth/m2mauth/internal/connlimit"
 	"github.com/m2mauth/m2mauth/internal/denylist"
+	"github.com/m2mauth/m2mauth/internal/limits"
 	"github.com/m2mauth/m2mauth/internal/manage"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
 	"github.com/m2mauth/m2mauth/internal/oauth"
+	"github.com/m2mauth/m2mauth/internal/quota"
 	"github.com/m2mauth/m2mauth/internal/store/cache"
 	"github.com/m2mauth/m2mauth/internal/store/sqlite"
 	"github.com/m2mauth/m2mauth/internal/token"
@@ -72,6 +75,8 @@ type Server struct {
 	checker   *token.Checker
 	admin     *admin.Handler
 	recorder  *audit.Recorder
+	limiter   *limits.Limiter // failed client authentications
+	quota     *quota.Limiter  // applications' rates and quotas
 	denyList  *denylist.DenyList
 	openAPI   []byte
 	handler   http.Handler
@@ -155,13 +160,21 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	}
 	s.issuer = token.NewIssuer(s.cfg.Issuer, s.keys, s.now, s.rand)
 	s.recorder = audit.New(s.store, s.now, s.rand, s.log)
-	s.background = append(s.background, s.recorder.Run)
+	s.recorder.Retention, s.recorder.Lead = s.cfg.AuditRetention, s.lead
+	s.background = append(s.background, s.recorder.Run, s.recorder.PurgeLoop)
+	// Failed client authentications are held back before any hash or
+	// store work (docs/abuse.md); lockouts go to the audit log.
+	s.limiter = limits.New(limits.Config{MaxFailures: s.cfg.AuthMaxFailures, Window: s.cfg.AuthLockoutWindow, Now: s.now, OnLockout: s.recorder.Lockout})
+	s.background = append(s.background, s.limiter.Run)
 	s.background = append(s.background, s.runKeyRotation)
 	clientIP, err := clientip.New(strings.Split(s.cfg.TrustedProxies, ","))
 	if err != nil {
 		return err
 	}
-	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder, ClientIP: clientIP}
+	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder, ClientIP: clientIP, Limiter: s.limiter}
+	if err := s.initQuota(); err != nil {
+		return err
+	}
 	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now}
 	if err := s.initRevocation(ctx); err != nil {
 		return err
@@ -169,7 +182,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	s.checker = &token.Checker{Issuer: s.issuer, DenyList: s.denyList, Clients: s.store}
 	s.manage = &manage.Service{
 		Store: s.store, Hasher: hasher, Keys: s.keys, SigningKeys: keyManager{s}, Verifier: s.issuer, DenyList: s.denyList,
-		DefaultAlg: s.cfg.DefaultSigningAlg, AdminTokenLifetime: s.cfg.AdminTokenLifetime,
+		DefaultAlg: s.cfg.DefaultSigningAlg, AdminTokenLifetime: s.cfg.AdminTokenLifetime, DefaultPolicy: s.quota.Defaults(),
 		Now: s.now, Rand: s.rand, Log: s.log,
 	}
 	s.admin = &admin.Handler{Manage: s.manage, Checker: s.checker, Log: s.log, RemoteAddr: s.oauth.ClientIP.String}
@@ -342,8 +355,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Issuer() string { return s.cfg.Issuer }
 
 // Serve serves HTTP on ln until ctx is done, then shuts down gracefully,
-// waiting up to 10 s for requests in flight.
+// waiting up to 10 s for requests in flight. It holds at most
+// MaxConnections connections open (connlimit.Listener) and
+// MaxIdleConnsPerAddress idle ones per client address (connlimit.Idle).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.MaxConnections > 0 {
+		ln = connlimit.NewListener(ln, s.cfg.MaxConnections)
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -352,6 +370,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.cfg.MaxIdleConnsPerAddress > 0 {
+		srv.ConnState = connlimit.NewIdle(s.cfg.MaxIdleConnsPerAddress).ConnState
 	}
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
@@ -29,6 +30,59 @@ import (
 // (every few seconds).
 const RemovalMargin = 5 * time.Minute
 
+// MaxRetiredKeys is how many retired keys of one algorithm the JWKS
+// publishes at most: 32. It bounds the JWKS (4 algorithms × (32 retired +
+// an active and a next key) × at most ~450 bytes for RSA is under 70 KB,
+// far below rs's 1 MiB cap) however often keys are rotated. The schedule
+// never reaches it: with the shortest rotation period (1 h) and the longest
+// token lifetime (24 h) a key stays retired 24 h 5 min, so at most 26 are
+// retired at once. Only rotations by hand within a token lifetime can; see
+// RotateOptions.EvictEarly for what happens then.
+const MaxRetiredKeys = 32
+
+// RotateOptions are the limits of a rotation by hand (Keys.RotateWith).
+type RotateOptions struct {
+	// MinNextAge refuses the rotation of an algorithm whose oldest next
+	// key was created less than MinNextAge ago (CreatedAt + MinNextAge >
+	// now): resource servers that cache the JWKS for its max-age may not
+	// have fetched it yet. Zero: no such check.
+	MinNextAge time.Duration
+	// EvictEarly lets a rotation that would leave more than MaxRetiredKeys
+	// retired keys of an algorithm delete the oldest ones (by RetiredAt)
+	// before their RemoveAfter: tokens they signed that have not expired
+	// then fail verification everywhere. Without it such a rotation is
+	// refused while one of those keys may still have valid tokens. Keys
+	// whose RemoveAfter has passed are deleted either way.
+	EvictEarly bool
+}
+
+// RefusedError is a rotation by hand that RotateOptions refused. It wraps
+// authz.ErrConflict.
+type RefusedError struct {
+	Alg string
+	// Reason is one of RefusedNextTooYoung and RefusedRetiredFull.
+	Reason string
+	// Since is when the next key was created (RefusedNextTooYoung) or
+	// the oldest retired key retired (RefusedRetiredFull).
+	Since time.Time
+	// Until is when the same rotation will be allowed without force: when
+	// the next key is MinNextAge old, or the oldest retired key's
+	// RemoveAfter.
+	Until time.Time
+}
+
+// Reasons of a RefusedError.
+const (
+	RefusedNextTooYoung = "next key too young"
+	RefusedRetiredFull  = "too many retired keys"
+)
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("token: rotation of %s refused: %s until %s", e.Alg, e.Reason, e.Until.UTC().Format(time.RFC3339))
+}
+
+func (e *RefusedError) Unwrap() error { return authz.ErrConflict }
+
 // Rotation describes the rotation of one algorithm's keys.
 type Rotation struct {
 	Alg         string
@@ -36,6 +90,12 @@ type Rotation struct {
 	RemoveAfter time.Time // when the retired keys leave the JWKS
 	Activated   string    // kid of the former next key, now active
 	Next        string    // kid of the new next key; "" if creating it failed
+	// Evicted are the kids of retired keys deleted at this rotation to keep
+	// at most MaxRetiredKeys, oldest first, with EarlyEvicted those of them
+	// whose RemoveAfter had not come (tokens they signed may have been
+	// valid still).
+	Evicted      []string
+	EarlyEvicted []string
 }
 
 // Rotate rotates the keys of each algorithm in algs, or of every algorithm
@@ -47,13 +107,25 @@ type Rotation struct {
 // rotations this call made; an error wrapping authz.ErrInvalid for an
 // unsupported algorithm or a negative maxLifetime, authz.ErrNotFound for an
 // algorithm not in use, or the store's error.
+//
+// Rotate applies no RotateOptions limit but MaxRetiredKeys: it is
+// RotateWith(ctx, maxLifetime, RotateOptions{EvictEarly: true}, algs...).
 func (k *Keys) Rotate(ctx context.Context, maxLifetime time.Duration, algs ...string) ([]Rotation, error) {
+	return k.RotateWith(ctx, maxLifetime, RotateOptions{EvictEarly: true}, algs...)
+}
+
+// RotateWith is Rotate within the limits of opts. Before rotating
+// anything it checks every algorithm it would rotate, under the same lock
+// and on the same reread of the store as the rotation: if one is refused
+// it rotates none and returns a *RefusedError (wrapping
+// authz.ErrConflict).
+func (k *Keys) RotateWith(ctx context.Context, maxLifetime time.Duration, opts RotateOptions, algs ...string) ([]Rotation, error) {
 	for _, alg := range algs {
 		if !authz.ValidSigningAlg(alg) {
 			return nil, fmt.Errorf("token: unsupported signing algorithm %q: %w", alg, authz.ErrInvalid)
 		}
 	}
-	return k.rotate(ctx, maxLifetime, func(alg string, _ *authz.SigningKey) bool {
+	return k.rotate(ctx, maxLifetime, opts, func(alg string, _ *authz.SigningKey) bool {
 		return len(algs) == 0 || slices.Contains(algs, alg)
 	}, algs)
 }
@@ -68,14 +140,16 @@ func (k *Keys) RotateIfDue(ctx context.Context, period, maxLifetime time.Duratio
 		return nil, fmt.Errorf("token: rotation period %v: %w", period, authz.ErrInvalid)
 	}
 	now := k.now()
-	return k.rotate(ctx, maxLifetime, func(_ string, active *authz.SigningKey) bool {
+	// The schedule never reaches MaxRetiredKeys on its own (see there);
+	// after rotations by hand it evicts, so that the bound holds.
+	return k.rotate(ctx, maxLifetime, RotateOptions{EvictEarly: true}, func(_ string, active *authz.SigningKey) bool {
 		return active == nil || !active.ActivatedAt.Add(period).After(now)
 	}, nil)
 }
 
 // rotate rotates every algorithm for which due says so, given its newest
 // active key (nil if none). required algorithms must have keys.
-func (k *Keys) rotate(ctx context.Context, maxLifetime time.Duration, due func(alg string, active *authz.SigningKey) bool, required []string) ([]Rotation, error) {
+func (k *Keys) rotate(ctx context.Context, maxLifetime time.Duration, opts RotateOptions, due func(alg string, active *authz.SigningKey) bool, required []string) ([]Rotation, error) {
 	if maxLifetime < 0 {
 		return nil, fmt.Errorf("token: maximum token lifetime %v: %w", maxLifetime, authz.ErrInvalid)
 	}
@@ -99,8 +173,8 @@ func (k *Keys) rotate(ctx context.Context, maxLifetime time.Duration, due func(a
 			return nil, fmt.Errorf("token: no signing keys for %s: %w", alg, authz.ErrNotFound)
 		}
 	}
-	var out []Rotation
-	var errs []error
+	now := authz.StoreTime(k.now())
+	var todo []string
 	for _, alg := range authz.SigningAlgs {
 		keys := byAlg[alg]
 		if !inUse[alg] {
@@ -115,7 +189,15 @@ func (k *Keys) rotate(ctx context.Context, maxLifetime time.Duration, due func(a
 		if !due(alg, active) {
 			continue
 		}
-		r, err := k.rotateAlg(ctx, alg, keys, maxLifetime)
+		if err := checkRotation(alg, keys, opts, now); err != nil {
+			return nil, err
+		}
+		todo = append(todo, alg)
+	}
+	var out []Rotation
+	var errs []error
+	for _, alg := range todo {
+		r, err := k.rotateAlg(ctx, alg, byAlg[alg], maxLifetime, now)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -129,18 +211,75 @@ func (k *Keys) rotate(ctx context.Context, maxLifetime time.Duration, due func(a
 	return out, errors.Join(errs...)
 }
 
-// rotateAlg rotates alg's keys (its stored keys, without private material,
-// in list order). It returns nil, nil if another replica rotated first.
-// The caller holds k.mu.
-func (k *Keys) rotateAlg(ctx context.Context, alg string, keys []authz.SigningKey, maxLifetime time.Duration) (*Rotation, error) {
-	now := authz.StoreTime(k.now())
-	var next *authz.SigningKey
-	for i := range keys {
-		if keys[i].State == authz.KeyNext {
-			next = &keys[i] // the oldest: it has been published longest
-			break
+// checkRotation returns a *RefusedError if opts refuse rotating alg,
+// whose stored keys are keys, at now.
+func checkRotation(alg string, keys []authz.SigningKey, opts RotateOptions, now time.Time) error {
+	if next := oldestNext(keys); next != nil && opts.MinNextAge > 0 && next.CreatedAt.Add(opts.MinNextAge).After(now) {
+		return &RefusedError{Alg: alg, Reason: RefusedNextTooYoung, Since: next.CreatedAt, Until: next.CreatedAt.Add(opts.MinNextAge)}
+	}
+	if opts.EvictEarly {
+		return nil
+	}
+	for _, m := range toEvict(keys, now) {
+		if m.RemoveAfter.After(now) {
+			return &RefusedError{Alg: alg, Reason: RefusedRetiredFull, Since: m.RetiredAt, Until: m.RemoveAfter}
 		}
 	}
+	return nil
+}
+
+// oldestNext returns the first next key of keys (in list order, the
+// oldest: it has been published longest), or nil.
+func oldestNext(keys []authz.SigningKey) *authz.SigningKey {
+	for i := range keys {
+		if keys[i].State == authz.KeyNext {
+			return &keys[i]
+		}
+	}
+	return nil
+}
+
+// toEvict returns the retired keys of keys (one algorithm's) that a
+// rotation now must delete so that, with the keys it retires, at most
+// MaxRetiredKeys stay retired: the oldest by RetiredAt, then CreatedAt, then kid.
+// Keys whose RemoveAfter has come count as gone already (Prune deletes
+// them) and are returned too.
+func toEvict(keys []authz.SigningKey, now time.Time) []authz.SigningKey {
+	var out, valid []authz.SigningKey
+	retiring := 0
+	for _, m := range keys {
+		switch {
+		case m.State == authz.KeyActive:
+			retiring++
+		case m.State != authz.KeyRetired:
+		case !m.RemoveAfter.IsZero() && !now.Before(m.RemoveAfter):
+			out = append(out, m)
+		default:
+			valid = append(valid, m)
+		}
+	}
+	slices.SortFunc(valid, func(a, b authz.SigningKey) int {
+		if c := a.RetiredAt.Compare(b.RetiredAt); c != 0 {
+			return c
+		}
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.KID, b.KID)
+	})
+	if over := len(valid) + retiring - MaxRetiredKeys; over > 0 {
+		out = append(out, valid[:min(over, len(valid))]...)
+	}
+	return out
+}
+
+// rotateAlg rotates alg's keys (its stored keys, without private material,
+// in list order) at now, and deletes the retired keys over MaxRetiredKeys.
+// It returns nil, nil if another replica rotated first. The caller holds
+// k.mu and has checked the rotation (checkRotation).
+func (k *Keys) rotateAlg(ctx context.Context, alg string, keys []authz.SigningKey, maxLifetime time.Duration, now time.Time) (*Rotation, error) {
+	var next *authz.SigningKey
+	next = oldestNext(keys)
 	if next == nil {
 		// A rotation stopped between its compare-and-set and creating the
 		// new next key. Make one now; it signs unannounced, which resource
@@ -176,15 +315,32 @@ func (k *Keys) rotateAlg(ctx context.Context, alg string, keys []authz.SigningKe
 		return nil, fmt.Errorf("token: rotating %s keys: %w", alg, err)
 	}
 	k.log.Info("signing keys rotated", "alg", alg, "retired", r.Retired, "activated", r.Activated, "remove_after", r.RemoveAfter)
+	// Evicting after the compare-and-set: a replica that lost the race
+	// deletes nothing. Should a delete fail, the JWKS holds one key over
+	// the bound until the next rotation or Prune deletes it.
+	var errs []error
+	for _, m := range toEvict(keys, now) {
+		if err := k.store.DeleteKey(ctx, m.KID); err != nil && !errors.Is(err, authz.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("token: deleting retired signing key %s: %w", m.KID, err))
+			continue
+		}
+		r.Evicted = append(r.Evicted, m.KID)
+		if now.Before(m.RemoveAfter) {
+			r.EarlyEvicted = append(r.EarlyEvicted, m.KID)
+			k.log.Warn("retired signing key removed before its tokens expired: over the cap of retired keys", "kid", m.KID, "alg", alg, "remove_after", m.RemoveAfter, "max_retired", MaxRetiredKeys)
+		} else {
+			k.log.Info("retired signing key removed", "kid", m.KID, "alg", alg)
+		}
+	}
 	// The new next key is made after the compare-and-set, so that a
 	// replica that lost the race makes none. Should this fail, the next
 	// rotation makes one (above).
 	m, err := k.createKey(ctx, alg, authz.KeyNext, now)
 	if err != nil {
-		return r, err
+		return r, errors.Join(append(errs, err)...)
 	}
 	r.Next = m.KID
-	return r, nil
+	return r, errors.Join(errs...)
 }
 
 // createKey generates and stores a key for alg in state st.

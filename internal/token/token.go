@@ -30,6 +30,31 @@ type Claims struct {
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
 	JTI      string `json:"jti"`
+
+	// payload is the JSON payload of a token with extra claims (Issue's
+	// Request.Claims), "" for one without: Extra decodes it on demand. A
+	// string keeps Claims comparable.
+	payload string
+}
+
+// Extra returns the token's claims that are not Claims' own members: the
+// custom claims of the grant it was issued for (Issue's Request.Claims).
+// Only for claims Verify returned; nil if there are none.
+func (c *Claims) Extra() (map[string]json.RawMessage, error) {
+	if len(c.payload) == 0 {
+		return nil, nil
+	}
+	var all map[string]json.RawMessage
+	if err := josejson.Unmarshal([]byte(c.payload), &all); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	for _, own := range []string{"iss", "sub", "aud", "client_id", "scope", "iat", "exp", "nbf", "jti"} {
+		delete(all, own)
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	return all, nil
 }
 
 // Scopes returns the scope claim split on spaces.
@@ -42,6 +67,10 @@ type Request struct {
 	Scopes   []string
 	Lifetime time.Duration // whole seconds
 	Alg      string        // the API's signing algorithm
+	// Claims are extra claims for the token: a compact JSON object whose
+	// members are none of Claims' (authz.ReservedClaims), as manage
+	// stores a grant's; nil for none.
+	Claims json.RawMessage
 }
 
 // Issuer mints access tokens. It is safe for concurrent use.
@@ -87,6 +116,11 @@ func (i *Issuer) Issue(req Request) (string, Claims, error) {
 	payload, err := json.Marshal(&c)
 	if err != nil {
 		return "", Claims{}, err
+	}
+	if len(req.Claims) > 2 { // not "{}": its members go after jti
+		payload = append(payload[:len(payload)-1], ',')
+		payload = append(payload, req.Claims[1:]...)
+		c.payload = string(payload)
 	}
 	jws, err := sk.signer.Sign(payload)
 	if err != nil {
@@ -204,7 +238,14 @@ func (i *Issuer) Verify(token string) (*Claims, error) {
 	if err := josejson.Unmarshal(payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: the claims are not a JSON object of the expected members", ErrMalformed)
 	}
-	return i.checkClaims(&c)
+	claims, err := i.checkClaims(&c)
+	if err != nil {
+		return nil, err
+	}
+	if !endsWithJTI(payload, claims.JTI) {
+		claims.payload = string(payload)
+	}
+	return claims, nil
 }
 
 // checkClaims applies Verify's claim checks to a decoded payload.
@@ -256,6 +297,19 @@ func (i *Issuer) checkClaims(c *claimsSet) (*Claims, error) {
 		Expiry:   exp,
 		JTI:      c.JTI,
 	}, nil
+}
+
+// endsWithJTI reports whether payload ends with the jti member, as the
+// payload of a token Issue signed without extra claims does: Issue puts
+// them after it. Verify then keeps no payload, at no cost.
+func endsWithJTI(payload []byte, jti string) bool {
+	const head, tail = `"jti":"`, `"}`
+	n := len(head) + len(jti) + len(tail)
+	if len(payload) < n {
+		return false
+	}
+	end := payload[len(payload)-n:]
+	return string(end[:len(head)]) == head && string(end[len(head):len(head)+len(jti)]) == jti && string(end[len(head)+len(jti):]) == tail
 }
 
 // canonical reports whether every dot-separated segment of token is

@@ -8,6 +8,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -19,6 +20,10 @@ const (
 	DefaultTTL        = 30 * time.Second
 	DefaultMaxStale   = 5 * time.Minute
 	DefaultMaxEntries = 200_000
+	// DefaultNegativeTTL and DefaultMaxNegative are NegativeTTL's and
+	// MaxNegative's defaults.
+	DefaultNegativeTTL = 5 * time.Second
+	DefaultMaxNegative = 10_000
 )
 
 // Options tune a Store. Zero fields take the defaults.
@@ -34,7 +39,16 @@ type Options struct {
 	MaxStale time.Duration
 	// MaxEntries bounds memory; past it an arbitrary entry is evicted.
 	MaxEntries int
-	Now        func() time.Time
+	// NegativeTTL is how long a client_id the store does not know is
+	// answered authz.ErrNotFound from memory, without a store read. An
+	// application created through this Store, or announced by the change
+	// feed (Invalidate), is known at once; one whose notification was lost
+	// after at most NegativeTTL.
+	NegativeTTL time.Duration
+	// MaxNegative bounds the unknown client_ids remembered; past it an
+	// arbitrary one is forgotten.
+	MaxNegative int
+	Now         func() time.Time
 
 	afterRevalidate func() // tests: called when a background reread ends
 }
@@ -48,8 +62,9 @@ type Store struct {
 
 	mu         sync.RWMutex
 	entries    map[string]entry
-	refreshing map[string]bool // clients being reread in the background
-	gen        uint64          // bumped by every invalidation, so a load racing one is not kept
+	negative   map[string]time.Time // unknown client_id → when it was found unknown
+	refreshing map[string]bool      // clients being reread in the background
+	gen        uint64               // bumped by every invalidation, so a load racing one is not kept
 }
 
 type entry struct {
@@ -68,10 +83,16 @@ func New(s authz.Store, opt Options) *Store {
 	if opt.MaxEntries <= 0 {
 		opt.MaxEntries = DefaultMaxEntries
 	}
+	if opt.NegativeTTL <= 0 {
+		opt.NegativeTTL = DefaultNegativeTTL
+	}
+	if opt.MaxNegative <= 0 {
+		opt.MaxNegative = DefaultMaxNegative
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Store{Store: s, opt: opt, entries: map[string]entry{}, refreshing: map[string]bool{}}
+	return &Store{Store: s, opt: opt, entries: map[string]entry{}, negative: map[string]time.Time{}, refreshing: map[string]bool{}}
 }
 
 // Client returns the application clientID with its secrets and grants from
@@ -81,13 +102,18 @@ func New(s authz.Store, opt Options) *Store {
 // for an application it already knows; an entry older than MaxStale is not
 // returned unless the store cannot be read. The returned value is shared:
 // callers must not modify it. Returns authz.ErrNotFound if there is no
-// such application (not cached).
+// such application; that answer is remembered for NegativeTTL, so that a
+// repeated unknown client_id costs no store read.
 func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, error) {
 	now := s.opt.Now()
 	s.mu.RLock()
 	e, ok := s.entries[clientID]
+	unknownAt, unknown := s.negative[clientID]
 	gen := s.gen
 	s.mu.RUnlock()
+	if !ok && unknown && now.Sub(unknownAt) < s.opt.NegativeTTL {
+		return nil, errUnknown
+	}
 	if ok {
 		age := now.Sub(e.loadedAt)
 		if age < s.opt.TTL {
@@ -111,7 +137,19 @@ func (s *Store) load(ctx context.Context, clientID string, gen uint64, now time.
 	c, err := s.Store.Client(ctx, clientID)
 	if err != nil {
 		if isNotFound(err) {
-			s.Invalidate(clientID)
+			s.mu.Lock()
+			s.gen++
+			delete(s.entries, clientID)
+			if s.gen == gen+1 { // no invalidation raced this load: remember it is unknown
+				if _, had := s.negative[clientID]; !had && len(s.negative) >= s.opt.MaxNegative {
+					for k := range s.negative {
+						delete(s.negative, k)
+						break
+					}
+				}
+				s.negative[clientID] = now
+			}
+			s.mu.Unlock()
 		}
 		return nil, err
 	}
@@ -153,6 +191,10 @@ func (s *Store) revalidate(clientID string) {
 	}()
 }
 
+// errUnknown answers a client_id remembered as unknown: one value, so the
+// answer allocates nothing.
+var errUnknown = fmt.Errorf("client: %w (remembered as unknown)", authz.ErrNotFound)
+
 func isNotFound(err error) bool { return errors.Is(err, authz.ErrNotFound) }
 
 // Invalidate drops the entry of clientID, or every entry if clientID is "".
@@ -161,8 +203,10 @@ func (s *Store) Invalidate(clientID string) {
 	s.gen++
 	if clientID == "" {
 		clear(s.entries)
+		clear(s.negative)
 	} else {
 		delete(s.entries, clientID)
+		delete(s.negative, clientID)
 	}
 	s.mu.Unlock()
 }
@@ -172,6 +216,13 @@ func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.entries)
+}
+
+// NegativeLen returns the number of unknown client_ids remembered.
+func (s *Store) NegativeLen() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.negative)
 }
 
 // after runs a write and, if it succeeded, invalidates clientID ("" for all).
@@ -273,6 +324,7 @@ func (s *Store) Manage(ctx context.Context, fn func(tx authz.Tx) error) error {
 		s.gen++
 		for id := range w.clients {
 			delete(s.entries, id)
+			delete(s.negative, id)
 		}
 		s.mu.Unlock()
 	}

@@ -13,23 +13,28 @@ import (
 // can_introspect is written but not read: it is kept, as
 // cardinality(introspect_audiences) > 0, for replicas that predate
 // introspect_audiences.
-const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at`
+const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at, policy`
 
 // appRow receives appColumns.
 type appRow struct {
 	a         authz.Application
 	notBefore pgtype.Timestamptz
+	policy    string
 }
 
 func (r *appRow) dest() []any {
-	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.a.IntrospectAudiences, &r.notBefore, &r.a.CreatedAt, &r.a.UpdatedAt}
+	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.a.IntrospectAudiences, &r.notBefore, &r.a.CreatedAt, &r.a.UpdatedAt, &r.policy}
 }
 
-func (r *appRow) app() authz.Application {
+func (r *appRow) app() (authz.Application, error) {
 	a := r.a
 	a.IntrospectAudiences = nonNil(a.IntrospectAudiences)
 	a.TokensNotBefore = fromNull(r.notBefore)
-	return a
+	var err error
+	if a.Policy, err = authz.DecodePolicy(r.policy); err != nil {
+		return authz.Application{}, err
+	}
+	return a, nil
 }
 
 // scanApp reads appColumns from row.
@@ -38,7 +43,7 @@ func scanApp(row pgx.Row) (authz.Application, error) {
 	if err := row.Scan(r.dest()...); err != nil {
 		return authz.Application{}, err
 	}
-	return r.app(), nil
+	return r.app()
 }
 
 // clientChange is what a write to application clientID, or to its secrets
@@ -48,9 +53,13 @@ func clientChange(clientID string) *authz.Change {
 }
 
 func insertApplication(ctx context.Context, q querier, a authz.Application) error {
-	_, err := q.Exec(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+	policy, err := authz.EncodePolicy(a.Policy)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		a.ClientID, a.Name, a.Description, a.Disabled, nonNil(a.IntrospectAudiences), nullTime(a.TokensNotBefore),
-		a.CreatedAt, a.UpdatedAt, len(a.IntrospectAudiences) > 0)
+		a.CreatedAt, a.UpdatedAt, policy, len(a.IntrospectAudiences) > 0)
 	return err
 }
 
@@ -194,6 +203,13 @@ func updateApplication(ctx context.Context, q querier, clientID string, p authz.
 	if p.IntrospectAudiences != nil {
 		set = append(set, `introspect_audiences = `+w.arg(nonNil(*p.IntrospectAudiences)),
 			`can_introspect = `+w.arg(len(*p.IntrospectAudiences) > 0))
+	}
+	if p.Policy != nil {
+		policy, err := authz.EncodePolicy(*p.Policy)
+		if err != nil {
+			return authz.Application{}, err
+		}
+		set = append(set, `policy = `+w.arg(policy))
 	}
 	if !p.TokensNotBefore.IsZero() {
 		nb := w.arg(p.TokensNotBefore)

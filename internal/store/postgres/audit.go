@@ -156,3 +156,27 @@ func (s *Store) ListIssuance(ctx context.Context, clientID string, since time.Ti
 	}
 	return list, nil
 }
+
+// purgeAuditBatch bounds one purge statement, so that a purge of months of
+// events holds no long transaction.
+const purgeAuditBatch = 5000
+
+// PurgeAudit removes the events whose time is before before, in batches of
+// purgeAuditBatch rows each its own transaction, and returns how many it
+// removed.
+func (s *Store) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		var n int64
+		err := s.write(ctx, "purge audit", nil, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `DELETE FROM audit_events WHERE ctid IN
+				(SELECT ctid FROM audit_events WHERE time < $1 LIMIT $2)`, before, purgeAuditBatch)
+			n = tag.RowsAffected()
+			return err
+		})
+		total += int(n)
+		if err != nil || n < purgeAuditBatch {
+			return total, err
+		}
+	}
+}

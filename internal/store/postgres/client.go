@@ -18,7 +18,7 @@ import (
 //	id         client_id             id            g.id
 //	t1         name                  prefix        g.api_id
 //	t2         description           ''            a.identifier
-//	t3         ''                    ''            a.name
+//	t3         policy                ''            a.name
 //	t4         ''                    ''            a.signing_alg
 //	hash       NULL                  hash          NULL
 //	list       introspect_audiences  NULL          g.scopes
@@ -29,26 +29,31 @@ import (
 //	updated    updated_at            updated_at    g.updated_at
 //	n1         tokens_not_before     expires_at    a.created_at
 //	n2         NULL                  last_used_at  a.updated_at
+//	claims     ''                    ''            g.claims
+//	glifetime  0                     0             g.token_lifetime
 //
 // Secrets and grants come ordered by (created_at, id), like ListSecrets and
 // ListGrants.
 const clientQuery = `
-SELECT 0 AS kind, client_id AS id, name AS t1, description AS t2, '' AS t3, '' AS t4,
+SELECT 0 AS kind, client_id AS id, name AS t1, description AS t2, policy AS t3, '' AS t4,
        NULL::bytea AS hash, introspect_audiences AS list, NULL::jsonb AS ascopes, 0::bigint AS lifetime,
        disabled AS flag,
-       created_at AS created, updated_at AS updated, tokens_not_before AS n1, NULL::timestamptz AS n2
+       created_at AS created, updated_at AS updated, tokens_not_before AS n1, NULL::timestamptz AS n2,
+       '' AS claims, 0::bigint AS glifetime
   FROM applications WHERE client_id = $1
 UNION ALL
 SELECT 1, id, prefix, '', '', '',
        hash, NULL, NULL, 0,
        false,
-       created_at, updated_at, expires_at, last_used_at
+       created_at, updated_at, expires_at, last_used_at,
+       '', 0
   FROM client_secrets WHERE client_id = $1
 UNION ALL
 SELECT 2, g.id, g.api_id, a.identifier, a.name, a.signing_alg,
        NULL, g.scopes, a.scopes, a.token_lifetime,
        a.system,
-       g.created_at, g.updated_at, a.created_at, a.updated_at
+       g.created_at, g.updated_at, a.created_at, a.updated_at,
+       g.claims, g.token_lifetime
   FROM grants g JOIN apis a ON a.id = g.api_id WHERE g.client_id = $1
 ORDER BY kind, created, id`
 
@@ -87,15 +92,21 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 		flag            bool
 		created         time.Time
 		updated, n1, n2 pgtype.Timestamptz
+		claims          string
+		glifetime       int64
 	)
 	for rows.Next() {
 		hash, list, ascopes = nil, nil, nil
 		if err := rows.Scan(&kind, &id, &t[0], &t[1], &t[2], &t[3], &hash, &list, &ascopes, &lifetime,
-			&flag, &created, &updated, &n1, &n2); err != nil {
+			&flag, &created, &updated, &n1, &n2, &claims, &glifetime); err != nil {
 			return nil, err
 		}
 		switch kind {
 		case 0:
+			policy, err := authz.DecodePolicy(t[2])
+			if err != nil {
+				return nil, err
+			}
 			c = &authz.Client{
 				Application: authz.Application{
 					ClientID:            id,
@@ -104,6 +115,7 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 					Disabled:            flag,
 					IntrospectAudiences: nonNil(list),
 					TokensNotBefore:     fromNull(n1),
+					Policy:              policy,
 					CreatedAt:           created,
 					UpdatedAt:           updated.Time,
 				},
@@ -128,13 +140,15 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 			}
 			c.Grants = append(c.Grants, authz.ClientGrant{
 				Grant: authz.Grant{
-					ID:        id,
-					ClientID:  clientID,
-					APIID:     t[0],
-					Audience:  t[1],
-					Scopes:    nonNil(list),
-					CreatedAt: created,
-					UpdatedAt: updated.Time,
+					ID:            id,
+					ClientID:      clientID,
+					APIID:         t[0],
+					Audience:      t[1],
+					Scopes:        nonNil(list),
+					Claims:        claimsFromText(claims),
+					TokenLifetime: time.Duration(glifetime) * time.Second,
+					CreatedAt:     created,
+					UpdatedAt:     updated.Time,
 				},
 				API: authz.API{
 					ID:            t[0],

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -10,22 +12,36 @@ import (
 
 // grantColumns are the columns of grants (as "g") joined with the API's
 // identifier (as "a") that scanGrant receives, in its order.
-const grantColumns = `g.id, g.client_id, g.api_id, a.identifier, g.scopes, g.created_at, g.updated_at`
+const grantColumns = `g.id, g.client_id, g.api_id, a.identifier, g.scopes, g.created_at, g.updated_at, g.claims, g.token_lifetime`
 
 // scanGrant reads grantColumns from row.
 func scanGrant(row pgx.Row) (authz.Grant, error) {
-	var g authz.Grant
-	if err := row.Scan(&g.ID, &g.ClientID, &g.APIID, &g.Audience, &g.Scopes, &g.CreatedAt, &g.UpdatedAt); err != nil {
+	var (
+		g        authz.Grant
+		claims   string
+		lifetime int64
+	)
+	if err := row.Scan(&g.ID, &g.ClientID, &g.APIID, &g.Audience, &g.Scopes, &g.CreatedAt, &g.UpdatedAt, &claims, &lifetime); err != nil {
 		return authz.Grant{}, err
 	}
 	g.Scopes = nonNil(g.Scopes)
+	g.Claims = claimsFromText(claims)
+	g.TokenLifetime = time.Duration(lifetime) * time.Second
 	return g, nil
 }
 
+// claimsFromText is a grant's stored claims: nil for none.
+func claimsFromText(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}
+
 func insertGrant(ctx context.Context, q querier, g authz.Grant) error {
-	_, err := q.Exec(ctx, `INSERT INTO grants (id, client_id, api_id, scopes, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		g.ID, g.ClientID, g.APIID, nonNil(g.Scopes), g.CreatedAt, g.UpdatedAt)
+	_, err := q.Exec(ctx, `INSERT INTO grants (id, client_id, api_id, scopes, created_at, updated_at, claims, token_lifetime)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		g.ID, g.ClientID, g.APIID, nonNil(g.Scopes), g.CreatedAt, g.UpdatedAt, string(g.Claims), int64(g.TokenLifetime/time.Second))
 	return err
 }
 
@@ -121,8 +137,8 @@ func listGrants(ctx context.Context, q querier, op, cond string, arg any) ([]aut
 	return list, nil
 }
 
-// UpdateGrant replaces the scopes and UpdatedAt of grant g.ID of
-// application g.ClientID. Returns an error wrapping authz.ErrNotFound if
+// UpdateGrant replaces the scopes, claims, token lifetime and UpdatedAt of
+// grant g.ID of application g.ClientID. Returns an error wrapping authz.ErrNotFound if
 // there is none. Notifies ChangeClient.
 func (s *Store) UpdateGrant(ctx context.Context, g authz.Grant) error {
 	return s.manage(ctx, "update grant", false, func(t *tx) error { return t.UpdateGrant(ctx, g) })
@@ -131,8 +147,8 @@ func (s *Store) UpdateGrant(ctx context.Context, g authz.Grant) error {
 // UpdateGrant is Store.UpdateGrant within the transaction.
 func (t *tx) UpdateGrant(ctx context.Context, g authz.Grant) error {
 	return t.step(ctx, "update grant", clientChange(g.ClientID), func() error {
-		return changeOne(ctx, t.q, `UPDATE grants SET scopes = $1, updated_at = $2 WHERE id = $3 AND client_id = $4`,
-			nonNil(g.Scopes), g.UpdatedAt, g.ID, g.ClientID)
+		return changeOne(ctx, t.q, `UPDATE grants SET scopes = $1, claims = $2, token_lifetime = $3, updated_at = $4 WHERE id = $5 AND client_id = $6`,
+			nonNil(g.Scopes), string(g.Claims), int64(g.TokenLifetime/time.Second), g.UpdatedAt, g.ID, g.ClientID)
 	})
 }
 

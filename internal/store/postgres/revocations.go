@@ -26,8 +26,10 @@ func (t *tx) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) e
 }
 
 func revokeToken(ctx context.Context, q querier, jti string, expiresAt time.Time) error {
-	_, err := q.Exec(ctx, `INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2)
-		ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)`,
+	// revoked_at is the database's clock, never a replica's: replicas'
+	// clocks may differ, and ListRevokedSince compares with the database's.
+	_, err := q.Exec(ctx, `INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, clock_timestamp())
+		ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at), revoked_at = excluded.revoked_at`,
 		jti, expiresAt)
 	return err
 }
@@ -54,6 +56,48 @@ func (s *Store) ListRevoked(ctx context.Context) (map[string]time.Time, error) {
 		m[e.jti] = e.exp
 	}
 	return m, nil
+}
+
+// ListRevokedSince returns the deny-listed jtis whose entry was written or
+// extended at or after since (by the database's clock), with their expiry,
+// and the database's time at the read: the since of the next call, less an
+// overlap for writes stamped before it but committed after
+// (denylist.RefreshOverlap). A zero since returns every entry.
+func (s *Store) ListRevokedSince(ctx context.Context, since time.Time) (map[string]time.Time, time.Time, error) {
+	type entry struct {
+		jti string
+		exp time.Time
+	}
+	var (
+		list []entry
+		now  time.Time
+	)
+	err := s.retryLost(ctx, func() error {
+		// The watermark is read first: an entry committed after it is
+		// read again next time rather than missed.
+		if err := s.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+			return err
+		}
+		var rows pgx.Rows
+		var err error
+		if since.IsZero() {
+			rows, err = s.pool.Query(ctx, `SELECT jti, expires_at FROM revoked_tokens`)
+		} else {
+			rows, err = s.pool.Query(ctx, `SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= $1`, since)
+		}
+		list, err = collect(rows, err, func(row pgx.Row) (e entry, err error) {
+			return e, row.Scan(&e.jti, &e.exp)
+		})
+		return err
+	})
+	if err != nil {
+		return nil, time.Time{}, wrap("list revoked since", err)
+	}
+	m := make(map[string]time.Time, len(list))
+	for _, e := range list {
+		m[e.jti] = e.exp
+	}
+	return m, now.UTC(), nil
 }
 
 // PurgeRevoked removes the entries that expire at or before now and

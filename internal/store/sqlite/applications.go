@@ -11,7 +11,7 @@ import (
 // can_introspect is written but not read: it is kept, as
 // len(introspect_audiences) > 0, for replicas that predate
 // introspect_audiences.
-const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at`
+const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at, policy`
 
 // appRow receives appColumns.
 type appRow struct {
@@ -19,16 +19,20 @@ type appRow struct {
 	audiences        []byte
 	notBefore        sql.NullInt64
 	created, updated int64
+	policy           string
 }
 
 func (r *appRow) dest() []any {
-	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.audiences, &r.notBefore, &r.created, &r.updated}
+	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.audiences, &r.notBefore, &r.created, &r.updated, &r.policy}
 }
 
 func (r *appRow) app() (authz.Application, error) {
 	a := r.a
 	var err error
 	if a.IntrospectAudiences, err = unmarshalList[string](r.audiences); err != nil {
+		return authz.Application{}, err
+	}
+	if a.Policy, err = authz.DecodePolicy(r.policy); err != nil {
 		return authz.Application{}, err
 	}
 	a.TokensNotBefore = fromNullMicros(r.notBefore)
@@ -51,9 +55,13 @@ func insertApplication(ctx context.Context, q querier, a authz.Application) erro
 	if err != nil {
 		return err
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	policy, err := authz.EncodePolicy(a.Policy)
+	if err != nil {
+		return err
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ClientID, a.Name, a.Description, a.Disabled, audiences, nullMicros(a.TokensNotBefore),
-		micros(a.CreatedAt), micros(a.UpdatedAt), len(a.IntrospectAudiences) > 0)
+		micros(a.CreatedAt), micros(a.UpdatedAt), policy, len(a.IntrospectAudiences) > 0)
 	return err
 }
 
@@ -189,6 +197,13 @@ func updateApplication(ctx context.Context, q querier, clientID string, p authz.
 			return authz.Application{}, err
 		}
 		set.add(`introspect_audiences = ?, can_introspect = ?`, audiences, len(*p.IntrospectAudiences) > 0)
+	}
+	if p.Policy != nil {
+		policy, err := authz.EncodePolicy(*p.Policy)
+		if err != nil {
+			return authz.Application{}, err
+		}
+		set.add(`policy = ?`, policy)
 	}
 	if !p.TokensNotBefore.IsZero() {
 		nb := micros(p.TokensNotBefore)

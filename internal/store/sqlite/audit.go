@@ -148,3 +148,22 @@ func (s *Store) ListIssuance(ctx context.Context, clientID string, since time.Ti
 	}
 	return list, nil
 }
+
+// purgeAuditBatch bounds one purge statement, so that a purge of months of
+// events does not hold the one writer connection for long.
+const purgeAuditBatch = 5000
+
+// PurgeAudit removes the events whose time is before before, in batches of
+// purgeAuditBatch rows each its own transaction, and returns how many it
+// removed.
+func (s *Store) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := s.exec(ctx, "purge audit", `DELETE FROM audit_events WHERE rowid IN
+			(SELECT rowid FROM audit_events WHERE time < ? LIMIT ?)`, micros(before), purgeAuditBatch)
+		total += int(n)
+		if err != nil || n < purgeAuditBatch {
+			return total, err
+		}
+	}
+}

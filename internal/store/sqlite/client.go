@@ -18,7 +18,7 @@ import (
 //	t2      name                  prefix        g.api_id
 //	t3      description           ''            g.scopes
 //	t4      introspect_audiences  ''            a.identifier
-//	t5      ''                    ''            a.name
+//	t5      policy                ''            a.name
 //	t6      ''                    ''            a.scopes
 //	t7      ''                    ''            a.signing_alg
 //	b       x''                   hash          x''
@@ -28,20 +28,22 @@ import (
 //	i4      updated_at            updated_at    g.updated_at
 //	n1      tokens_not_before     expires_at    a.created_at
 //	n2      NULL                  last_used_at  a.updated_at
+//	t8      ''                    ''            g.claims
+//	i5      0                     0             g.token_lifetime
 //
 // Secrets and grants come ordered by (created_at, id), like ListSecrets and
 // ListGrants.
 const clientQuery = `
-SELECT 0, client_id, name, description, introspect_audiences, '', '', '', x'',
-       disabled, 0, created_at, updated_at, tokens_not_before, NULL
+SELECT 0, client_id, name, description, introspect_audiences, policy, '', '', x'',
+       disabled, 0, created_at, updated_at, tokens_not_before, NULL, '', 0
   FROM applications WHERE client_id = ?1
 UNION ALL
 SELECT 1, id, prefix, '', '', '', '', '', hash,
-       0, 0, created_at, updated_at, expires_at, last_used_at
+       0, 0, created_at, updated_at, expires_at, last_used_at, '', 0
   FROM client_secrets WHERE client_id = ?1
 UNION ALL
 SELECT 2, g.id, g.api_id, g.scopes, a.identifier, a.name, a.scopes, a.signing_alg, x'',
-       a.token_lifetime, a.system, g.created_at, g.updated_at, a.created_at, a.updated_at
+       a.token_lifetime, a.system, g.created_at, g.updated_at, a.created_at, a.updated_at, g.claims, g.token_lifetime
   FROM grants g JOIN apis a ON a.id = g.api_id WHERE g.client_id = ?1
 ORDER BY 1, 12, 2`
 
@@ -66,18 +68,22 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 	for rows.Next() {
 		var (
 			kind   int
-			t      [7]string
+			t      [8]string
 			b      []byte
-			i      [4]int64
+			i      [5]int64
 			n1, n2 sql.NullInt64
 		)
 		if err := rows.Scan(&kind, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &b,
-			&i[0], &i[1], &i[2], &i[3], &n1, &n2); err != nil {
+			&i[0], &i[1], &i[2], &i[3], &n1, &n2, &t[7], &i[4]); err != nil {
 			return nil, wrap(op, err)
 		}
 		switch kind {
 		case 0:
 			audiences, err := s.stringLists.decode(t[3])
+			if err != nil {
+				return nil, wrap(op, err)
+			}
+			policy, err := authz.DecodePolicy(t[4])
 			if err != nil {
 				return nil, wrap(op, err)
 			}
@@ -89,6 +95,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 					Disabled:            i[0] != 0,
 					IntrospectAudiences: audiences,
 					TokensNotBefore:     fromNullMicros(n1),
+					Policy:              policy,
 					CreatedAt:           fromMicros(i[2]),
 					UpdatedAt:           fromMicros(i[3]),
 				},
@@ -117,13 +124,15 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 			}
 			c.Grants = append(c.Grants, authz.ClientGrant{
 				Grant: authz.Grant{
-					ID:        t[0],
-					ClientID:  clientID,
-					APIID:     t[1],
-					Audience:  t[3],
-					Scopes:    grantScopes,
-					CreatedAt: fromMicros(i[2]),
-					UpdatedAt: fromMicros(i[3]),
+					ID:            t[0],
+					ClientID:      clientID,
+					APIID:         t[1],
+					Audience:      t[3],
+					Scopes:        grantScopes,
+					Claims:        claimsFromText(t[7]),
+					TokenLifetime: time.Duration(i[4]) * time.Second,
+					CreatedAt:     fromMicros(i[2]),
+					UpdatedAt:     fromMicros(i[3]),
 				},
 				API: authz.API{
 					ID:            t[1],

@@ -2,23 +2,27 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 )
 
 // grantColumns are the columns of grants (as "g") joined with the API's
 // identifier (as "a") that grantRow receives, in its order.
-const grantColumns = `g.id, g.client_id, g.api_id, g.scopes, g.created_at, g.updated_at, a.identifier`
+const grantColumns = `g.id, g.client_id, g.api_id, g.scopes, g.created_at, g.updated_at, a.identifier, g.claims, g.token_lifetime`
 
 // grantRow receives grantColumns.
 type grantRow struct {
 	g                authz.Grant
 	scopes           []byte
 	created, updated int64
+	claims           string
+	lifetime         int64
 }
 
 func (r *grantRow) dest() []any {
-	return []any{&r.g.ID, &r.g.ClientID, &r.g.APIID, &r.scopes, &r.created, &r.updated, &r.g.Audience}
+	return []any{&r.g.ID, &r.g.ClientID, &r.g.APIID, &r.scopes, &r.created, &r.updated, &r.g.Audience, &r.claims, &r.lifetime}
 }
 
 func (r *grantRow) grant() (authz.Grant, error) {
@@ -27,6 +31,8 @@ func (r *grantRow) grant() (authz.Grant, error) {
 	if g.Scopes, err = unmarshalList[string](r.scopes); err != nil {
 		return authz.Grant{}, err
 	}
+	g.Claims = claimsFromText(r.claims)
+	g.TokenLifetime = time.Duration(r.lifetime) * time.Second
 	g.CreatedAt = fromMicros(r.created)
 	g.UpdatedAt = fromMicros(r.updated)
 	return g, nil
@@ -46,10 +52,18 @@ func insertGrant(ctx context.Context, q querier, g authz.Grant) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO grants (id, client_id, api_id, scopes, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?)`,
-		g.ID, g.ClientID, g.APIID, scopes, micros(g.CreatedAt), micros(g.UpdatedAt))
+	_, err = q.ExecContext(ctx, `INSERT INTO grants (id, client_id, api_id, scopes, created_at, updated_at, claims, token_lifetime)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		g.ID, g.ClientID, g.APIID, scopes, micros(g.CreatedAt), micros(g.UpdatedAt), string(g.Claims), int64(g.TokenLifetime/time.Second))
 	return err
+}
+
+// claimsFromText is a grant's stored claims: nil for none.
+func claimsFromText(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
 }
 
 // CreateGrant inserts g; g.Audience is ignored. Returns an error wrapping
@@ -132,8 +146,8 @@ func listGrants(ctx context.Context, q querier, op, cond string, arg any) ([]aut
 	return list, nil
 }
 
-// UpdateGrant replaces the scopes and UpdatedAt of grant g.ID of
-// application g.ClientID. Returns an error wrapping authz.ErrNotFound if
+// UpdateGrant replaces the scopes, claims, token lifetime and UpdatedAt of
+// grant g.ID of application g.ClientID. Returns an error wrapping authz.ErrNotFound if
 // there is none.
 func (s *Store) UpdateGrant(ctx context.Context, g authz.Grant) error {
 	return s.manage(ctx, "update grant", false, func(t *tx) error { return t.UpdateGrant(ctx, g) })
@@ -146,8 +160,8 @@ func (t *tx) UpdateGrant(ctx context.Context, g authz.Grant) error {
 		if err != nil {
 			return err
 		}
-		return changeOne(ctx, t.q, `UPDATE grants SET scopes = ?, updated_at = ? WHERE id = ? AND client_id = ?`,
-			scopes, micros(g.UpdatedAt), g.ID, g.ClientID)
+		return changeOne(ctx, t.q, `UPDATE grants SET scopes = ?, claims = ?, token_lifetime = ?, updated_at = ? WHERE id = ? AND client_id = ?`,
+			scopes, string(g.Claims), int64(g.TokenLifetime/time.Second), micros(g.UpdatedAt), g.ID, g.ClientID)
 	})
 }
 

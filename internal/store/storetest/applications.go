@@ -8,6 +8,7 @@ import (
 )
 
 func testApplications(t *testing.T, open func(t *testing.T) authz.Store) {
+	t.Run("policy, claims and token lifetime", func(t *testing.T) { testPolicyColumns(t, open) })
 	t.Run("create and get round-trip every field", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		full := newApp(1)

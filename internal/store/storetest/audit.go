@@ -119,6 +119,51 @@ func testAudit(t *testing.T, open func(t *testing.T) authz.Store) {
 		}
 	})
 
+	t.Run("purge removes the events before the cutoff only", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		var all []authz.AuditEvent
+		for i := range 5 {
+			all = append(all, event(i+1, time.Duration(i)*time.Minute, "app_01", "client.authentication_failed", "app_01"))
+		}
+		noErr(t, s.AppendAudit(ctx, all))
+		n, err := s.PurgeAudit(ctx, at(2*time.Minute)) // strictly before: the event at 2m stays
+		noErr(t, err)
+		if n != 2 {
+			t.Errorf("purged %d events, want 2", n)
+		}
+		got, _, err := s.ListAudit(ctx, authz.AuditFilter{}, authz.Page{})
+		noErr(t, err)
+		same(t, "events", got, []authz.AuditEvent{all[4], all[3], all[2]})
+		n, err = s.PurgeAudit(ctx, at(2*time.Minute))
+		noErr(t, err)
+		if n != 0 {
+			t.Errorf("second purge removed %d events, want 0", n)
+		}
+	})
+
+	t.Run("purge more than one batch", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		const total = 12_345 // more than the stores' batch of 5000
+		batch := make([]authz.AuditEvent, 0, 1000)
+		for i := range total {
+			batch = append(batch, authz.AuditEvent{ID: fmt.Sprintf("evt_%06d", i), Time: at(time.Duration(i) * time.Millisecond), Action: "client.authentication_failed"})
+			if len(batch) == cap(batch) || i == total-1 {
+				noErr(t, s.AppendAudit(ctx, batch))
+				batch = batch[:0]
+			}
+		}
+		keep := authz.AuditEvent{ID: "evt_keep", Time: at(time.Hour), Action: "api.create"}
+		noErr(t, s.AppendAudit(ctx, []authz.AuditEvent{keep}))
+		n, err := s.PurgeAudit(ctx, at(time.Minute))
+		noErr(t, err)
+		if n != total {
+			t.Errorf("purged %d events, want %d", n, total)
+		}
+		got, _, err := s.ListAudit(ctx, authz.AuditFilter{}, authz.Page{})
+		noErr(t, err)
+		same(t, "events", got, []authz.AuditEvent{keep})
+	})
+
 	t.Run("list with a malformed cursor", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		noErr(t, s.AppendAudit(ctx, []authz.AuditEvent{event(1, 0, "", "key.rotate", "kid-a")}))

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("Settings", func(t *testing.T) { testSettings(t, open) })
 	t.Run("Reseal", func(t *testing.T) { testReseal(t, open) })
 	t.Run("Revocations", func(t *testing.T) { testRevocations(t, open) })
+	t.Run("RevokedSince", func(t *testing.T) { testRevokedSince(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Issuance", func(t *testing.T) { testIssuance(t, open) })
 	t.Run("Bootstrap", func(t *testing.T) { testBootstrap(t, open) })
