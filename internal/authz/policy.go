@@ -117,10 +117,14 @@ var ReservedClaims = []string{
 	"roles", "groups", "entitlements",
 }
 
-// IsReservedClaim reports whether name is one of ReservedClaims.
+// IsReservedClaim reports whether name is one of ReservedClaims, compared
+// under Unicode case folding: many JWT libraries decode claims with
+// case-insensitive matching (Go's encoding/json folds "AUD" and even "ſub"
+// onto "aud" and "sub", and the last member wins), so a custom claim "Exp"
+// or "AUD" would override the real one for their resource servers.
 func IsReservedClaim(name string) bool {
 	for _, r := range ReservedClaims {
-		if r == name {
+		if strings.EqualFold(r, name) {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package manage
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,9 @@ func TestResolveClaims(t *testing.T) {
 	if got, err := resolveClaims(api, map[string]json.RawMessage{}); got != nil || err != nil {
 		t.Fatalf("no claims: %s, %v", got, err)
 	}
-	for _, name := range authz.ReservedClaims {
+	// Case and Unicode folding too: case-insensitive decoders (encoding/json)
+	// would let "AUD", "Exp" or "ſub" (U+017F) override the real claim.
+	for _, name := range append(slices.Clone(authz.ReservedClaims), "AUD", "Exp", "ſub", "Client_ID") {
 		if _, err := resolveClaims(api, map[string]json.RawMessage{name: json.RawMessage(`"x"`)}); err == nil || !strings.Contains(err.Error(), "reserved") {
 			t.Errorf("reserved claim %q: %v", name, err)
 		}
