@@ -98,6 +98,7 @@ and delete or disable those you do not trust.`,
 		},
 	}
 	settings = bindSettings(cmd, false, recoverSettings)
+	readConfigFile(cmd, settings, serveSettings)
 	cmd.Flags().StringVar(&out, "out", "", "credentials `file` to write, replaced atomically (mode 0600); default <data-dir>/"+server.CredentialsFile)
 	return cmd
 }

@@ -31,7 +31,17 @@ func TestMain(m *testing.M) {
 			os.Unsetenv(name)
 		}
 	}
-	os.Exit(m.Run())
+	// serve records its credentials file's path in the user's config
+	// directory (recordCredentialsPath): the tests' go to a directory of
+	// their own, never the user's.
+	cfgHome, err := os.MkdirTemp("", "m2mauth-test-config-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CONFIG_HOME", cfgHome)
+	code := m.Run()
+	os.RemoveAll(cfgHome)
+	os.Exit(code)
 }
 
 // testServer is an m2mauth server on a loopback port, running until the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -53,9 +54,11 @@ const (
 // clientOptions are the flags every client command shares.
 type clientOptions struct {
 	server      string // base URL; "" means the issuer in the credentials file
-	credentials string // path; "" means <dataDir>/admin-credentials.json
+	credentials string // path; "" means the one credentialsPath finds
 	dataDir     string
 	output      string
+	// dataDirGiven is whether --data-dir or M2MAUTH_DATA_DIR gave dataDir.
+	dataDirGiven bool
 }
 
 // register adds the shared flags (clientSettings and -o) to cmd and its
@@ -67,6 +70,7 @@ func (o *clientOptions) register(cmd *cobra.Command) {
 		if err := settings.load(os.LookupEnv, o); err != nil {
 			return err
 		}
+		_, o.dataDirGiven = settings.from["data-dir"]
 		if o.output != outputTable && o.output != outputJSON {
 			return fmt.Errorf("--output %q must be table or json", o.output)
 		}
@@ -77,12 +81,84 @@ func (o *clientOptions) register(cmd *cobra.Command) {
 // wantJSON reports whether the user asked for JSON output.
 func (o *clientOptions) wantJSON() bool { return o.output == outputJSON }
 
-// credentialsPath is the credentials file the options name.
+// credentialsPath is the credentials file the options name: --credentials
+// (M2MAUTH_CREDENTIALS); else the one in --data-dir (M2MAUTH_DATA_DIR) if
+// given; else ./m2mauth-data's if it exists; else the one `serve` last
+// recorded for this user (recordCredentialsPath), if it still exists; else
+// ./m2mauth-data's, which loadCredentials reports missing.
 func (o *clientOptions) credentialsPath() string {
 	if o.credentials != "" {
 		return o.credentials
 	}
-	return filepath.Join(o.dataDir, server.CredentialsFile)
+	local := filepath.Join(o.dataDir, server.CredentialsFile)
+	if o.dataDirGiven {
+		return local
+	}
+	if _, err := os.Stat(local); err == nil {
+		return local
+	}
+	if recorded := recordedCredentialsPath(); recorded != "" {
+		if _, err := os.Stat(recorded); err == nil {
+			return recorded
+		}
+	}
+	return local
+}
+
+// credentialsPathRecord is where `serve` records, for the user running it,
+// the absolute path of the credentials file in its data dir:
+// $XDG_CONFIG_HOME/m2mauth/credentials-path (~/.config on Linux). It is ""
+// when the user has no config directory (no $HOME).
+func credentialsPathRecord() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "m2mauth", "credentials-path")
+}
+
+// recordedCredentialsPath returns the path `serve` last recorded, or "".
+func recordedCredentialsPath() string {
+	record := credentialsPathRecord()
+	if record == "" {
+		return ""
+	}
+	b, err := os.ReadFile(record)
+	if err != nil {
+		return ""
+	}
+	p := strings.TrimSpace(string(b))
+	if !filepath.IsAbs(p) {
+		return ""
+	}
+	return p
+}
+
+// recordCredentialsPath records the absolute path of the credentials file
+// in dataDir, if there is one, where the CLI of the same user looks when
+// it is given no --credentials or --data-dir: so that `m2mauth app list`
+// works from any directory on the server's machine. It only logs a failure
+// (the user may have no writable home): the CLI then needs --data-dir.
+func recordCredentialsPath(dataDir string, log *slog.Logger) {
+	record := credentialsPathRecord()
+	path, err := filepath.Abs(filepath.Join(dataDir, server.CredentialsFile))
+	if record == "" || err != nil {
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	if recordedCredentialsPath() == path {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(record), 0o700); err == nil {
+		err = os.WriteFile(record, []byte(path+"\n"), 0o600)
+	}
+	if err != nil {
+		log.Debug("cannot record the credentials file's path for the CLI", "path", record, "error", err)
+		return
+	}
+	log.Info("recorded the credentials file's path for the CLI of this user", "record", record, "path", path)
 }
 
 // loadCredentials reads and checks the administrator credentials file.
@@ -91,7 +167,7 @@ func (o *clientOptions) loadCredentials() (server.Credentials, error) {
 	path := o.credentialsPath()
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return c, fmt.Errorf("credentials file %s does not exist: start `m2mauth serve` once to create it, or name it with --credentials or --data-dir", path)
+		return c, fmt.Errorf("credentials file %s does not exist: start `m2mauth serve` once to create it, or name it with --credentials or --data-dir%s", path, o.recordHint())
 	}
 	if err != nil {
 		return c, fmt.Errorf("reading credentials file: %w", err)
@@ -103,6 +179,22 @@ func (o *clientOptions) loadCredentials() (server.Credentials, error) {
 		return c, fmt.Errorf("credentials file %s has no client_id or client_secret", path)
 	}
 	return c, nil
+}
+
+// recordHint explains, in the error about a missing credentials file that
+// neither --credentials nor --data-dir named, where else the CLI looked.
+func (o *clientOptions) recordHint() string {
+	if o.credentials != "" || o.dataDirGiven {
+		return ""
+	}
+	record := credentialsPathRecord()
+	if record == "" {
+		return ""
+	}
+	if recorded := recordedCredentialsPath(); recorded != "" {
+		return fmt.Sprintf(" (the file %s names, as the last `m2mauth serve` of this user wrote it, is gone: %s)", record, recorded)
+	}
+	return fmt.Sprintf(" (without them the CLI looks in ./%s, then in the file a `m2mauth serve` of this user records in %s: there is none)", filepath.Base(server.DefaultDataDir), record)
 }
 
 // serverURL returns the server's base URL: --server, else the issuer of

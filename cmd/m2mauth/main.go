@@ -29,7 +29,9 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newAdminCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd(), newHealthcheckCmd(), newConfigCmd())
+	root.AddCommand(newVersionCmd())
+	setVersion(root)
 	addClientCommands(root)
 	return root
 }

@@ -19,7 +19,10 @@ import (
 // TestREADMEWalkthrough builds the m2mauth and usage-api binaries, starts
 // both on loopback ports, and runs every ```bash block of the README, in
 // order, verbatim, with bash, curl and jq: the README's commands work as
-// written.
+// written. The blocks run in the directory of ./m2mauth, with neither
+// --data-dir nor M2MAUTH_DATA_DIR: the CLI finds the credentials file
+// where serve recorded its path. The test sets XDG_CONFIG_HOME, so it
+// cannot run in parallel.
 func TestREADMEWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries; skipped with -short")
@@ -43,6 +46,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		script.WriteString(b[1])
 	}
 
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	bin := t.TempDir()
 	build(t, bin, "m2mauth", ".")
 	build(t, bin, "usage-api", "../../examples/usage-api")
@@ -59,10 +63,8 @@ func TestREADMEWalkthrough(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
-	cmd.Env = append(os.Environ(),
-		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"ISSUER="+issuer, "AUDIENCE="+audience, "M2MAUTH_DATA_DIR="+dataDir,
-	)
+	cmd.Dir = bin
+	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "AUDIENCE="+audience)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the README walkthrough failed: %v\n%s", err, redact(out))
@@ -71,10 +73,13 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if n := bytes.Count(out, []byte(`"token_type":"Bearer","expires_in":3600`)); n != 2 {
 		t.Errorf("%d token responses in the output, want 2 (flows A and B):\n%s", n, redact(out))
 	}
-	for _, want := range []string{`"meter_type":"api_calls"`, "disabled: refused"} {
+	for _, want := range []string{`"meter_type":"api_calls"`, "disabled: refused", "invalid_client"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("walkthrough output lacks %s:\n%s", want, redact(out))
 		}
+	}
+	if bytes.Contains(out, []byte("unexpected:")) {
+		t.Errorf("the walkthrough got what it should not:\n%s", redact(out))
 	}
 }
 

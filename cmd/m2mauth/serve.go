@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,8 +27,10 @@ On an empty database it creates the management API and an administrator
 application, and writes the administrator's credentials to
 <data-dir>/admin-credentials.json (mode 0600).
 
-Every flag may be given instead by the environment variable named after it;
-a flag on the command line wins over its variable.`,
+Every flag may be given instead by the environment variable named after it,
+or as a key of the YAML file --config names (cache-ttl: 2s). Precedence:
+flag > environment > config file > default; m2mauth config print shows
+what it comes to.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := settings.load(os.LookupEnv, &cfg); err != nil {
@@ -39,14 +45,18 @@ a flag on the command line wins over its variable.`,
 				return err
 			}
 			defer srv.Close()
+			recordCredentialsPath(cfg.DataDir, log)
 			ln, err := net.Listen("tcp", cfg.Addr)
 			if err != nil {
 				return fmt.Errorf("listen: %w", err)
 			}
-			return srv.Serve(cmd.Context(), ln)
+			ctx, stop := notifyShutdown(cmd.Context(), log, srv)
+			defer stop()
+			return srv.Serve(ctx, ln)
 		},
 	}
 	settings = bindSettings(cmd, false, serveSettings)
+	readConfigFile(cmd, settings, serveSettings)
 	return cmd
 }
 
@@ -58,4 +68,59 @@ func newLogger(cfg server.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// notifyShutdown returns a context that is cancelled after SIGTERM or
+// SIGINT, which it logs: srv drains for --shutdown-delay (Server.Drain),
+// then the context is done and Serve stops. A second signal ends the
+// delay at once. stop releases the signals.
+func notifyShutdown(parent context.Context, log *slog.Logger, srv *server.Server) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		var endDelay context.CancelFunc
+		for {
+			select {
+			case sig := <-sigs:
+				if endDelay != nil {
+					log.Info("received a second signal: ending the shutdown delay", "signal", sig.String())
+					endDelay()
+					continue
+				}
+				log.Info("received a signal: shutting down", "signal", sig.String())
+				var delayCtx context.Context
+				delayCtx, endDelay = context.WithCancel(context.Background())
+				go func() {
+					srv.Drain(delayCtx)
+					cancel()
+				}()
+			case <-parent.Done():
+				parent = context.Background() // done once
+				if endDelay != nil {
+					continue
+				}
+				// main cancels parent on the signals sigs gets too; only
+				// a cancellation without one (in-process) stops at once.
+				select {
+				case sig := <-sigs:
+					sigs <- sig
+				case <-time.After(100 * time.Millisecond):
+					cancel()
+					return
+				}
+			case <-done:
+				if endDelay != nil {
+					endDelay()
+				}
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }

@@ -25,7 +25,8 @@ import (
 // Values are read after flag parsing, never as flag defaults, so help shows
 // no environment value and a bad variable breaks only a command that reads
 // it. Precedence: a flag given on the command line, else a non-empty
-// variable, else the default.
+// variable, else the config file's key (the flag's name; see config.go),
+// else the default.
 type setting[T any] struct {
 	flag   string // flag name without "--"; "" for a value only the environment gives
 	env    string // M2MAUTH_* variable; "" for none
@@ -187,12 +188,36 @@ var serveSettings = []setting[server.Config]{
 	{flag: "default-quota-day", env: "M2MAUTH_DEFAULT_QUOTA_DAY",
 		usage: "tokens per UTC day of applications without a rate or quota of their own, a `count` from 1; default none",
 		parse: optionalCountField(func(c *server.Config) *int { return &c.DefaultQuotaDay })},
+	{flag: "tls-cert-file", env: "M2MAUTH_TLS_CERT_FILE",
+		usage: "PEM certificate chain `file` to serve TLS with (with --tls-key-file); reread when it changes; default plain HTTP",
+		parse: stringField(func(c *server.Config) *string { return &c.TLSCertFile })},
+	{flag: "tls-key-file", env: "M2MAUTH_TLS_KEY_FILE",
+		usage: "PEM private key `file` of --tls-cert-file; reread when it changes",
+		parse: stringField(func(c *server.Config) *string { return &c.TLSKeyFile })},
+	{flag: "tls-client-ca-file", env: "M2MAUTH_TLS_CLIENT_CA_FILE",
+		usage: "PEM `file` of CAs whose client certificates are asked for and verified, but not required; default none asked",
+		parse: stringField(func(c *server.Config) *string { return &c.TLSClientCAFile })},
+	{flag: "shutdown-delay", env: "M2MAUTH_SHUTDOWN_DELAY", def: shortDuration(server.DefaultShutdownDelay),
+		usage: "how long to keep serving after SIGTERM or SIGINT with /readyz failing, a Go `duration`; a second signal ends it",
+		parse: durationField(func(c *server.Config) *time.Duration { return &c.ShutdownDelay }, time.Millisecond)},
+	{flag: "cors-allowed-origins", env: "M2MAUTH_CORS_ALLOWED_ORIGINS",
+		usage: "comma-separated `origins` (https://app.example.com) whose browser code may call the token endpoint; default none",
+		parse: stringField(func(c *server.Config) *string { return &c.CORSAllowedOrigins })},
 	{flag: "log-level", env: "M2MAUTH_LOG_LEVEL", def: "info",
 		usage: "debug, info, warn or error",
 		parse: stringField(func(c *server.Config) *string { return &c.LogLevel })},
 	{flag: "log-format", env: "M2MAUTH_LOG_FORMAT", def: "text",
 		usage: "text or json",
 		parse: stringField(func(c *server.Config) *string { return &c.LogFormat })},
+	{flag: "metrics-addr", env: "M2MAUTH_METRICS_ADDR",
+		usage: "`host:port` of a separate listener serving Prometheus metrics at /metrics; default none (docs/metrics.md)",
+		parse: stringField(func(c *server.Config) *string { return &c.MetricsAddr })},
+	{flag: "metrics-per-client", env: "M2MAUTH_METRICS_PER_CLIENT", def: "false",
+		usage: "add a client_id label to the token request counter, for deployments with few applications (at most 50 values, then \"other\")",
+		parse: boolField(func(c *server.Config) *bool { return &c.MetricsPerClient })},
+	{flag: "audit-sink", env: "M2MAUTH_AUDIT_SINK",
+		usage: "also write every stored audit event as a JSON line to `stdout or file:PATH`; default none (README: Audit export)",
+		parse: stringField(func(c *server.Config) *string { return &c.AuditSink })},
 }
 
 // clientSettings are the settings every client command shares (the
@@ -202,7 +227,7 @@ var clientSettings = []setting[clientOptions]{
 		usage: "base `URL` of the server; default the issuer in the credentials file",
 		parse: stringField(func(o *clientOptions) *string { return &o.server })},
 	{flag: "credentials", env: "M2MAUTH_CREDENTIALS",
-		usage: "administrator credentials `file`; default <data-dir>/" + server.CredentialsFile,
+		usage: "administrator credentials `file`; default <data-dir>/" + server.CredentialsFile + ", else the one the last serve of this user recorded in ~/.config/m2mauth/credentials-path",
 		parse: stringField(func(o *clientOptions) *string { return &o.credentials })},
 	{flag: "data-dir", env: "M2MAUTH_DATA_DIR", def: server.DefaultDataDir,
 		usage: "data `directory` of the server, where it wrote the credentials file",
@@ -244,9 +269,20 @@ func (v *flagValue) Set(s string) error {
 type boundSettings[T any] struct {
 	rows  []setting[T]
 	flags []*flagValue // per row; nil for a row without a flag
-	// from names, per flag name, where load took its value: "--flag" or
-	// the variable; absent for a default.
+	// from names, per flag name, where load took its value: "--flag",
+	// the variable or "FILE: key"; absent for a default.
 	from map[string]string
+	// file is the --config flag of a command that reads a config file;
+	// nil for one that reads none.
+	file *configFile
+	// loaded holds, per row, the text load used and where it came from
+	// ("" for the default), for `config print`.
+	loaded []loadedValue
+}
+
+// loadedValue is the text a row was loaded from and where it came from.
+type loadedValue struct {
+	text, from string
 }
 
 // bindSettings registers rows as flags of cmd (its persistent flags if
@@ -287,6 +323,14 @@ func bindSettings[T any](cmd *cobra.Command, persistent bool, rows []setting[T])
 // from, and shows no secret's value.
 func (b *boundSettings[T]) load(lookup func(string) (string, bool), c *T) error {
 	b.from = map[string]string{}
+	b.loaded = make([]loadedValue, len(b.rows))
+	var file fileValues
+	if b.file != nil {
+		var err error
+		if file, err = b.file.read(lookup); err != nil {
+			return err
+		}
+	}
 	var errs []error
 	for i, s := range b.rows {
 		text, from := s.def, ""
@@ -296,7 +340,10 @@ func (b *boundSettings[T]) load(lookup func(string) (string, bool), c *T) error 
 			// An empty variable counts as unset, as M2MAUTH_X= in a
 			// compose file usually means.
 			text, from = v, s.env
+		} else if v, ok := file.values[s.flag]; s.flag != "" && ok {
+			text, from = v, file.path+": "+s.flag
 		}
+		b.loaded[i] = loadedValue{text: text, from: from}
 		if from != "" && s.flag != "" {
 			b.from[s.flag] = from
 		}

@@ -25,7 +25,7 @@ func secretValue(name string) string {
 // everyVariable lists the variables of every settings table, the
 // environment-only secrets and the token command's credentials.
 func everyVariable() []string {
-	out := []string{"M2MAUTH_MASTER_KEY", "M2MAUTH_PREVIOUS_MASTER_KEY", "M2MAUTH_CLIENT_ID", "M2MAUTH_CLIENT_SECRET"}
+	out := []string{"M2MAUTH_MASTER_KEY", "M2MAUTH_PREVIOUS_MASTER_KEY", "M2MAUTH_CLIENT_ID", "M2MAUTH_CLIENT_SECRET", envConfig}
 	for _, s := range serveSettings {
 		if !slices.Contains(out, s.env) {
 			out = append(out, s.env)
@@ -348,7 +348,8 @@ func rowNames[T any](rows []setting[T]) [][2]string {
 
 // TestSettingsREADME: the README's Configuration table has one row per
 // setting of serve, with its variable and default, and no other; the
-// client settings are named in the text after it.
+// client settings are named in the text after it, and the config file
+// (whose keys are the table's flags) in the text before it.
 func TestSettingsREADME(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile("../../README.md")
@@ -393,6 +394,13 @@ func TestSettingsREADME(t *testing.T) {
 	for _, s := range clientSettings {
 		if !strings.Contains(section, "`--"+s.flag+"`") || !strings.Contains(section, "`"+s.env+"`") {
 			t.Errorf("the README's Configuration section does not name --%s (%s)", s.flag, s.env)
+		}
+	}
+	// The config file's keys are the flags, which the table names; the
+	// section says so and names the file's flag, variable and command.
+	for _, want := range []string{"`--config FILE`", "`" + envConfig + "`", "flag > environment > config file > default", "`m2mauth config print`", "flag names"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the README's Configuration section does not say %s", want)
 		}
 	}
 }

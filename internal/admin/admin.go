@@ -9,6 +9,7 @@ import (
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/manage"
+	"github.com/m2mauth/m2mauth/internal/reqlog"
 	"github.com/m2mauth/m2mauth/internal/token"
 )
 
@@ -56,6 +57,7 @@ func (h *Handler) Protect(scope string, fn Func) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, err := h.authenticate(r, scope)
 		if err == nil {
+			reqlog.SetClientID(r.Context(), actor.ClientID) // for the access log
 			err = fn(w, r, actor)
 		}
 		if err != nil {

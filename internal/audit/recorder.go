@@ -44,6 +44,15 @@ type Recorder struct {
 	lastSeen map[string]time.Time // secret id → last use queued, to write at most once a minute
 	issued   map[issuanceKey]*authz.Issuance
 	failures failureLog
+	// droppedTotal counts every event dropped since New, for the metrics.
+	droppedTotal uint64
+
+	// Sink, if set before the first event, also gets every event once
+	// the store has taken it (the SIEM export).
+	Sink *Sink
+	// OnStoreError, if set before the first event, is told of each write
+	// the database refused (metrics).
+	OnStoreError func()
 
 	// Retention is how long events are kept; 0 keeps them forever.
 	Retention time.Duration
@@ -81,11 +90,29 @@ func (rc *Recorder) Record(ctx context.Context, e authz.AuditEvent) {
 		return
 	}
 	if err := rc.store.AppendAudit(ctx, []authz.AuditEvent{e}); err != nil {
+		rc.storeError()
 		rc.log.Warn("audit event buffered: the database did not take it", "action", e.Action, "error", err)
 		rc.mu.Lock()
 		rc.events = append(rc.events, e) // management actions are never dropped
 		rc.mu.Unlock()
+		return
 	}
+	rc.Sink.Write([]authz.AuditEvent{e})
+}
+
+func (rc *Recorder) storeError() {
+	if rc.OnStoreError != nil {
+		rc.OnStoreError()
+	}
+}
+
+// Buffered returns the number of audit events waiting to be written, and
+// the number dropped since New because the buffer was full or the
+// database refused them.
+func (rc *Recorder) Buffered() (waiting int, dropped uint64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.events), rc.droppedTotal
 }
 
 // stamp gives e an id and, if unset, a time.
@@ -162,6 +189,7 @@ func (rc *Recorder) Flush(ctx context.Context) error {
 		if rc.stamp(&e) {
 			if len(rc.events) >= maxBuffered {
 				rc.dropped++
+				rc.droppedTotal++
 			} else {
 				rc.events = append(rc.events, e)
 			}
@@ -185,15 +213,19 @@ func (rc *Recorder) Flush(ctx context.Context) error {
 	if len(events) > 0 {
 		if err := rc.store.AppendAudit(ctx, events); err != nil {
 			firstErr = err
+			rc.storeError()
 			kept := rc.appendEach(ctx, events)
 			rc.mu.Lock()
 			rc.events = append(kept, rc.events...)
 			rc.mu.Unlock()
+		} else {
+			rc.Sink.Write(events)
 		}
 	}
 	if len(used) > 0 {
 		if err := rc.store.TouchSecrets(ctx, used); err != nil {
 			firstErr = err
+			rc.storeError()
 			rc.mu.Lock()
 			for id, t := range used {
 				if t.After(rc.used[id]) {
@@ -210,6 +242,7 @@ func (rc *Recorder) Flush(ctx context.Context) error {
 		}
 		if err := rc.store.AddIssuance(ctx, list); err != nil {
 			firstErr = err
+			rc.storeError()
 			rc.mu.Lock()
 			for k, c := range issued {
 				if cur := rc.issued[k]; cur != nil {
@@ -240,11 +273,15 @@ func (rc *Recorder) appendEach(ctx context.Context, events []authz.AuditEvent) [
 			failed = append(failed, e)
 		} else {
 			wrote++
+			rc.Sink.Write([]authz.AuditEvent{e})
 		}
 	}
 	if wrote == 0 {
 		return failed
 	}
+	rc.mu.Lock()
+	rc.droppedTotal += uint64(len(failed))
+	rc.mu.Unlock()
 	for _, e := range failed {
 		rc.log.Error("audit event dropped: the database refuses it", "action", e.Action, "id", e.ID)
 	}

@@ -62,6 +62,13 @@ type DenyList struct {
 	mark time.Time
 }
 
+// Len returns the number of revoked tokens held in memory.
+func (d *DenyList) Len() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.jti)
+}
+
 // New returns an empty DenyList over store; Refresh loads it.
 func New(store authz.Revocations, now func() time.Time, log *slog.Logger) *DenyList {
 	return &DenyList{store: store, now: now, log: log, jti: map[string]time.Time{}, Overlap: RefreshOverlap}

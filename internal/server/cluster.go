@@ -94,14 +94,20 @@ func (s *Server) startupLease(ctx context.Context) (func(), error) {
 	}
 }
 
-// handleReady serves GET /readyz: 200 when the database answers within a
-// second, else 503 with Retry-After (a load balancer takes the replica out
+// handleReady serves GET /readyz: 503 from the start of a shutdown (the
+// drain), else 200 when the database answers within a second, else 503 with Retry-After (a load balancer takes the replica out
 // of rotation; cached applications still get tokens from it meanwhile).
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if s.drain.draining.Load() {
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: shutting down\n"))
+		return
+	}
 	if _, err := s.db.GetAPIByIdentifier(ctx, authz.ManagementAudience); err != nil {
 		w.Header().Set("Retry-After", "5")
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mauth/m2mauth/internal/audit"
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientip"
 	"github.com/m2mauth/m2mauth/internal/connlimit"
@@ -57,6 +58,18 @@ type Config struct {
 	AdminTokenLifetime time.Duration
 	LogLevel           string // debug, info, warn, error
 	LogFormat          string // text or json
+	// MetricsAddr, when set, is the host:port of a separate listener
+	// serving Prometheus metrics at /metrics (docs/metrics.md). Default
+	// none: no metrics are served.
+	MetricsAddr string
+	// MetricsPerClient adds a client_id label to the token request
+	// counter, for deployments with few applications (bounded: past
+	// metrics.DefaultMaxClients, "other").
+	MetricsPerClient bool
+	// AuditSink is where every stored audit event is also written as a
+	// JSON line (audit.Sink): "" none, "stdout", or "file:PATH" (appended,
+	// created 0600).
+	AuditSink string
 	// TrustedProxies is a comma-separated list of CIDR prefixes (or
 	// addresses) of reverse proxies: only from them are Forwarded and
 	// X-Forwarded-For honoured (clientip.Resolver). Default none.
@@ -97,6 +110,22 @@ type Config struct {
 	DefaultBurst     int
 	DefaultQuotaHour int
 	DefaultQuotaDay  int
+	// TLSCertFile and TLSKeyFile, given together, are the PEM certificate
+	// chain and private key the server serves TLS with (TLS 1.2 at least),
+	// reread when either file changes (docs/operations.md). The derived
+	// issuer is then https://. TLSClientCAFile, PEM, makes the server ask
+	// for client certificates issued by those CAs, without requiring one.
+	TLSCertFile     string
+	TLSKeyFile      string
+	TLSClientCAFile string
+	// ShutdownDelay is how long `m2mauth serve` keeps serving after
+	// SIGTERM or SIGINT, with /readyz failing (Server.Drain), so that load
+	// balancers stop routing to it first. Default DefaultShutdownDelay.
+	ShutdownDelay time.Duration
+	// CORSAllowedOrigins is a comma-separated list of origins
+	// (https://app.example.com) whose browser code may call the token
+	// endpoint; default none. Discovery and JWKS allow every origin.
+	CORSAllowedOrigins string
 }
 
 // Defaults of Config.
@@ -132,6 +161,8 @@ const (
 	MaxAuthLockoutWindow = time.Hour
 	// MaxMaxRevocationsPerHour bounds MaxRevocationsPerHour: 1 000 000.
 	MaxMaxRevocationsPerHour = 1_000_000
+	// DefaultShutdownDelay is ShutdownDelay's default, 5 s.
+	DefaultShutdownDelay = 5 * time.Second
 )
 
 // FieldError is Validate's complaint about one field, which it names by its
@@ -166,14 +197,27 @@ func (c *Config) Validate() error {
 	if err != nil {
 		errs = append(errs, fieldError("addr", strconv.Quote(c.Addr), "is not host:port: %v", err))
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("give tls-cert-file and tls-key-file together"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, fieldError("tls-client-ca-file", strconv.Quote(c.TLSClientCAFile), "needs tls-cert-file and tls-key-file"))
+	}
 	if c.Issuer == "" && err == nil {
 		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
+			// Which of the host's names or addresses clients use cannot
+			// be guessed, and a wrong issuer breaks every token check.
+			errs = append(errs, fieldError("issuer", "", "is required when addr %s listens on every interface: set it to the URL clients use", strconv.Quote(c.Addr)))
+		} else {
+			scheme := "http://"
+			if c.TLSCertFile != "" {
+				scheme = "https://"
+			}
+			c.Issuer = scheme + net.JoinHostPort(host, port)
 		}
-		c.Issuer = "http://" + net.JoinHostPort(host, port)
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
-	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	if u, err := url.Parse(c.Issuer); c.Issuer != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "") {
 		// RFC 8414 §2: an https URL with no query or fragment (http is
 		// allowed for loopback development and behind a TLS terminator).
 		errs = append(errs, fieldError("issuer", strconv.Quote(c.Issuer), "must be an http(s) URL with a host and no query or fragment"))
@@ -276,6 +320,17 @@ func (c *Config) Validate() error {
 	if c.LogFormat == "" {
 		c.LogFormat = "text"
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fieldError("metrics-addr", strconv.Quote(c.MetricsAddr), "is not host:port: %v", err))
+		}
+	}
+	if c.MetricsPerClient && c.MetricsAddr == "" {
+		errs = append(errs, fieldError("metrics-per-client", "true", "needs metrics-addr"))
+	}
+	if err := audit.CheckSink(c.AuditSink); err != nil {
+		errs = append(errs, fieldError("audit-sink", strconv.Quote(c.AuditSink), "%v", err))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -283,6 +338,15 @@ func (c *Config) Validate() error {
 	}
 	if _, err := clientip.New(strings.Split(c.TrustedProxies, ",")); err != nil {
 		errs = append(errs, fieldError("trusted-proxies", strconv.Quote(c.TrustedProxies), "must be comma-separated CIDR prefixes or addresses: %v", err))
+	}
+	if c.ShutdownDelay == 0 {
+		c.ShutdownDelay = DefaultShutdownDelay
+	}
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, fieldError("shutdown-delay", c.ShutdownDelay.String(), "must be positive"))
+	}
+	if _, err := parseOrigins(c.CORSAllowedOrigins); err != nil {
+		errs = append(errs, fieldError("cors-allowed-origins", strconv.Quote(c.CORSAllowedOrigins), "%v", err))
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -1,7 +1,18 @@
 package server
 
 import (
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/oauth"
+	"github.com/m2mauth/m2mauth/internal/reqlog"
 )
 
 // statusWriter records the status a handler wrote.
@@ -24,26 +35,177 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// middleware recovers panics as 500s and logs each request (method, path,
-// status, duration) at debug level. It never logs headers or bodies: they
-// carry secrets and tokens.
+// middleware recovers panics as 500s, gives each request its request id
+// (requestID) and logs one access line per request (accessLog). It never
+// logs headers or bodies: they carry secrets and tokens.
 func (s *Server) middleware(next http.Handler) http.Handler {
+	next = s.cors.handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
+		entry := &reqlog.Entry{RequestID: s.requestID(r)}
+		w.Header().Set(HeaderRequestID, entry.RequestID)
+		r = r.WithContext(reqlog.With(r.Context(), entry))
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.log.Error("handler panic", "method", r.Method, "route", r.Pattern, "request_id", entry.RequestID, "panic", v)
 				if sw.status == 0 {
 					http.Error(sw, `{"error":"server_error"}`, http.StatusInternalServerError)
 				}
 			}
+			d := s.now().Sub(start)
+			s.accessLog(r, entry, sw.status, d)
+			s.observeRequest(r, sw.status, d)
 		}()
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		s.drainRequest(w)
 		next.ServeHTTP(sw, r)
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms", float64(s.now().Sub(start).Microseconds())/1000)
 	})
+}
+
+// HeaderRequestID names the request id a caller may give and every
+// response carries.
+const HeaderRequestID = "X-Request-Id"
+
+// maxRequestIDLen bounds a caller's request id.
+const maxRequestIDLen = 128
+
+// requestID returns the caller's X-Request-Id if it is 1 to 128 letters,
+// digits and - _ . : (what logs and audit records can carry verbatim),
+// else a new one: 16 random bytes in hex.
+func (s *Server) requestID(r *http.Request) string {
+	if id := r.Header.Get(HeaderRequestID); validRequestID(id) {
+		return id
+	}
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(s.rand, b); err != nil {
+		return "unavailable"
+	}
+	return hex.EncodeToString(b)
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for _, c := range []byte(id) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog logs a request at info: method, route pattern (never the
+// path, which a caller chooses), status, duration, the client_id a
+// handler authenticated, the client's address through the trusted-proxy
+// rule, and the request id.
+func (s *Server) accessLog(r *http.Request, e *reqlog.Entry, status int, d time.Duration) {
+	if status == 0 {
+		status = http.StatusOK // a handler that wrote nothing
+	}
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+	}
+	if e.ClientID != "" {
+		attrs = append(attrs, slog.String("client_id", e.ClientID))
+	}
+	attrs = append(attrs, slog.String("remote_addr", s.oauth.ClientIP.String(r)), slog.String("request_id", e.RequestID))
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// drainRequest, during a shutdown, counts the request and has its
+// connection closed after the response, so that the client's next request
+// opens a connection, which a load balancer sends to another replica:
+// no request is sent on a connection the server is about to close.
+func (s *Server) drainRequest(w http.ResponseWriter) {
+	if s.drain.draining.Load() {
+		s.drain.requests.Add(1)
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// corsPolicy is the CORS (Fetch standard) answer of each endpoint:
+// discovery and JWKS are public and credential-less, readable from any
+// origin; the token endpoint only from the configured origins; everything
+// else (the management API) from none.
+type corsPolicy struct {
+	tokenOrigins []string // exact origins, such as https://app.example.com
+}
+
+// corsPublic are the paths any origin may GET.
+var corsPublic = []string{oauth.PathASMetadata, oauth.PathOpenIDConfig, oauth.PathJWKS}
+
+// corsToken are the token endpoint's paths.
+var corsToken = []string{oauth.PathToken, oauth.PathTokenLegacy}
+
+// parseOrigins reads a comma-separated list of origins: scheme://host[:port],
+// nothing else.
+func parseOrigins(list string) ([]string, error) {
+	var out []string
+	for o := range strings.SplitSeq(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, errors.New("must be comma-separated origins such as https://app.example.com (scheme, host and port only)")
+		}
+		out = append(out, strings.ToLower(o))
+	}
+	return out, nil
+}
+
+func newCORSPolicy(list string) (corsPolicy, error) {
+	origins, err := parseOrigins(list)
+	return corsPolicy{tokenOrigins: origins}, err
+}
+
+// handler adds the CORS headers and answers preflight requests (OPTIONS
+// with Access-Control-Request-Method) of the CORS-enabled paths.
+func (p corsPolicy) handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		switch {
+		case slices.Contains(corsPublic, r.URL.Path):
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			if preflight {
+				p.answerPreflight(w, "GET, HEAD", "")
+				return
+			}
+		case slices.Contains(corsToken, r.URL.Path) && len(p.tokenOrigins) > 0:
+			w.Header().Add("Vary", "Origin")
+			origin := r.Header.Get("Origin")
+			if origin == "" || !slices.Contains(p.tokenOrigins, strings.ToLower(origin)) {
+				break
+			}
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+			if preflight {
+				// Client authentication by Basic header or form body;
+				// never cookies, so no Allow-Credentials.
+				p.answerPreflight(w, "POST", "Authorization, Content-Type")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (corsPolicy) answerPreflight(w http.ResponseWriter, methods, headers string) {
+	w.Header().Set("Access-Control-Allow-Methods", methods)
+	if headers != "" {
+		w.Header().Set("Access-Control-Allow-Headers", headers)
+	}
+	w.Header().Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
 }

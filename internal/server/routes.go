@@ -57,6 +57,7 @@ func (s *Server) adminRoutes() []adminRoute {
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("GET "+PathVersion, s.handleVersion)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
@@ -25,6 +28,7 @@ import (
 	"github.com/m2mauth/m2mauth/internal/limits"
 	"github.com/m2mauth/m2mauth/internal/manage"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
+	"github.com/m2mauth/m2mauth/internal/metrics"
 	"github.com/m2mauth/m2mauth/internal/oauth"
 	"github.com/m2mauth/m2mauth/internal/quota"
 	"github.com/m2mauth/m2mauth/internal/store/cache"
@@ -55,6 +59,8 @@ type Deps struct {
 	Now  func() time.Time // default time.Now
 	Rand io.Reader        // default crypto/rand.Reader
 	Log  *slog.Logger     // default slog.Default()
+	// Stdout is where --audit-sink stdout writes; default os.Stdout.
+	Stdout io.Writer
 }
 
 // Server is a running m2mauth: built by New, served by Serve, released by
@@ -78,8 +84,16 @@ type Server struct {
 	limiter   *limits.Limiter // failed client authentications
 	quota     *quota.Limiter  // applications' rates and quotas
 	denyList  *denylist.DenyList
+	metrics   *metrics.Metrics // nil: no --metrics-addr
+	metricsLn net.Listener     // the --metrics-addr listener
+	auditSink *audit.Sink      // nil: no --audit-sink
+	stdout    io.Writer
 	openAPI   []byte
 	handler   http.Handler
+	tls       *tls.Config // nil: plain HTTP
+	lock      *os.File    // the SQLite data dir's lock, held until Close
+	cors      corsPolicy
+	drain     drainState
 	// background are the loops Serve runs until it stops (flushing the
 	// audit log, rotating keys, purging the deny-list); each returns when
 	// its context is done.
@@ -101,26 +115,45 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: deps.Log, now: deps.Now, rand: deps.Rand}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	if deps.Stdout == nil {
+		deps.Stdout = os.Stdout
+	}
+	s := &Server{cfg: cfg, log: deps.Log, now: deps.Now, rand: deps.Rand, stdout: deps.Stdout, metrics: newMetrics(cfg)}
+	var err error
+	if s.tls, err = s.newTLS(); err != nil {
+		return nil, err
+	}
+	if s.cors, err = newCORSPolicy(cfg.CORSAllowedOrigins); err != nil {
+		return nil, err
+	}
+	if err := s.prepareDataDir(); err != nil {
+		return nil, err
 	}
 	sealer, err := s.sealer()
 	if err != nil {
+		s.unlockDataDir()
 		return nil, err
 	}
 	st, err := s.openStore(ctx)
+	if err == nil {
+		err = s.restrictDataFiles()
+		if err != nil {
+			st.Close()
+		}
+	}
 	if err != nil {
+		s.unlockDataDir()
 		return nil, err
 	}
 	s.db = st
 	// The token endpoint reads applications from memory; writes made
 	// through this replica drop what they change at once, other replicas'
 	// writes through the change feed, and entries are reread after CacheTTL.
-	s.cache = cache.New(st, cache.Options{Now: s.now, TTL: cfg.CacheTTL, MaxStale: cfg.CacheMaxStale})
+	s.cache = cache.New(st, s.withCacheHooks(cache.Options{Now: s.now, TTL: cfg.CacheTTL, MaxStale: cfg.CacheMaxStale}))
 	s.store = s.cache
 	if err := s.init(ctx, sealer); err != nil {
 		st.Close()
+		s.unlockDataDir()
 		return nil, err
 	}
 	return s, nil
@@ -132,7 +165,10 @@ func (s *Server) openStore(ctx context.Context) (authz.Store, error) {
 	if s.cfg.DatabaseURL != "" {
 		return openPostgres(ctx, s.cfg.DatabaseURL, s.log)
 	}
-	return sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, "m2mauth.db"), s.log)
+	if err := s.createDatabaseFile(); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, databaseFile), s.log)
 }
 
 func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
@@ -186,6 +222,9 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		Now: s.now, Rand: s.rand, Log: s.log,
 	}
 	s.admin = &admin.Handler{Manage: s.manage, Checker: s.checker, Log: s.log, RemoteAddr: s.oauth.ClientIP.String}
+	if err := s.instrument(); err != nil {
+		return err
+	}
 	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
@@ -194,6 +233,9 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	}
 	if s.openAPI, err = adminOpenAPI(s.cfg.Issuer, s); err != nil {
 		return err
+	}
+	if err := s.listenMetrics(); err != nil {
+		return fmt.Errorf("metrics-addr: %w", err)
 	}
 	s.handler = s.middleware(s.routes())
 	return nil
@@ -354,13 +396,17 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Issuer returns the issuer identifier.
 func (s *Server) Issuer() string { return s.cfg.Issuer }
 
-// Serve serves HTTP on ln until ctx is done, then shuts down gracefully,
-// waiting up to 10 s for requests in flight. It holds at most
-// MaxConnections connections open (connlimit.Listener) and
-// MaxIdleConnsPerAddress idle ones per client address (connlimit.Idle).
+// Serve serves HTTP (HTTPS with TLS configured) on ln until ctx is done,
+// then shuts down gracefully (shutdown; call Drain before, for the
+// shutdown delay). It holds at most MaxConnections connections open
+// (connlimit.Listener) and MaxIdleConnsPerAddress idle ones per client
+// address (connlimit.Idle).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.MaxConnections > 0 {
 		ln = connlimit.NewListener(ln, s.cfg.MaxConnections)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -371,32 +417,130 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	var idle func(net.Conn, http.ConnState)
 	if s.cfg.MaxIdleConnsPerAddress > 0 {
-		srv.ConnState = connlimit.NewIdle(s.cfg.MaxIdleConnsPerAddress).ConnState
+		idle = connlimit.NewIdle(s.cfg.MaxIdleConnsPerAddress).ConnState
+	}
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		s.drain.connState(st)
+		if idle != nil {
+			idle(c, st)
+		}
 	}
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	for _, run := range s.background {
 		bg.Go(func() { run(bgCtx) })
 	}
-	defer func() {
+	stop := func() {
 		stopBackground()
 		bg.Wait()
-	}()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("serving", "addr", ln.Addr().String(), "issuer", s.cfg.Issuer)
+	s.warnPlainHTTP(ln.Addr())
+	s.log.Info("serving", "addr", ln.Addr().String(), "issuer", s.cfg.Issuer, "tls", s.tls != nil)
 	select {
 	case err := <-errc:
+		stop()
 		return err
 	case <-ctx.Done():
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return s.shutdown(srv, errc, stop)
+}
+
+// warnPlainHTTP warns when plain HTTP is served beyond loopback: client
+// secrets and tokens then cross the network in clear unless a proxy in
+// front terminates TLS (RFC 6749 §3.2 requires TLS at the token endpoint).
+func (s *Server) warnPlainHTTP(addr net.Addr) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if s.tls != nil || !ok || tcp.IP.IsLoopback() {
+		return
+	}
+	s.log.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: client secrets and tokens cross the network unencrypted; set --tls-cert-file and --tls-key-file, or make sure only a TLS-terminating proxy reaches this address (docs/operations.md)", "addr", addr.String())
+}
+
+// ShutdownTimeout bounds how long Serve waits, once its context is done,
+// for requests in flight.
+const ShutdownTimeout = 10 * time.Second
+
+// drainState is what Drain, Serve and the middleware share about a
+// shutdown.
+type drainState struct {
+	draining atomic.Bool  // /readyz fails; responses close their connection
+	requests atomic.Int64 // requests answered while draining
+	closed   atomic.Int64 // connections closed while draining
+	start    atomic.Int64 // when draining began, Unix nanoseconds
+}
+
+func (d *drainState) begin() bool {
+	if !d.draining.CompareAndSwap(false, true) {
+		return false
+	}
+	d.start.Store(time.Now().UnixNano())
+	return true
+}
+
+func (d *drainState) connState(st http.ConnState) {
+	if (st == http.StateClosed || st == http.StateHijacked) && d.draining.Load() {
+		d.closed.Add(1)
+	}
+}
+
+// Drain begins a graceful shutdown, as SIGTERM does in `m2mauth serve`:
+// /readyz answers 503 at once and every response closes its connection,
+// so that load balancers stop routing here and clients reconnect to other
+// replicas, while every request is still served. It returns after
+// ShutdownDelay, or when ctx is done (a second signal); then cancel
+// Serve's context to stop.
+func (s *Server) Drain(ctx context.Context) {
+	if s.drain.begin() {
+		s.log.Info("shutting down: /readyz answers 503; serving on for the shutdown delay", "shutdown_delay", s.cfg.ShutdownDelay.String())
+	}
+	t := time.NewTimer(s.cfg.ShutdownDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		s.log.Info("shutdown delay ended early")
+	}
+}
+
+// shutdown stops srv: no new connection is accepted, idle ones are
+// closed, and requests in flight get up to ShutdownTimeout to finish;
+// then the background loops stop (the audit recorder flushes audit
+// events, last-use times and usage counts as it stops) and it logs what
+// the drain did.
+func (s *Server) shutdown(srv *http.Server, errc <-chan error, stopBackground func()) error {
+	s.drain.begin()
+	srv.SetKeepAlivesEnabled(false)
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(shutCtx)
-	<-errc
+	err := srv.Shutdown(ctx)
+	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+		err = serveErr
+	}
+	stopBackground()
+	// The recorder flushed as it stopped; this writes what came after
+	// and tells whether everything is stored.
+	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer fcancel()
+	flushErr := s.recorder.Flush(fctx)
+	attrs := []any{
+		"requests_during_drain", s.drain.requests.Load(), "connections_closed", s.drain.closed.Load(),
+		"audit_flushed", flushErr == nil, "duration", time.Since(time.Unix(0, s.drain.start.Load())).Round(time.Millisecond).String(),
+	}
+	if err := errors.Join(err, flushErr); err != nil {
+		s.log.Error("shutdown complete, with errors", append(attrs, "error", err)...)
+	} else {
+		s.log.Info("shutdown complete", attrs...)
+	}
 	return err
 }
 
-// Close releases the store.
-func (s *Server) Close() error { return s.store.Close() }
+// Close releases the store and the data directory's lock.
+func (s *Server) Close() error {
+	err := errors.Join(s.store.Close(), s.closeObservers())
+	s.unlockDataDir()
+	return err
+}

@@ -79,6 +79,10 @@ type Issuer struct {
 	keys *Keys
 	now  func() time.Time
 	rand io.Reader
+	// Signing, if set before the first Issue, is called as a token's
+	// signature starts with its algorithm; the function it returns is
+	// called when the signature ends (metrics.Metrics.StartSigning).
+	Signing func(alg string) (done func())
 }
 
 // NewIssuer returns an Issuer whose tokens carry iss = url and are signed
@@ -122,7 +126,14 @@ func (i *Issuer) Issue(req Request) (string, Claims, error) {
 		payload = append(payload, req.Claims[1:]...)
 		c.payload = string(payload)
 	}
+	var done func()
+	if i.Signing != nil {
+		done = i.Signing(req.Alg)
+	}
 	jws, err := sk.signer.Sign(payload)
+	if done != nil {
+		done()
+	}
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("token: signing: %w", err)
 	}

@@ -49,8 +49,28 @@ type Options struct {
 	// arbitrary one is forgotten.
 	MaxNegative int
 	Now         func() time.Time
+	// OnLookup, if set, is told each Client lookup's result (metrics):
+	// LookupHit, LookupStale, LookupNegativeHit or LookupMiss.
+	OnLookup func(result string)
+	// OnStoreError, if set, is told of each failed store read other than
+	// authz.ErrNotFound (metrics).
+	OnStoreError func()
 
 	afterRevalidate func() // tests: called when a background reread ends
+}
+
+// Results of a Client lookup, as Options.OnLookup is told them.
+const (
+	LookupHit         = "hit"          // a fresh entry
+	LookupStale       = "stale"        // an entry past TTL, answered while it is reread
+	LookupNegativeHit = "negative_hit" // a client_id remembered as unknown
+	LookupMiss        = "miss"         // read from the store
+)
+
+func (s *Store) lookup(result string) {
+	if s.opt.OnLookup != nil {
+		s.opt.OnLookup(result)
+	}
 }
 
 // Store is an authz.Store whose Client reads come from memory. Every other
@@ -112,18 +132,22 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 	gen := s.gen
 	s.mu.RUnlock()
 	if !ok && unknown && now.Sub(unknownAt) < s.opt.NegativeTTL {
+		s.lookup(LookupNegativeHit)
 		return nil, errUnknown
 	}
 	if ok {
 		age := now.Sub(e.loadedAt)
 		if age < s.opt.TTL {
+			s.lookup(LookupHit)
 			return e.client, nil
 		}
 		if age < s.opt.MaxStale {
+			s.lookup(LookupStale)
 			s.revalidate(clientID)
 			return e.client, nil
 		}
 	}
+	s.lookup(LookupMiss)
 	c, err := s.load(ctx, clientID, gen, now)
 	if err != nil && ok && !isNotFound(err) && now.Sub(e.loadedAt) < s.opt.MaxStale {
 		return e.client, nil
@@ -136,6 +160,9 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 func (s *Store) load(ctx context.Context, clientID string, gen uint64, now time.Time) (*authz.Client, error) {
 	c, err := s.Store.Client(ctx, clientID)
 	if err != nil {
+		if !isNotFound(err) && s.opt.OnStoreError != nil {
+			s.opt.OnStoreError()
+		}
 		if isNotFound(err) {
 			s.mu.Lock()
 			s.gen++

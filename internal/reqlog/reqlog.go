@@ -1,0 +1,43 @@
+// Package reqlog carries, in a request's context, what its access log line
+// says that only a handler learns: the client_id it authenticated. The
+// server's middleware creates the Entry and logs it; handlers set it.
+package reqlog
+
+import "context"
+
+// Entry is what handlers report about one request. It is set and read on
+// the request's goroutine (the middleware reads it after the handler
+// returned), so it needs no lock.
+type Entry struct {
+	RequestID string // the X-Request-Id of the request, given or generated
+	ClientID  string // the authenticated client, "" for none
+}
+
+type key struct{}
+
+// With returns ctx carrying e.
+func With(ctx context.Context, e *Entry) context.Context {
+	return context.WithValue(ctx, key{}, e)
+}
+
+// From returns the Entry of ctx, or nil outside the middleware.
+func From(ctx context.Context) *Entry {
+	e, _ := ctx.Value(key{}).(*Entry)
+	return e
+}
+
+// SetClientID records the client_id a handler authenticated; without an
+// Entry in ctx it does nothing.
+func SetClientID(ctx context.Context, clientID string) {
+	if e := From(ctx); e != nil {
+		e.ClientID = clientID
+	}
+}
+
+// RequestID returns the request id of ctx, "" outside the middleware.
+func RequestID(ctx context.Context) string {
+	if e := From(ctx); e != nil {
+		return e.RequestID
+	}
+	return ""
+}
