@@ -22,7 +22,7 @@ func newAppCmd(opts *clientOptions) *cobra.Command {
 		Use:   "app",
 		Short: "Manage applications (OAuth clients) and their client secrets",
 	}
-	cmd.AddCommand(newAppCreateCmd(opts), newAppListCmd(opts), newAppGetCmd(opts), newAppUpdateCmd(opts), newAppDeleteCmd(opts), newAppSecretCmd(opts), newAppUsageCmd(opts), newAppRevokeTokensCmd(opts))
+	cmd.AddCommand(newAppCreateCmd(opts), newAppListCmd(opts), newAppGetCmd(opts), newAppUpdateCmd(opts), newAppDeleteCmd(opts), newAppSecretCmd(opts), newAppCredentialCmd(opts), newAppUsageCmd(opts), newAppRevokeTokensCmd(opts))
 	return cmd
 }
 
@@ -30,6 +30,7 @@ func newAppCreateCmd(opts *clientOptions) *cobra.Command {
 	var req admin.CreateApplicationRequest
 	var grants, introspect []string
 	var pf policyFlags
+	var noSecret bool
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [--description TEXT] [--grant AUDIENCE[=scope1,scope2]]... [--introspect-audience AUDIENCE]...",
 		Short: "Create an application and show its client secret, once",
@@ -62,11 +63,15 @@ update:introspection.
 				aud := nonEmpty(introspect)
 				req.IntrospectAudiences = &aud
 			}
+			if noSecret {
+				no := false
+				req.ClientSecret = &no
+			}
 			a, err := send[admin.CreatedApplication](cmd.Context(), opts, http.MethodPost, pathApplications, req)
 			if err != nil {
 				return err
 			}
-			if opts.wantJSON() {
+			if opts.wantJSON() && !noSecret {
 				// stdout stays one JSON document; the warning is for the person.
 				fmt.Fprintln(cmd.ErrOrStderr(), secretWarning)
 			}
@@ -78,6 +83,7 @@ update:introspection.
 	f.StringVar(&req.Description, "description", "", "what the application is")
 	f.StringArrayVar(&grants, "grant", nil, "grant an API, as `AUDIENCE[=scope1,scope2]`; repeat for each API")
 	f.StringArrayVar(&introspect, "introspect-audience", nil, "let the application introspect tokens for `AUDIENCE` (RFC 7662); repeat for each")
+	f.BoolVar(&noSecret, "no-secret", false, "create it without a client secret, for one that authenticates with a credential (m2mauth app credential add)")
 	pf.register(cmd)
 	_ = cmd.MarkFlagRequired("name")
 	return cmd

@@ -175,11 +175,17 @@ func printCreatedApp(w io.Writer, a admin.CreatedApplication) error {
 	fmt.Fprintf(w, "Created application %s.\n\n", strconv.Quote(cell(a.Name)))
 	tw := newTabWriter(w)
 	row(tw, "client_id", a.ClientID)
-	row(tw, "client_secret", a.ClientSecret)
+	if a.ClientSecret != "" {
+		row(tw, "client_secret", a.ClientSecret)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%s\n\n", secretWarning)
+	if a.ClientSecret != "" {
+		fmt.Fprintf(w, "\n%s\n\n", secretWarning)
+	} else {
+		fmt.Fprint(w, "\nNo client secret: add a credential with m2mauth app credential add.\n\n")
+	}
 	return printGrants(w, admin.List[admin.GrantResource]{Items: a.Grants})
 }
 

@@ -11,11 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/oauth"
 	"github.com/m2mauth/m2mauth/internal/server"
+	"github.com/m2mauth/m2mauth/m2mclient"
 )
 
 // tokenResponse is the token endpoint's answer (RFC 6749 §5.1) as -o json
@@ -27,36 +27,78 @@ type tokenResponse struct {
 	Scope       string `json:"scope,omitempty"`
 }
 
+// assertionTypes are the values of --assertion-type.
+var assertionTypes = map[string]string{
+	"jwt-bearer": m2mclient.AssertionTypeJWTBearer,
+	"jwt-spiffe": m2mclient.AssertionTypeJWTSPIFFE,
+}
+
 func newTokenCmd(opts *clientOptions) *cobra.Command {
-	var clientID, secret, audience string
+	var clientID, secret, audience, privateKey, keyID, assertionFile, assertionType string
 	var scopes []string
 	cmd := &cobra.Command{
-		Use:   "token [--client-id ID --client-secret SECRET] [--audience AUDIENCE] [--scope S]...",
+		Use:   "token [--client-id ID (--client-secret SECRET | --private-key FILE) | --assertion-file FILE] [--audience AUDIENCE] [--scope S]...",
 		Short: "Get an access token with the client credentials grant",
 		Long: `Get an access token with the client credentials grant (RFC 6749 §4.4)
 for any application, and print it: the access token alone, so that
 TOKEN=$(m2mauth token ...) works, or with -o json the whole response.
 
-Without --client-id it uses the administrator's credentials file and asks
-for a management API token. --client-secret - reads the secret from the
-first line of standard input; prefer it or M2MAUTH_CLIENT_SECRET to the
-flag, which other users of the machine may see in the process list.
+The application authenticates with one of:
+  --client-secret   its client secret (client_secret_basic). - reads it from
+                    the first line of standard input; prefer it or
+                    M2MAUTH_CLIENT_SECRET to the flag, which other users of
+                    the machine may see in the process list.
+  --private-key     a PEM private key (PKCS#8; EC P-256, Ed25519 or RSA):
+                    private_key_jwt (RFC 7523 §2.2), a fresh assertion signed
+                    for the server's URL as audience, with --key-id as kid.
+  --assertion-file  a token its platform gave it (a Kubernetes projected
+                    service-account token, a SPIFFE JWT-SVID), presented as
+                    the client assertion of --assertion-type jwt-bearer
+                    (default) or jwt-spiffe; --client-id is then optional.
+
+Without --client-id or --assertion-file it uses the administrator's
+credentials file and asks for a management API token.
 
 Without --audience the server picks the one API the application is granted
 (that defines every --scope).`,
-		Example: `  TOKEN=$(m2mauth token --client-id 3kq4... --client-secret - --audience https://usage.example.com < secret.txt)`,
-		Args:    cobra.NoArgs,
+		Example: `  TOKEN=$(m2mauth token --client-id 3kq4... --client-secret - --audience https://usage.example.com < secret.txt)
+  TOKEN=$(m2mauth token --client-id 3kq4... --private-key key.pem --audience https://usage.example.com)
+  TOKEN=$(m2mauth token --assertion-file /var/run/secrets/tokens/m2mauth --audience https://usage.example.com)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Read here, not as the flags' defaults: --help shows defaults.
 			if !cmd.Flags().Changed("client-id") {
 				clientID = os.Getenv("M2MAUTH_CLIENT_ID")
 			}
-			if !cmd.Flags().Changed("client-secret") {
+			secretless := privateKey != "" || assertionFile != ""
+			switch {
+			case privateKey != "" && assertionFile != "":
+				return errors.New("give --private-key or --assertion-file, not both")
+			case secretless && cmd.Flags().Changed("client-secret"):
+				return errors.New("--client-secret cannot be given with --private-key or --assertion-file")
+			case keyID != "" && privateKey == "":
+				return errors.New("--key-id needs --private-key")
+			case cmd.Flags().Changed("assertion-type") && assertionFile == "":
+				return errors.New("--assertion-type needs --assertion-file")
+			case privateKey != "" && clientID == "":
+				return errors.New("--private-key needs --client-id")
+			}
+			if !secretless && !cmd.Flags().Changed("client-secret") {
 				secret = os.Getenv("M2MAUTH_CLIENT_SECRET")
+			}
+			typ, ok := assertionTypes[assertionType]
+			if !ok {
+				return fmt.Errorf("--assertion-type %q must be jwt-bearer or jwt-spiffe", assertionType)
 			}
 			var creds server.Credentials
 			var err error
 			switch {
+			case secretless:
+				if opts.server == "" {
+					if creds, err = opts.loadCredentials(); err != nil {
+						return fmt.Errorf("no server: give --server or set M2MAUTH_SERVER (%w)", err)
+					}
+				}
 			case clientID == "" && secret != "":
 				return errors.New("--client-secret needs --client-id")
 			case clientID == "":
@@ -68,7 +110,7 @@ Without --audience the server picks the one API the application is granted
 					audience = authz.ManagementAudience
 				}
 			case secret == "":
-				return errors.New("--client-secret is required with --client-id: give it, - to read it from standard input, or set M2MAUTH_CLIENT_SECRET")
+				return errors.New("--client-secret is required with --client-id: give it, - to read it from standard input, or set M2MAUTH_CLIENT_SECRET; or give --private-key")
 			case opts.server == "":
 				// Only the issuer is needed from the credentials file.
 				if creds, err = opts.loadCredentials(); err != nil {
@@ -84,40 +126,61 @@ Without --audience the server picks the one API the application is granted
 			if err != nil {
 				return err
 			}
-			cc := &clientcredentials.Config{
-				ClientID:     clientID,
-				ClientSecret: secret,
-				TokenURL:     base + oauth.PathToken,
-				Scopes:       splitScopes(scopes),
-				AuthStyle:    oauth2.AuthStyleInHeader,
+			// The package's HTTP client: requestTimeout, and no redirect,
+			// which would resend the credentials elsewhere.
+			cfg := m2mclient.Config{
+				Issuer:   base,
+				TokenURL: base + oauth.PathToken,
+				ClientID: clientID,
+				Audience: audience,
+				Scopes:   splitScopes(scopes),
 			}
-			if audience != "" {
-				cc.EndpointParams = url.Values{"audience": {audience}}
+			ctx := cmd.Context()
+			var ts oauth2.TokenSource
+			switch {
+			case privateKey != "":
+				signer, err := m2mclient.LoadSigner(privateKey, keyID)
+				if err != nil {
+					return err
+				}
+				ts, err = cfg.PrivateKeyJWT(ctx, signer)
+			case assertionFile != "":
+				ts, err = cfg.AssertionFile(ctx, assertionFile, typ)
+			default:
+				ts, err = cfg.ClientSecret(ctx, secret)
 			}
-			tok, err := cc.Token(withHTTPClient(cmd.Context()))
+			if err != nil {
+				return err
+			}
+			tok, err := ts.Token()
 			if err != nil {
 				var re *oauth2.RetrieveError
-				if errors.As(err, &re) {
+				var ue *url.Error
+				switch {
+				case errors.As(err, &re):
 					return fmt.Errorf("token request: %w", retrieveError(re))
+				case errors.As(err, &ue):
+					return unreachable(base, err)
 				}
-				return unreachable(base, err)
+				return err
 			}
 			if !opts.wantJSON() {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), tok.AccessToken)
 				return err
 			}
-			// clientcredentials keeps expires_in and scope only among the
-			// response's raw members, where JSON numbers are float64.
-			expiresIn, _ := tok.Extra("expires_in").(float64)
 			scope, _ := tok.Extra("scope").(string)
 			return printJSON(cmd.OutOrStdout(), tokenResponse{
-				AccessToken: tok.AccessToken, TokenType: tok.TokenType, ExpiresIn: int64(expiresIn), Scope: scope,
+				AccessToken: tok.AccessToken, TokenType: tok.TokenType, ExpiresIn: tok.ExpiresIn, Scope: scope,
 			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&clientID, "client-id", "", "the application's client_id (M2MAUTH_CLIENT_ID); default the credentials file's")
 	f.StringVar(&secret, "client-secret", "", "the application's client secret, or - to read it from standard input (M2MAUTH_CLIENT_SECRET)")
+	f.StringVar(&privateKey, "private-key", "", "PEM private key `file` to authenticate with private_key_jwt instead of a secret")
+	f.StringVar(&keyID, "key-id", "", "kid header of the --private-key assertions")
+	f.StringVar(&assertionFile, "assertion-file", "", "`file` holding the client assertion (Kubernetes service-account token, SPIFFE JWT-SVID), read when the command runs")
+	f.StringVar(&assertionType, "assertion-type", "jwt-bearer", "type of the --assertion-file assertion: jwt-bearer or jwt-spiffe")
 	f.StringVar(&audience, "audience", "", "identifier of the API the token is for")
 	f.StringArrayVar(&scopes, "scope", nil, "a `scope` to ask for; repeat for each (default: every granted scope)")
 	cmd.AddCommand(newTokenRevokeCmd(opts))

@@ -159,8 +159,10 @@ func applicationResource(a authz.Application, grants []authz.Grant) ApplicationR
 // shown.
 type CreatedApplication struct {
 	ApplicationResource
-	ClientSecret string         `json:"client_secret"`
-	Secret       SecretResource `json:"secret"`
+	// ClientSecret and Secret are absent for an application created with
+	// "client_secret": false.
+	ClientSecret string          `json:"client_secret,omitempty"`
+	Secret       *SecretResource `json:"secret,omitempty"`
 }
 
 // GrantRequest names an API by audience and the scopes to grant on it;
@@ -207,6 +209,10 @@ type CreateApplicationRequest struct {
 	CanIntrospect *bool `json:"can_introspect"`
 	// Policy is the application's token policy; needs update:applications.
 	Policy *Policy `json:"policy"`
+	// ClientSecret false creates the application without a client secret,
+	// for one that authenticates with a credential (POST …/credentials);
+	// absent or true: with one.
+	ClientSecret *bool `json:"client_secret"`
 }
 
 // UpdateApplicationRequest is the body of PATCH
@@ -236,7 +242,7 @@ func (h *Handler) CreateApplication(w http.ResponseWriter, r *http.Request, acto
 	}
 	in := manage.NewApplication{Name: req.Name, Description: req.Description,
 		Introspection: manage.Introspection{Audiences: req.IntrospectAudiences, CanIntrospect: req.CanIntrospect},
-		Policy:        req.Policy.input()}
+		Policy:        req.Policy.input(), NoSecret: req.ClientSecret != nil && !*req.ClientSecret}
 	for _, g := range req.Grants {
 		in.Grants = append(in.Grants, g.input())
 	}
@@ -245,11 +251,12 @@ func (h *Handler) CreateApplication(w http.ResponseWriter, r *http.Request, acto
 		return err
 	}
 	w.Header().Set("Location", "/admin/v1/applications/"+created.Application.ClientID)
-	writeJSON(w, http.StatusCreated, CreatedApplication{
-		ApplicationResource: applicationResource(created.Application, created.Grants),
-		ClientSecret:        created.ClientSecret,
-		Secret:              secretResource(created.Secret),
-	})
+	out := CreatedApplication{ApplicationResource: applicationResource(created.Application, created.Grants), ClientSecret: created.ClientSecret}
+	if created.ClientSecret != "" {
+		sec := secretResource(created.Secret)
+		out.Secret = &sec
+	}
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 

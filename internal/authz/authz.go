@@ -230,6 +230,34 @@ func (s *Secret) Expired(now time.Time) bool {
 	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
 }
 
+// Credential types: the secretless credentials an application may hold.
+const (
+	// CredentialJWKS is a JWKS of public keys given inline, that verify
+	// the client's assertions (private_key_jwt, RFC 7523 §2.2).
+	CredentialJWKS = "jwks"
+	// CredentialJWKSURI is the https URL of such a JWKS.
+	CredentialJWKSURI = "jwks_uri"
+)
+
+// Credential is a secretless credential of an application, of one of the
+// Credential types. Config is the type's configuration as a JSON object:
+// {"jwks": {"keys": [...]}} or {"jwks_uri": "https://..."}; later types
+// (federated, tls_client_auth) bring their own.
+type Credential struct {
+	ID         string
+	ClientID   string
+	Type       string
+	Config     []byte // JSON object
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: never expires
+	LastUsedAt time.Time // zero: never used
+}
+
+// Expired reports whether the credential has expired at now.
+func (c *Credential) Expired(now time.Time) bool {
+	return !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)
+}
+
 // Grant lets an application obtain access tokens for one API with a subset
 // of that API's scopes.
 type Grant struct {

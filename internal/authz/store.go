@@ -123,6 +123,20 @@ type Secrets interface {
 	TouchSecrets(ctx context.Context, used map[string]time.Time) error
 }
 
+// Credentials stores applications' secretless credentials.
+type Credentials interface {
+	// CreateCredential inserts c. Returns ErrNotFound if the application
+	// does not exist, ErrConflict if c.ID is taken.
+	CreateCredential(ctx context.Context, c Credential) error
+	// ListCredentials returns the credentials of application clientID
+	// ordered by (CreatedAt, ID); an empty list if it has none or does not
+	// exist.
+	ListCredentials(ctx context.Context, clientID string) ([]Credential, error)
+	// DeleteCredential removes credential id of application clientID.
+	// Returns ErrNotFound if there is none.
+	DeleteCredential(ctx context.Context, clientID, id string) error
+}
+
 // Keys stores signing keys.
 type Keys interface {
 	// CreateKey inserts k. Returns ErrConflict if k.KID is taken.
@@ -159,6 +173,23 @@ type Revocations interface {
 	// PurgeRevoked removes entries whose expiry is at or before now and
 	// returns how many it removed.
 	PurgeRevoked(ctx context.Context, now time.Time) (int, error)
+}
+
+// Replay stores one-time keys, such as a client assertion's jti (RFC 7523
+// §3, RFC 7521 §5.2), so that none is accepted twice within its lifetime;
+// DPoP proofs will use it too. Expiry is judged by the database's clock,
+// one clock for every replica.
+type Replay interface {
+	// UseJTI records key as used until exp and reports whether it was
+	// fresh: false if key was used before and that use has not expired
+	// (an expired use may be made again). Of concurrent calls with one key,
+	// on any replica, exactly one gets true. Callers scope key (for example
+	// by client_id) and include in exp any clock-skew leeway they allow.
+	// On error the caller must treat key as not fresh.
+	UseJTI(ctx context.Context, key string, exp time.Time) (fresh bool, err error)
+	// PurgeJTIs removes the keys whose use has expired and returns how
+	// many it removed.
+	PurgeJTIs(ctx context.Context) (int, error)
 }
 
 // Audit stores the audit log and the token-issuance counters.
@@ -241,6 +272,10 @@ type Tx interface {
 	ExpireSecrets(ctx context.Context, clientID, exceptID string, at, now time.Time) error
 	DeleteSecret(ctx context.Context, clientID, id string) error
 
+	ListCredentials(ctx context.Context, clientID string) ([]Credential, error)
+	CreateCredential(ctx context.Context, c Credential) error
+	DeleteCredential(ctx context.Context, clientID, id string) error
+
 	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
 	AppendAudit(ctx context.Context, events []AuditEvent) error
 }
@@ -252,9 +287,11 @@ type Store interface {
 	Applications
 	Grants
 	Secrets
+	Credentials
 	Keys
 	Settings
 	Revocations
+	Replay
 	Audit
 	// Manage runs fn in one management transaction (see Tx) and commits
 	// it if fn returns nil; otherwise it rolls back and returns fn's error

@@ -50,6 +50,9 @@ type NewApplication struct {
 	// Policy, when not nil, is the application's token policy; setting it
 	// needs update:applications.
 	Policy *PolicyInput
+	// NoSecret creates the application without a client secret, for one
+	// that authenticates with a credential added next (CreateCredential).
+	NoSecret bool
 }
 
 // CreatedApplication is a new application with its grants and the only
@@ -61,8 +64,8 @@ type CreatedApplication struct {
 	ClientSecret string
 }
 
-// CreateApplication creates an application with a client secret and the
-// grants asked. Needs create:applications; a management-API grant may hold
+// CreateApplication creates an application with a client secret (none
+// with NoSecret) and the grants asked. Needs create:applications; a management-API grant may hold
 // only scopes the actor holds, and introspection rights need
 // update:introspection. Errors: Invalid, Forbidden.
 func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewApplication) (CreatedApplication, error) {
@@ -124,14 +127,23 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 			}
 			app.IntrospectAudiences = aud
 		}
-		sec, plain, err := s.newSecret(clientID, now, time.Time{})
-		if err != nil {
+		var (
+			sec     authz.Secret
+			secrets []authz.Secret
+			plain   string
+		)
+		details := map[string]any{"name": app.Name, "grants": grantSummary(grants)}
+		if !in.NoSecret {
+			var err error
+			if sec, plain, err = s.newSecret(clientID, now, time.Time{}); err != nil {
+				return err
+			}
+			secrets = []authz.Secret{sec}
+			details["secret_id"] = sec.ID
+		}
+		if err := t.CreateApplication(ctx, app, secrets, grants); err != nil {
 			return err
 		}
-		if err := t.CreateApplication(ctx, app, []authz.Secret{sec}, grants); err != nil {
-			return err
-		}
-		details := map[string]any{"name": app.Name, "secret_id": sec.ID, "grants": grantSummary(grants)}
 		if len(app.IntrospectAudiences) > 0 {
 			details["introspect_audiences"] = app.IntrospectAudiences
 		}

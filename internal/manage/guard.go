@@ -53,7 +53,7 @@ func isFullAdministrator(g authz.Grant) bool {
 }
 
 // hasAdministrator reports whether some enabled application holds every
-// management scope and a secret that has not expired at now: someone who
+// management scope and a secret or credential that has not expired at now: someone who
 // can still administer the server. mgmtAPIID is the management API's id.
 func hasAdministrator(ctx context.Context, tx authz.Tx, mgmtAPIID string, now func() time.Time) (bool, error) {
 	grants, err := tx.ListGrantsForAPI(ctx, mgmtAPIID)
@@ -77,6 +77,15 @@ func hasAdministrator(ctx context.Context, tx authz.Tx, mgmtAPIID string, now fu
 		}
 		for _, sec := range secrets {
 			if !sec.Expired(now()) {
+				return true, nil
+			}
+		}
+		creds, err := tx.ListCredentials(ctx, g.ClientID)
+		if err != nil {
+			return false, err
+		}
+		for _, c := range creds {
+			if !c.Expired(now()) {
 				return true, nil
 			}
 		}
@@ -109,7 +118,7 @@ func (s *Service) keepAdministrator(ctx context.Context, tx authz.Tx, change fun
 		return err
 	}
 	if !after {
-		return &Error{Kind: LastAdministrator, Detail: "this change would leave no enabled application holding every management scope with a usable secret; give another application a full management grant and a secret first"}
+		return &Error{Kind: LastAdministrator, Detail: "this change would leave no enabled application holding every management scope with a usable secret or credential; give another application a full management grant and a secret or credential first"}
 	}
 	return nil
 }

@@ -59,6 +59,10 @@ type Discovery struct {
 	APIs   ScopeLister
 	// Introspection and Revocation advertise those endpoints when true.
 	Introspection, Revocation bool
+	// AuthMethods are the client authentication methods the token,
+	// introspection and revocation endpoints accept (Server.AuthMethods);
+	// nil: the client secret methods.
+	AuthMethods []string
 	// Now is the clock of the metadata cache; nil is time.Now.
 	Now func() time.Time
 
@@ -96,7 +100,10 @@ func (d *Discovery) cachedMetadata(ctx context.Context) (*Metadata, error) {
 }
 
 func (d *Discovery) metadata(ctx context.Context) (*Metadata, error) {
-	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	authMethods := d.AuthMethods
+	if authMethods == nil {
+		authMethods = []string{MethodSecretBasic, MethodSecretPost}
+	}
 	m := &Metadata{
 		Issuer:                            d.Issuer,
 		TokenEndpoint:                     d.Issuer + PathToken,

@@ -56,10 +56,12 @@ func tokenResult(err error) string {
 // (RFC 8414 §2 token_endpoint_auth_methods_supported values).
 func authMethod(c credentials) string {
 	switch {
+	case c.method != "":
+		return c.method
 	case c.basic:
-		return "client_secret_basic"
+		return MethodSecretBasic
 	case c.clientID != "":
-		return "client_secret_post"
+		return MethodSecretPost
 	}
 	return "none"
 }

@@ -158,6 +158,9 @@ var knownParams = map[string]bool{
 
 // credentials are what a request presents to authenticate its client.
 type credentials struct {
+	// method is the client authentication method the credentials use
+	// (MethodSecretBasic, ...), "" if none could be told.
+	method   string
 	clientID string
 	secret   string
 	// basic: the request authenticated, or tried to, with HTTP Basic
@@ -194,13 +197,13 @@ func readCredentials(r *http.Request, p params) (c credentials, e *Error) {
 			// published integration guide tells users to send them.
 			return c, invalidRequest("the Authorization header and the body name different client credentials")
 		}
-		c.clientID, c.secret = id, secret
+		c.clientID, c.secret, c.method = id, secret, MethodSecretBasic
 		return c, nil
 	}
 	if postID == "" {
 		return c, &Error{Code: ErrInvalidClient, Description: "client authentication is required: HTTP Basic or client_id and client_secret in the body", Status: http.StatusUnauthorized}
 	}
-	c.clientID, c.secret = postID, postSecret
+	c.clientID, c.secret, c.method = postID, postSecret, MethodSecretPost
 	return c, nil
 }
 

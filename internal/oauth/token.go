@@ -3,12 +3,12 @@ package oauth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -78,7 +78,14 @@ type Server struct {
 	// Metrics counts token requests; nil: none are counted.
 	Metrics TokenMetrics
 
-	hashes atomic.Uint64 // client secrets hashed, for HashesComputed
+	// ClientAuth are the client authentication methods the token,
+	// introspection and revocation endpoints accept, and discovery lists;
+	// nil: SecretAuthenticators. Set it before the first request.
+	ClientAuth []ClientAuthenticator
+
+	hashes      atomic.Uint64 // client secrets hashed, for HashesComputed
+	defaultOnce sync.Once
+	defaultAuth []ClientAuthenticator
 }
 
 // clientAddr is the address of the client of r, as text ("" if unknown).
@@ -221,16 +228,15 @@ func clientAuthFailed() *Error {
 	return &Error{Code: ErrInvalidClient, Description: "client authentication failed", Status: http.StatusUnauthorized}
 }
 
-// authenticateClient checks the presented client secret against the one
-// stored hash its embedded id names (RFC 6749 §2.3.1), in constant time,
-// and that neither the secret has expired nor the application is disabled.
-// First, before any hash or store work, the limiter may refuse the attempt
-// (429 temporarily_unavailable with Retry-After: too many failures of this
+// authenticateClient authenticates the client of a request with the
+// registered ClientAuthenticator of the method its credentials use, and
+// then checks that the application is enabled and that its policy allows
+// the client's address. First, before any hash or store work and whatever
+// the method, the limiter may refuse the attempt (429
+// temporarily_unavailable with Retry-After: too many failures of this
 // client_id from this address, of this address, or of this client_id
-// everywhere). An unknown client_id or secret id costs the same HMAC as a
-// wrong secret, so timing does not tell which client_ids exist. A failed
-// authentication is an *Error (401 invalid_client); a store that cannot
-// answer is its error, wrapped.
+// everywhere). A failed authentication is an *Error (401 invalid_client);
+// a store that cannot answer is its error, wrapped.
 func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Client, error) {
 	addr := s.ClientIP.Addr(r)
 	var attempt limits.Attempt
@@ -256,49 +262,34 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 		}
 		// Info-level lines come sampled from the audit recorder (one per
 		// client_id and address per interval); each failure is debug.
-		s.Log.Debug("client authentication failed", "client_id", id, "reason", reason)
+		s.Log.Debug("client authentication failed", "client_id", id, "method", c.method, "reason", reason)
 		return clientAuthFailed()
 	}
 	if !validClientID(c.clientID) {
 		return nil, fail("malformed client_id")
 	}
-	if c.secret == "" {
-		return nil, fail("no client secret")
+	method := s.authenticator(c.method)
+	if method == nil {
+		return nil, fail("client authentication method not enabled")
 	}
-	secretID, err := clientsecret.Parse(c.secret)
-	if err != nil {
-		return nil, fail("malformed client secret")
-	}
-	client, err := s.Clients.Client(r.Context(), c.clientID)
-	if errors.Is(err, authz.ErrNotFound) {
-		s.verify(c.secret, dummyHash)
-		return nil, fail("unknown client_id")
+	got, err := method.authenticate(r.Context(), c)
+	if f, ok := errors.AsType[authFailure](err); ok {
+		return nil, fail(string(f))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("looking up client: %w", err)
+		return nil, err
 	}
-	sec := client.Secret(secretID)
-	if sec == nil {
-		s.verify(c.secret, dummyHash)
-		return nil, fail("unknown secret id")
-	}
-	if !s.verify(c.secret, sec.Hash) {
-		return nil, fail("wrong client secret")
-	}
-	now := s.Now()
-	if sec.Expired(now) {
-		return nil, fail("client secret expired")
-	}
+	client := got.client
 	if client.Application.Disabled {
 		return nil, fail("application disabled")
 	}
-	if !client.Application.Policy.AllowsAddr(addr) { // after the secret: see docs/policy.md
+	if !client.Application.Policy.AllowsAddr(addr) { // after the method's check: see docs/policy.md
 		return nil, fail(ReasonSourceNotAllowed)
 	}
 	attempt.Succeeded()
 	reqlog.SetClientID(r.Context(), client.Application.ClientID) // for the access log
-	if s.Events != nil {
-		s.Events.SecretUsed(client.Application.ClientID, sec.ID, now)
+	if s.Events != nil && got.secretID != "" {
+		s.Events.SecretUsed(client.Application.ClientID, got.secretID, s.Now())
 	}
 	return client, nil
 }

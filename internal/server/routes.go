@@ -41,6 +41,9 @@ func (s *Server) adminRoutes() []adminRoute {
 		{"POST", "/admin/v1/applications/{client_id}/secrets", authz.ScopeUpdateApplications, a.CreateSecret},
 		{"GET", "/admin/v1/applications/{client_id}/secrets", authz.ScopeReadApplications, a.ListSecrets},
 		{"DELETE", "/admin/v1/applications/{client_id}/secrets/{secret_id}", authz.ScopeUpdateApplications, a.DeleteSecret},
+		{"POST", "/admin/v1/applications/{client_id}/credentials", authz.ScopeUpdateApplications, a.CreateCredential},
+		{"GET", "/admin/v1/applications/{client_id}/credentials", authz.ScopeReadApplications, a.ListCredentials},
+		{"DELETE", "/admin/v1/applications/{client_id}/credentials/{credential_id}", authz.ScopeUpdateApplications, a.DeleteCredential},
 		{"GET", "/admin/v1/applications/{client_id}/usage", authz.ScopeReadApplications, a.ListUsage},
 
 		{"GET", "/admin/v1/audit", authz.ScopeReadAudit, a.ListAudit},

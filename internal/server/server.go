@@ -203,6 +203,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	s.limiter = limits.New(limits.Config{MaxFailures: s.cfg.AuthMaxFailures, Window: s.cfg.AuthLockoutWindow, Now: s.now, OnLockout: s.recorder.Lockout})
 	s.background = append(s.background, s.limiter.Run)
 	s.background = append(s.background, s.runKeyRotation)
+	s.background = append(s.background, s.purgeJTIsLoop)
 	clientIP, err := clientip.New(strings.Split(s.cfg.TrustedProxies, ","))
 	if err != nil {
 		return err
@@ -211,7 +212,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	if err := s.initQuota(); err != nil {
 		return err
 	}
-	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now}
+	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now, AuthMethods: s.oauth.AuthMethods()}
 	if err := s.initRevocation(ctx); err != nil {
 		return err
 	}

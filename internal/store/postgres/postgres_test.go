@@ -72,8 +72,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 		}
 		s.Close()
 	}
-	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5]", got)
+	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5 6]" {
+		t.Errorf("applied versions = %s, want [1 2 3 4 5 6]", got)
 	}
 }
 
@@ -112,8 +112,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			t.Errorf("Open: %v", err)
 		}
 	}
-	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5]", got)
+	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5 6]" {
+		t.Errorf("applied versions = %s, want [1 2 3 4 5 6]", got)
 	}
 	// Every store works on the schema.
 	s := open(t, dsn)
@@ -163,8 +163,8 @@ func TestSecretUpdatedAtMigration(t *testing.T) {
 	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("secrets after the migration = %+v, want [%+v]", got, want)
 	}
-	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5]", v)
+	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5 6]" {
+		t.Errorf("applied versions = %s, want [1 2 3 4 5 6]", v)
 	}
 	var nullable string
 	if err := conn.QueryRow(ctx, `SELECT is_nullable FROM information_schema.columns
@@ -227,8 +227,8 @@ func TestIntrospectAudiencesMigration(t *testing.T) {
 			t.Errorf("%s: IntrospectAudiences = %q, want %q", tc.clientID, got.IntrospectAudiences, tc.want)
 		}
 	}
-	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5]", v)
+	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5 6]" {
+		t.Errorf("applied versions = %s, want [1 2 3 4 5 6]", v)
 	}
 }
 
@@ -478,5 +478,23 @@ func TestMalformedDSNHidesPassword(t *testing.T) {
 			t.Errorf("the error shows the password: %v", err)
 		}
 		t.Log(err)
+	}
+}
+
+// TestUseJTIAcrossReplicas: two stores on one database, as two replicas
+// have, agree on every use of a key: of concurrent uses on both exactly one
+// is fresh, and a key used on one is refused on the other.
+func TestUseJTIAcrossReplicas(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b := open(t, dsn), open(t, dsn)
+	storetest.UseJTIOnce(t, []authz.Replay{a, b}, "client-1:jti-race")
+	ctx := t.Context()
+	fresh, err := a.UseJTI(ctx, "client-1:jti-1", time.Now().Add(time.Minute))
+	if err != nil || !fresh {
+		t.Fatalf("first use on replica a = %v, %v; want fresh", fresh, err)
+	}
+	fresh, err = b.UseJTI(ctx, "client-1:jti-1", time.Now().Add(time.Minute))
+	if err != nil || fresh {
+		t.Fatalf("replay on replica b = %v, %v; want refused", fresh, err)
 	}
 }
