@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +27,9 @@ type Metadata struct {
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	// TokenEndpointAuthSigningAlgs are the algorithms of private_key_jwt
+	// assertions (RFC 8414 §2); absent without that method.
+	TokenEndpointAuthSigningAlgs []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	// OpenID Connect Discovery requires these two even of a server that
 	// issues no ID tokens; OIDC client libraries refuse documents without them.
 	SubjectTypesSupported            []string `json:"subject_types_supported"`
@@ -115,6 +119,9 @@ func (d *Discovery) metadata(ctx context.Context) (*Metadata, error) {
 		IDTokenSigningAlgValuesSupported:  authz.SigningAlgs,
 		AccessTokenSigningAlgs:            authz.SigningAlgs,
 		ScopesSupported:                   []string{},
+	}
+	if slices.Contains(authMethods, MethodPrivateKeyJWT) {
+		m.TokenEndpointAuthSigningAlgs = AssertionSigningAlgs
 	}
 	if d.Introspection {
 		m.IntrospectionEndpoint = d.Issuer + PathIntrospect

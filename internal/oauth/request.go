@@ -154,6 +154,7 @@ func stringValues(v json.RawMessage) (values []string, ok bool) {
 var knownParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true, "scope": true,
 	"audience": true, "resource": true, "token": true, "token_type_hint": true,
+	"client_assertion": true, "client_assertion_type": true,
 }
 
 // credentials are what a request presents to authenticate its client.
@@ -163,6 +164,8 @@ type credentials struct {
 	method   string
 	clientID string
 	secret   string
+	// assertion is the client_assertion of private_key_jwt.
+	assertion string
 	// basic: the request authenticated, or tried to, with HTTP Basic
 	// (client_secret_basic), so a 401 carries a Basic challenge (RFC 6749
 	// §5.2).
@@ -185,6 +188,28 @@ func readCredentials(r *http.Request, p params) (c credentials, e *Error) {
 	postSecret, e := p.get("client_secret")
 	if e != nil {
 		return c, e
+	}
+	assertion, e := p.get("client_assertion")
+	if e != nil {
+		return c, e
+	}
+	assertionType, e := p.get("client_assertion_type")
+	if e != nil {
+		return c, e
+	}
+	if assertion != "" || assertionType != "" {
+		// RFC 7521 §4.2; RFC 6749 §2.3: one authentication method per request.
+		if c.basic || postSecret != "" {
+			return c, invalidRequest("a client secret and a client assertion in one request")
+		}
+		if assertionType != AssertionTypeJWTBearer || assertion == "" {
+			return c, &Error{Code: ErrInvalidClient, Description: "client_assertion_type must be " + AssertionTypeJWTBearer + ", with a client_assertion", Status: http.StatusUnauthorized}
+		}
+		c.clientID, c.assertion, c.method = postID, assertion, MethodPrivateKeyJWT
+		if c.clientID == "" {
+			c.clientID = assertionSubject(assertion)
+		}
+		return c, nil
 	}
 	if c.basic {
 		id, secret, ok := parseBasic(h)

@@ -18,6 +18,7 @@ import (
 	"github.com/m2mauth/m2mauth/internal/denylist"
 	"github.com/m2mauth/m2mauth/internal/limits"
 	"github.com/m2mauth/m2mauth/internal/manage"
+	"github.com/m2mauth/m2mauth/internal/oauth"
 )
 
 // Config is the configuration of `m2mauth serve` and `m2mauth admin
@@ -29,8 +30,12 @@ type Config struct {
 	Issuer            string // issuer identifier URL, no trailing slash; default http://<addr>
 	DataDir           string // SQLite database, generated master key, admin-credentials.json
 	DefaultSigningAlg string // signing_alg of APIs created without one
-	MasterKey         string // standard base64 of 32 bytes (M2MAUTH_MASTER_KEY); never logged
-	MasterKeyFile     string // file holding the master key in standard base64
+	// ClientAssertionAudience is "strict" (default: a private_key_jwt
+	// assertion's aud is the issuer alone, RFC 7523bis) or "lenient" (also
+	// the token endpoint URL, or an array containing the issuer).
+	ClientAssertionAudience string
+	MasterKey               string // standard base64 of 32 bytes (M2MAUTH_MASTER_KEY); never logged
+	MasterKeyFile           string // file holding the master key in standard base64
 	// PreviousMasterKey (M2MAUTH_PREVIOUS_MASTER_KEY, standard base64) or
 	// PreviousMasterKeyFile is the master key being rotated out: values it
 	// sealed still open, and are sealed again under the master key at start.
@@ -230,6 +235,12 @@ func (c *Config) Validate() error {
 	}
 	if !authz.ValidSigningAlg(c.DefaultSigningAlg) {
 		errs = append(errs, fieldError("default-signing-alg", strconv.Quote(c.DefaultSigningAlg), "must be one of %s", strings.Join(authz.SigningAlgs, ", ")))
+	}
+	if c.ClientAssertionAudience == "" {
+		c.ClientAssertionAudience = oauth.AudienceStrict
+	}
+	if c.ClientAssertionAudience != oauth.AudienceStrict && c.ClientAssertionAudience != oauth.AudienceLenient {
+		errs = append(errs, fieldError("client-assertion-audience", strconv.Quote(c.ClientAssertionAudience), "must be strict or lenient"))
 	}
 	if c.MasterKey != "" && c.MasterKeyFile != "" {
 		errs = append(errs, errors.New("give the master key either in M2MAUTH_MASTER_KEY or with --master-key-file, not both"))

@@ -25,6 +25,7 @@ import (
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
 	"github.com/m2mauth/m2mauth/internal/connlimit"
 	"github.com/m2mauth/m2mauth/internal/denylist"
+	"github.com/m2mauth/m2mauth/internal/jwks"
 	"github.com/m2mauth/m2mauth/internal/limits"
 	"github.com/m2mauth/m2mauth/internal/manage"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
@@ -209,6 +210,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		return err
 	}
 	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder, ClientIP: clientIP, Limiter: s.limiter}
+	s.oauth.ClientAuth = append(oauth.SecretAuthenticators(s.oauth), &oauth.PrivateKeyJWT{S: s.oauth, Credentials: s.store, Fetcher: jwks.NewFetcher(jwks.FetcherConfig{Now: s.now, Log: s.log}), Replay: s.store, Audience: s.cfg.ClientAssertionAudience})
 	if err := s.initQuota(); err != nil {
 		return err
 	}

@@ -1,0 +1,251 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/jwks"
+)
+
+// MethodPrivateKeyJWT is client authentication with a JWT signed by the
+// client's private key (RFC 7523 §2.2, OpenID Connect Core §9).
+const MethodPrivateKeyJWT = "private_key_jwt"
+
+// AssertionTypeJWTBearer is the client_assertion_type of a JWT client
+// assertion (RFC 7523 §2.2).
+const AssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// AssertionJWTType is the typ header RFC 7523bis gives client assertions.
+const AssertionJWTType = "client-authentication+jwt"
+
+// AssertionSigningAlgs are the algorithms a client assertion may be
+// signed with, as discovery's token_endpoint_auth_signing_alg_values_supported
+// lists them. No none, no HMAC: the allow-list is applied at parse time.
+var AssertionSigningAlgs = []string{"PS256", "ES256", "EdDSA"}
+
+// Limits on client assertions (RFC 7523bis, FAPI 2.0).
+const (
+	MaxAssertionLifetime = 5 * time.Minute  // exp − now at most
+	AssertionClockSkew   = 10 * time.Second // iat and nbf at most this far ahead
+)
+
+// Client assertion audience modes (Server's ClientAssertionAudience).
+const (
+	AudienceStrict  = "strict"  // aud is the issuer identifier, alone
+	AudienceLenient = "lenient" // also the token endpoint URL, or an array containing the issuer
+)
+
+// CredentialSource lists an application's secretless credentials.
+type CredentialSource interface {
+	// ListCredentials returns the credentials of application clientID; an
+	// empty list if it has none or does not exist.
+	ListCredentials(ctx context.Context, clientID string) ([]authz.Credential, error)
+}
+
+// JWKSFetcher returns the keys with kid (all if "") of the JWKS at a URL
+// (jwks.Fetcher).
+type JWKSFetcher interface {
+	Lookup(ctx context.Context, rawURL, kid string) ([]jose.JSONWebKey, error)
+}
+
+// ReplayStore records used assertion IDs (authz.Replay).
+type ReplayStore interface {
+	UseJTI(ctx context.Context, key string, exp time.Time) (fresh bool, err error)
+}
+
+// PrivateKeyJWT is the private_key_jwt method: the client_assertion is
+// verified with the keys of the application's unexpired jwks and jwks_uri
+// credentials, then its claims are checked (iss = sub = client_id, aud,
+// exp, iat, nbf) and its jti recorded, so it is accepted once.
+type PrivateKeyJWT struct {
+	S           *Server
+	Credentials CredentialSource
+	Fetcher     JWKSFetcher // nil: jwks_uri credentials are not usable
+	Replay      ReplayStore
+	// Audience is AudienceStrict ("" too) or AudienceLenient.
+	Audience string
+}
+
+// Method returns MethodPrivateKeyJWT.
+func (a *PrivateKeyJWT) Method() string { return MethodPrivateKeyJWT }
+
+type credentialConfig struct {
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI string          `json:"jwks_uri,omitempty"`
+}
+
+func (a *PrivateKeyJWT) authenticate(ctx context.Context, c credentials) (authenticated, error) {
+	s := a.S
+	if c.assertion == "" {
+		return authenticated{}, authFailure("no client assertion")
+	}
+	tok, err := jwt.ParseSigned(c.assertion, assertionAlgs())
+	if err != nil || len(tok.Headers) != 1 {
+		return authenticated{}, authFailure("assertion malformed")
+	}
+	h := tok.Headers[0]
+	if typ, ok := h.ExtraHeaders[jose.HeaderType]; ok && typ != AssertionJWTType {
+		return authenticated{}, authFailure("assertion type")
+	}
+	var unverified jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return authenticated{}, authFailure("assertion malformed")
+	}
+	// The sub only finds the keys; it is checked again once verified.
+	if unverified.Subject != c.clientID {
+		return authenticated{}, authFailure("assertion subject")
+	}
+	client, err := s.Clients.Client(ctx, c.clientID)
+	if errors.Is(err, authz.ErrNotFound) {
+		return authenticated{}, authFailure("unknown client_id")
+	}
+	if err != nil {
+		return authenticated{}, fmt.Errorf("looking up client: %w", err)
+	}
+	keys, err := a.keys(ctx, c.clientID, h.KeyID, h.Algorithm)
+	if err != nil {
+		return authenticated{}, err
+	}
+	var claims jwt.Claims
+	verified := false
+	for _, k := range keys {
+		if tok.Claims(k.Key, &claims) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return authenticated{}, authFailure("assertion signature")
+	}
+	if reason := a.checkClaims(claims, c.clientID); reason != "" {
+		return authenticated{}, authFailure(reason)
+	}
+	fresh, err := a.Replay.UseJTI(ctx, c.clientID+":"+claims.ID, claims.Expiry.Time())
+	if err != nil {
+		return authenticated{}, fmt.Errorf("recording the assertion's jti: %w", err)
+	}
+	if !fresh {
+		return authenticated{}, authFailure("assertion replayed")
+	}
+	return authenticated{client: client}, nil
+}
+
+// keys returns the public keys of clientID's unexpired credentials that
+// may verify a JWS with kid (any if "") and alg. A jwks_uri that cannot
+// be fetched is skipped (logged): another credential may still verify.
+func (a *PrivateKeyJWT) keys(ctx context.Context, clientID, kid, alg string) ([]jose.JSONWebKey, error) {
+	creds, err := a.Credentials.ListCredentials(ctx, clientID)
+	if err != nil {
+		return nil, fmt.Errorf("listing credentials: %w", err)
+	}
+	now := a.S.Now()
+	var out []jose.JSONWebKey
+	for _, cr := range creds {
+		if cr.Expired(now) {
+			continue
+		}
+		var cfg credentialConfig
+		if json.Unmarshal(cr.Config, &cfg) != nil {
+			continue
+		}
+		var found []jose.JSONWebKey
+		switch cr.Type {
+		case authz.CredentialJWKS:
+			set, err := jwks.Parse(cfg.JWKS)
+			if err != nil {
+				a.S.Log.Warn("stored jwks credential does not parse", "client_id", clientID, "error", err)
+				continue
+			}
+			found = set.Lookup(kid)
+		case authz.CredentialJWKSURI:
+			if a.Fetcher == nil {
+				continue
+			}
+			found, err = a.Fetcher.Lookup(ctx, cfg.JWKSURI, kid)
+			if err != nil {
+				if !errors.Is(err, jwks.ErrUnknownKey) {
+					a.S.Log.Warn("cannot fetch jwks_uri", "client_id", clientID, "error", err)
+				}
+				continue
+			}
+		}
+		for _, k := range found {
+			if jwks.CheckKey(k) == nil && jwks.Fits(k, alg) {
+				out = append(out, k)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, authFailure("assertion key unknown")
+	}
+	return out, nil
+}
+
+// checkClaims returns the reason to refuse verified claims, "" if none.
+func (a *PrivateKeyJWT) checkClaims(cl jwt.Claims, clientID string) string {
+	now := a.S.Now()
+	issuer := a.S.Issuer.URL()
+	switch {
+	case cl.Issuer != clientID || cl.Subject != clientID:
+		return "assertion issuer"
+	case !a.audienceOK(cl.Audience, issuer):
+		return "assertion audience"
+	case cl.Expiry == nil:
+		return "assertion without exp"
+	case !now.Before(cl.Expiry.Time()):
+		return "assertion expired"
+	case cl.Expiry.Time().Sub(now) > MaxAssertionLifetime:
+		return "assertion lifetime too long"
+	case cl.IssuedAt != nil && cl.IssuedAt.Time().Sub(now) > AssertionClockSkew:
+		return "assertion issued in the future"
+	case cl.NotBefore != nil && cl.NotBefore.Time().Sub(now) > AssertionClockSkew:
+		return "assertion not yet valid"
+	case cl.ID == "":
+		return "assertion without jti"
+	}
+	return ""
+}
+
+func (a *PrivateKeyJWT) audienceOK(aud jwt.Audience, issuer string) bool {
+	if len(aud) == 1 && aud[0] == issuer {
+		return true
+	}
+	if a.Audience != AudienceLenient {
+		return false
+	}
+	if len(aud) == 1 && aud[0] == issuer+PathToken {
+		return true
+	}
+	return aud.Contains(issuer)
+}
+
+// assertionSubject returns the unverified sub of a client assertion, to
+// name the client when the body has no client_id (RFC 7521 §4.2); "" if
+// it cannot be read. The authenticator verifies it.
+func assertionSubject(assertion string) string {
+	tok, err := jwt.ParseSigned(assertion, assertionAlgs())
+	if err != nil {
+		return ""
+	}
+	var cl jwt.Claims
+	if tok.UnsafeClaimsWithoutVerification(&cl) != nil {
+		return ""
+	}
+	return cl.Subject
+}
+
+// assertionAlgs is AssertionSigningAlgs for go-jose's parse-time allow-list.
+func assertionAlgs() []jose.SignatureAlgorithm {
+	algs := make([]jose.SignatureAlgorithm, len(AssertionSigningAlgs))
+	for i, alg := range AssertionSigningAlgs {
+		algs[i] = jose.SignatureAlgorithm(alg)
+	}
+	return algs
+}
