@@ -36,10 +36,7 @@ type CredentialResource struct {
 
 func credentialResource(c authz.Credential) CredentialResource {
 	out := CredentialResource{ID: c.ID, Type: c.Type, CreatedAt: c.CreatedAt, ExpiresAt: optTime(c.ExpiresAt), LastUsedAt: optTime(c.LastUsedAt)}
-	var cfg struct {
-		JWKS    json.RawMessage `json:"jwks"`
-		JWKSURI string          `json:"jwks_uri"`
-	}
+	var cfg authz.KeyCredentialConfig
 	if json.Unmarshal(c.Config, &cfg) == nil {
 		out.JWKS, out.JWKSURI = cfg.JWKS, cfg.JWKSURI
 	}

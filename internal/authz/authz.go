@@ -253,6 +253,14 @@ type Credential struct {
 	LastUsedAt time.Time // zero: never used
 }
 
+// KeyCredentialConfig is the Config of the jwks and jwks_uri credential
+// types: the public keys inline (a JWKS, RFC 7517 §5) or where to fetch
+// them (https).
+type KeyCredentialConfig struct {
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI string          `json:"jwks_uri,omitempty"`
+}
+
 // Expired reports whether the credential has expired at now.
 func (c *Credential) Expired(now time.Time) bool {
 	return !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)

@@ -36,12 +36,6 @@ type NewCredential struct {
 	ExpiresIn *int64
 }
 
-// credentialConfig is the stored Config of the jwks and jwks_uri types.
-type credentialConfig struct {
-	JWKS    json.RawMessage `json:"jwks,omitempty"`
-	JWKSURI string          `json:"jwks_uri,omitempty"`
-}
-
 // config validates in and returns the Config to store.
 func (in NewCredential) config() ([]byte, error) {
 	switch in.Type {
@@ -74,7 +68,7 @@ func (in NewCredential) config() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(credentialConfig{JWKS: raw})
+		return json.Marshal(authz.KeyCredentialConfig{JWKS: raw})
 	case authz.CredentialJWKSURI:
 		if len(in.JWKS) != 0 {
 			return nil, invalid("a jwks_uri credential takes jwks_uri, not jwks")
@@ -88,7 +82,7 @@ func (in NewCredential) config() ([]byte, error) {
 		if err := jwks.CheckURL(in.JWKSURI, false); err != nil {
 			return nil, invalid("jwks_uri must be an absolute https URL without user info or fragment")
 		}
-		return json.Marshal(credentialConfig{JWKSURI: in.JWKSURI})
+		return json.Marshal(authz.KeyCredentialConfig{JWKSURI: in.JWKSURI})
 	}
 	return nil, invalid("type must be %q or %q", authz.CredentialJWKS, authz.CredentialJWKSURI)
 }

@@ -76,11 +76,6 @@ type PrivateKeyJWT struct {
 // Method returns MethodPrivateKeyJWT.
 func (a *PrivateKeyJWT) Method() string { return MethodPrivateKeyJWT }
 
-type credentialConfig struct {
-	JWKS    json.RawMessage `json:"jwks,omitempty"`
-	JWKSURI string          `json:"jwks_uri,omitempty"`
-}
-
 func (a *PrivateKeyJWT) authenticate(ctx context.Context, c credentials) (authenticated, error) {
 	s := a.S
 	if c.assertion == "" {
@@ -151,7 +146,7 @@ func (a *PrivateKeyJWT) keys(ctx context.Context, clientID, kid, alg string) ([]
 		if cr.Expired(now) {
 			continue
 		}
-		var cfg credentialConfig
+		var cfg authz.KeyCredentialConfig
 		if json.Unmarshal(cr.Config, &cfg) != nil {
 			continue
 		}
