@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -172,5 +174,41 @@ func TestCreateApplicationWithoutSecret(t *testing.T) {
 	}
 	if got, _ := e.store.ListSecrets(ctx, app.Application.ClientID); len(got) != 0 {
 		t.Errorf("%d secrets stored", len(got))
+	}
+}
+
+// TestCredentialLimitUnderConcurrency: 32 concurrent credential adds on
+// one application, by an actor holding only update:applications, leave
+// exactly the limit; every other add is TooMany and unaudited.
+func TestCredentialLimitUnderConcurrency(t *testing.T) {
+	e := newEnv(t)
+	id := e.app("target").Application.ClientID
+	actor := e.actor(authz.ScopeUpdateApplications)
+	errs := make([]error, 32)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			in := manage.NewCredential{Type: "jwks_uri", JWKSURI: fmt.Sprintf("https://keys.example.com/%d.json", i)}
+			_, errs[i] = e.svc.CreateCredential(t.Context(), actor, id, in)
+		})
+	}
+	wg.Wait()
+	created := 0
+	for _, err := range errs {
+		if err == nil {
+			created++
+		} else if kind(t, err) != manage.TooMany {
+			t.Fatalf("add: %v", err)
+		}
+	}
+	list, err := e.store.ListCredentials(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != created || created != manage.MaxCredentialsPerApplication {
+		t.Fatalf("%d credentials, %d adds acknowledged; want %d", len(list), created, manage.MaxCredentialsPerApplication)
+	}
+	if n := e.auditCount("credential.create"); n != created {
+		t.Fatalf("%d credential.create events for %d credentials", n, created)
 	}
 }
