@@ -7,11 +7,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/authz"
 )
 
 func credentialsPath(clientID string) string { return appPath(clientID) + "/credentials" }
@@ -19,39 +22,91 @@ func credentialsPath(clientID string) string { return appPath(clientID) + "/cred
 func newAppCredentialCmd(opts *clientOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "credential",
-		Short: "Add, list and remove an application's secretless credentials (private_key_jwt keys)",
+		Short: "Add, list and remove an application's secretless credentials (private_key_jwt keys, federated identities)",
 		Long: `Add, list and remove an application's secretless credentials: the public
 keys that verify its private_key_jwt client assertions (RFC 7523), given
 inline as a JWKS file (--jwks) or as an https URL the server fetches them
-from (--jwks-uri). An application may hold several at once, so keys
-rotate with overlap: add the new one, deploy it, remove the old one.`,
+from (--jwks-uri); or a federated credential, which lets the JWTs a
+trusted issuer gives a workload (a Kubernetes service-account token, a
+GitHub Actions OIDC token, a SPIFFE JWT-SVID) authenticate the
+application (--type federated; see m2mauth trusted-issuer). An
+application may hold several at once, so keys rotate with overlap: add
+the new one, deploy it, remove the old one.`,
 	}
 	cmd.AddCommand(newAppCredentialAddCmd(opts), newAppCredentialListCmd(opts), newAppCredentialRemoveCmd(opts))
 	return cmd
 }
 
 func newAppCredentialAddCmd(opts *clientOptions) *cobra.Command {
-	var jwksFile, jwksURI, expiresIn string
+	var typ, jwksFile, jwksURI, expiresIn, trustedIssuer, subject, audience string
+	var claims []string
 	cmd := &cobra.Command{
-		Use:   "add CLIENT_ID (--jwks FILE | --jwks-uri URL) [--expires-in DURATION]",
-		Short: "Add public keys (a JWKS file or an https JWKS URL) to an application",
+		Use:   "add CLIENT_ID (--jwks FILE | --jwks-uri URL | --type federated --trusted-issuer ID --subject S) [--expires-in DURATION]",
+		Short: "Add public keys (a JWKS file or an https JWKS URL) or a federated identity to an application",
 		Long: `Add a secretless credential to an application.
 
 --jwks FILE reads a JWKS ({"keys": [...]}) of public keys only: RSA of at
 least 2048 bits, EC P-256 or Ed25519, for PS256, ES256, EdDSA or RS256
 ("-" reads standard input). --jwks-uri URL names an https URL that serves
-such a JWKS. DURATION is a Go duration such as 720h, or a number of
-seconds; without --expires-in the credential never expires.`,
-		Example: "  m2mauth app credential add 3kq4... --jwks-uri https://keys.example.com/billing/jwks.json",
-		Args:    cobra.ExactArgs(1),
+such a JWKS.
+
+--type federated --trusted-issuer ID --subject S accepts the JWTs of that
+trusted issuer whose sub is S: exact, or with * matching any run of
+characters other than ":" (repo:acme/billing:ref:refs/heads/*). Their aud
+must be --audience (default: this server's issuer identifier), and each
+--claim name=value must hold: a claim named twice or more may have any of
+the values given (--claim environment=staging --claim environment=prod).
+Dots reach into nested claims (kubernetes.io.namespace=billing).
+
+--type is jwks, jwks_uri or federated; without it the other flags tell.
+DURATION is a Go duration such as 720h, or a number of seconds; without
+--expires-in the credential never expires.`,
+		Example: `  m2mauth app credential add 3kq4... --jwks-uri https://keys.example.com/billing/jwks.json
+  m2mauth app credential add 3kq4... --type federated --trusted-issuer tis_5f2c... \
+      --subject repo:acme/billing:environment:prod --claim repository_owner=acme`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var req admin.CreateCredentialRequest
+			federated := trustedIssuer != "" || subject != "" || cmd.Flags().Changed("audience") || len(claims) > 0
+			if typ == "" {
+				switch {
+				case federated:
+					typ = "federated"
+				case jwksURI != "":
+					typ = "jwks_uri"
+				case jwksFile != "":
+					typ = "jwks"
+				}
+			}
+			if typ != "federated" && federated {
+				return fmt.Errorf("--trusted-issuer, --subject, --audience and --claim are for --type federated")
+			}
 			switch {
+			case typ == "federated":
+				if jwksFile != "" || jwksURI != "" {
+					return fmt.Errorf("--type federated takes --trusted-issuer and --subject, not --jwks or --jwks-uri")
+				}
+				if trustedIssuer == "" || subject == "" {
+					return fmt.Errorf("--type federated needs --trusted-issuer and --subject")
+				}
+				cond, err := parseClaimConditions(claims)
+				if err != nil {
+					return err
+				}
+				req.Type, req.TrustedIssuer, req.Subject, req.Audience, req.Claims = typ, trustedIssuer, subject, audience, cond
+			case typ != "jwks" && typ != "jwks_uri" && typ != "":
+				return fmt.Errorf("--type %q must be jwks, jwks_uri or federated", typ)
 			case (jwksFile == "") == (jwksURI == ""):
-				return fmt.Errorf("give one of --jwks and --jwks-uri")
+				return fmt.Errorf("give one of --jwks, --jwks-uri and --type federated")
 			case jwksURI != "":
+				if typ == "jwks" {
+					return fmt.Errorf("--type jwks takes --jwks FILE, not --jwks-uri")
+				}
 				req.Type, req.JWKSURI = "jwks_uri", jwksURI
 			default:
+				if typ == "jwks_uri" {
+					return fmt.Errorf("--type jwks_uri takes --jwks-uri URL, not --jwks")
+				}
 				var b []byte
 				var err error
 				if jwksFile == "-" {
@@ -85,14 +140,31 @@ seconds; without --expires-in the credential never expires.`,
 				if c.JWKSURI != "" {
 					row(tw, "JWKS URI", c.JWKSURI)
 				}
+				if c.Type == "federated" {
+					row(tw, "Trusted issuer", c.TrustedIssuer)
+					row(tw, "Subject", c.Subject)
+					aud := c.Audience
+					if aud == "" {
+						aud = "this server's issuer identifier"
+					}
+					row(tw, "Audience", aud)
+					if len(c.Claims) > 0 {
+						row(tw, "Claims", claimConditionsText(c.Claims))
+					}
+				}
 				row(tw, "Expires", optTime(c.ExpiresAt, "never"))
 				return tw.Flush()
 			})
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&typ, "type", "", "credential `type`: jwks, jwks_uri or federated (default: what the other flags give)")
 	f.StringVar(&jwksFile, "jwks", "", "read the public keys from this JWKS `file` (- for standard input)")
 	f.StringVar(&jwksURI, "jwks-uri", "", "fetch the public keys from this https `URL`")
+	f.StringVar(&trustedIssuer, "trusted-issuer", "", "federated: the `ID` of the trusted issuer (m2mauth trusted-issuer list)")
+	f.StringVar(&subject, "subject", "", "federated: the sub `pattern` its JWTs must match (* matches any run of characters but \":\")")
+	f.StringVar(&audience, "audience", "", "federated: the aud its JWTs must have (default: this server's issuer identifier)")
+	f.StringArrayVar(&claims, "claim", nil, "federated: a claim its JWTs must have, as `name=value`; repeat a name for a one-of list")
 	f.StringVar(&expiresIn, "expires-in", "", "the credential expires after this `duration` (default: never)")
 	return cmd
 }
@@ -115,10 +187,13 @@ func newAppCredentialListCmd(opts *clientOptions) *cobra.Command {
 					return err
 				}
 				tw := newTabWriter(w)
-				row(tw, "CREDENTIAL ID", "TYPE", "KEYS", "CREATED", "EXPIRES", "LAST USED")
+				row(tw, "CREDENTIAL ID", "TYPE", "KEYS OR SUBJECT", "CREATED", "EXPIRES", "LAST USED")
 				for _, c := range l.Items {
 					keys := c.JWKSURI
-					if c.JWKSURI == "" {
+					switch {
+					case c.Type == "federated":
+						keys = c.Subject + " (" + c.TrustedIssuer + ")"
+					case c.JWKSURI == "":
 						var set struct {
 							Keys []json.RawMessage `json:"keys"`
 						}
@@ -157,4 +232,40 @@ func newAppCredentialRemoveCmd(opts *clientOptions) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// parseClaimConditions reads --claim name=value flags: a name given once
+// is one value, a name given again makes a list of which the claim must
+// equal one.
+func parseClaimConditions(flags []string) (map[string]authz.ClaimCondition, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	out := map[string]authz.ClaimCondition{}
+	for _, f := range flags {
+		name, value, ok := strings.Cut(f, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--claim %q: want name=value", f)
+		}
+		c := out[name]
+		c.Values = append(c.Values, value)
+		c.List = len(c.Values) > 1
+		out[name] = c
+	}
+	return out, nil
+}
+
+// claimConditionsText shows claim conditions as name=value and
+// name=v1|v2, sorted by name.
+func claimConditionsText(claims map[string]authz.ClaimCondition) string {
+	names := make([]string, 0, len(claims))
+	for n := range claims {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + "=" + strings.Join(claims[n].Values, "|")
+	}
+	return strings.Join(parts, " ")
 }

@@ -32,7 +32,7 @@ import (
 // credentials; token asks the token endpoint for any application.
 func addClientCommands(root *cobra.Command) {
 	opts := &clientOptions{}
-	for _, cmd := range []*cobra.Command{newAPICmd(opts), newAppCmd(opts), newGrantCmd(opts), newTokenCmd(opts), newAuditCmd(opts), newKeyCmd(opts)} {
+	for _, cmd := range []*cobra.Command{newAPICmd(opts), newAppCmd(opts), newGrantCmd(opts), newTokenCmd(opts), newAuditCmd(opts), newKeyCmd(opts), newTrustedIssuerCmd(opts)} {
 		opts.register(cmd)
 		root.AddCommand(cmd)
 	}

@@ -163,6 +163,9 @@ type CreatedApplication struct {
 	// "client_secret": false.
 	ClientSecret string          `json:"client_secret,omitempty"`
 	Secret       *SecretResource `json:"secret,omitempty"`
+	// Credentials are those given in the request's credentials, created
+	// with the application; absent if none were.
+	Credentials []CredentialResource `json:"credentials,omitempty"`
 }
 
 // GrantRequest names an API by audience and the scopes to grant on it;
@@ -211,8 +214,13 @@ type CreateApplicationRequest struct {
 	Policy *Policy `json:"policy"`
 	// ClientSecret false creates the application without a client secret,
 	// for one that authenticates with a credential (POST …/credentials);
-	// absent or true: with one.
+	// absent: without one if credentials are given, else with one; true:
+	// with one, credentials or not.
 	ClientSecret *bool `json:"client_secret"`
+	// Credentials are secretless credentials to create with the
+	// application, each as the body of POST …/credentials (at most 10);
+	// needs only create:applications.
+	Credentials []CreateCredentialRequest `json:"credentials"`
 }
 
 // UpdateApplicationRequest is the body of PATCH
@@ -242,9 +250,15 @@ func (h *Handler) CreateApplication(w http.ResponseWriter, r *http.Request, acto
 	}
 	in := manage.NewApplication{Name: req.Name, Description: req.Description,
 		Introspection: manage.Introspection{Audiences: req.IntrospectAudiences, CanIntrospect: req.CanIntrospect},
-		Policy:        req.Policy.input(), NoSecret: req.ClientSecret != nil && !*req.ClientSecret}
+		Policy:        req.Policy.input(),
+		// client_secret false, or credentials given without client_secret:
+		// no secret (issue 10: a secretless application needs none).
+		NoSecret: (req.ClientSecret != nil && !*req.ClientSecret) || (req.ClientSecret == nil && len(req.Credentials) > 0)}
 	for _, g := range req.Grants {
 		in.Grants = append(in.Grants, g.input())
+	}
+	for _, c := range req.Credentials {
+		in.Credentials = append(in.Credentials, c.input())
 	}
 	created, err := h.Manage.CreateApplication(r.Context(), *actor, in)
 	if err != nil {
@@ -255,6 +269,9 @@ func (h *Handler) CreateApplication(w http.ResponseWriter, r *http.Request, acto
 	if created.ClientSecret != "" {
 		sec := secretResource(created.Secret)
 		out.Secret = &sec
+	}
+	for _, c := range created.Credentials {
+		out.Credentials = append(out.Credentials, credentialResource(c))
 	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil

@@ -11,31 +11,69 @@ import (
 
 // CreateCredentialRequest is the body of POST
 // /admin/v1/applications/{client_id}/credentials: {"type": "jwks", "jwks":
-// {"keys": [...]}} or {"type": "jwks_uri", "jwks_uri": "https://..."}.
+// {"keys": [...]}}, {"type": "jwks_uri", "jwks_uri": "https://..."} or
+// {"type": "federated", "trusted_issuer": "tis_...", "subject": "...",
+// "audience": "...", "claims": {"name": "value" | ["v1", "v2"]}}.
 type CreateCredentialRequest struct {
 	Type string `json:"type"`
 	// JWKS holds public keys only (RSA of at least 2048 bits, EC P-256,
 	// Ed25519) for PS256, ES256, EdDSA or RS256.
 	JWKS    json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI string          `json:"jwks_uri,omitempty"`
+	// TrustedIssuer is the id of the trusted issuer whose JWTs a
+	// federated credential matches.
+	TrustedIssuer string `json:"trusted_issuer,omitempty"`
+	// Subject is the sub expected: exact, or with "*" matching any run of
+	// characters other than ":" (at most 8).
+	Subject string `json:"subject,omitempty"`
+	// Audience is the aud expected; absent or "": this server's issuer
+	// identifier.
+	Audience string `json:"audience,omitempty"`
+	// Claims are further conditions: claim name (dots reach into nested
+	// objects) → the value it must have, or a list of values it must be
+	// one of.
+	Claims map[string]authz.ClaimCondition `json:"claims,omitempty"`
 	// ExpiresIn sets when the credential expires, in seconds; absent:
 	// never.
 	ExpiresIn *int64 `json:"expires_in"`
 }
 
+func (c CreateCredentialRequest) input() manage.NewCredential {
+	return manage.NewCredential{Type: c.Type, JWKS: c.JWKS, JWKSURI: c.JWKSURI, TrustedIssuer: c.TrustedIssuer,
+		Subject: c.Subject, Audience: c.Audience, Claims: c.Claims, ExpiresIn: c.ExpiresIn}
+}
+
 // CredentialResource is a credential as the management API shows it.
+// The federated fields are those of a federated credential; audience is
+// absent when it is this server's issuer identifier.
 type CredentialResource struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	JWKS       json.RawMessage `json:"jwks,omitempty"`
-	JWKSURI    string          `json:"jwks_uri,omitempty"`
-	CreatedAt  time.Time       `json:"created_at"`
-	ExpiresAt  *time.Time      `json:"expires_at"`
-	LastUsedAt *time.Time      `json:"last_used_at"`
+	ID            string                          `json:"id"`
+	Type          string                          `json:"type"`
+	JWKS          json.RawMessage                 `json:"jwks,omitempty"`
+	JWKSURI       string                          `json:"jwks_uri,omitempty"`
+	TrustedIssuer string                          `json:"trusted_issuer,omitempty"`
+	Subject       string                          `json:"subject,omitempty"`
+	Audience      string                          `json:"audience,omitempty"`
+	Claims        map[string]authz.ClaimCondition `json:"claims,omitempty"`
+	CreatedAt     time.Time                       `json:"created_at"`
+	ExpiresAt     *time.Time                      `json:"expires_at"`
+	LastUsedAt    *time.Time                      `json:"last_used_at"`
 }
 
 func credentialResource(c authz.Credential) CredentialResource {
 	out := CredentialResource{ID: c.ID, Type: c.Type, CreatedAt: c.CreatedAt, ExpiresAt: optTime(c.ExpiresAt), LastUsedAt: optTime(c.LastUsedAt)}
+	// Stored configs are JSON manage wrote; an unreadable one shows as
+	// none rather than failing the read.
+	if c.Type == authz.CredentialFederated {
+		var cfg authz.FederatedCredentialConfig
+		if json.Unmarshal(c.Config, &cfg) == nil {
+			out.TrustedIssuer, out.Subject, out.Audience, out.Claims = cfg.TrustedIssuer, cfg.Subject, cfg.Audience, cfg.Claims
+		}
+		if out.TrustedIssuer == "" {
+			out.TrustedIssuer = c.TrustedIssuerID
+		}
+		return out
+	}
 	var cfg authz.KeyCredentialConfig
 	if json.Unmarshal(c.Config, &cfg) == nil {
 		out.JWKS, out.JWKSURI = cfg.JWKS, cfg.JWKSURI
@@ -52,7 +90,7 @@ func (h *Handler) CreateCredential(w http.ResponseWriter, r *http.Request, actor
 		return err
 	}
 	id := r.PathValue("client_id")
-	c, err := h.Manage.CreateCredential(r.Context(), *actor, id, manage.NewCredential{Type: req.Type, JWKS: req.JWKS, JWKSURI: req.JWKSURI, ExpiresIn: req.ExpiresIn})
+	c, err := h.Manage.CreateCredential(r.Context(), *actor, id, req.input())
 	if err != nil {
 		return err
 	}

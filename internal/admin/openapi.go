@@ -166,12 +166,20 @@ type schemaGen struct {
 var timeType = reflect.TypeOf(time.Time{})
 var rawType = reflect.TypeOf(json.RawMessage{})
 
+// claimConditionType encodes as a string or an array of strings.
+var claimConditionType = reflect.TypeOf(authz.ClaimCondition{})
+
 func (g *schemaGen) schema(t reflect.Type, response bool) map[string]any {
 	switch {
 	case t == timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
 	case t == rawType:
 		return map[string]any{"type": "object"}
+	case t == claimConditionType:
+		return map[string]any{"oneOf": []any{
+			map[string]any{"type": "string"},
+			map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "minItems": 1},
+		}}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

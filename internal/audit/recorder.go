@@ -32,6 +32,7 @@ type Recorder struct {
 	store interface {
 		authz.Audit
 		TouchSecrets(ctx context.Context, used map[string]time.Time) error
+		TouchCredentials(ctx context.Context, used map[string]time.Time) error
 	}
 	now  func() time.Time
 	rand io.Reader
@@ -44,6 +45,9 @@ type Recorder struct {
 	lastSeen map[string]time.Time // secret id → last use queued, to write at most once a minute
 	issued   map[issuanceKey]*authz.Issuance
 	failures failureLog
+	// credUsed and credSeen are used and lastSeen for credentials.
+	credUsed, credSeen map[string]time.Time
+	federated          federatedLog
 	// droppedTotal counts every event dropped since New, for the metrics.
 	droppedTotal uint64
 
@@ -80,6 +84,8 @@ func New(store authz.Store, now func() time.Time, r io.Reader, log *slog.Logger)
 		store: store, now: now, rand: r, log: log,
 		used: map[string]time.Time{}, lastSeen: map[string]time.Time{}, issued: map[issuanceKey]*authz.Issuance{},
 		failures: newFailureLog(now),
+		credUsed: map[string]time.Time{}, credSeen: map[string]time.Time{},
+		federated: federatedLog{aggs: map[federatedKey]*federatedAgg{}},
 	}
 }
 
@@ -164,6 +170,29 @@ func (rc *Recorder) SecretUsed(_, secretID string, at time.Time) {
 	rc.mu.Unlock()
 }
 
+// CredentialUsed notes a credential's use, to be written at most once a
+// minute per credential (oauth.Events).
+func (rc *Recorder) CredentialUsed(_, credentialID string, at time.Time) {
+	rc.mu.Lock()
+	if prev, ok := rc.credSeen[credentialID]; !ok || at.Sub(prev) >= touchInterval {
+		rc.credSeen[credentialID] = at
+		rc.credUsed[credentialID] = authz.StoreTime(at)
+	}
+	rc.mu.Unlock()
+}
+
+// FederatedAuthenticated counts an authentication by a trusted issuer's
+// JWT (oauth.Events) in the aggregate of its application, credential,
+// external issuer, subject and address: one "client.federated_authentication"
+// audit event per aggregate and minute, with the count.
+func (rc *Recorder) FederatedAuthenticated(_ context.Context, clientID, credentialID, issuer, subject, remoteAddr string) {
+	k := federatedKey{clientID: clientID, credentialID: credentialID, issuer: issuer, subject: subject, addr: remoteAddr}
+	at := rc.now()
+	rc.mu.Lock()
+	rc.federated.add(k, at)
+	rc.mu.Unlock()
+}
+
 // TokenIssued counts an issued token per application, audience and hour
 // (oauth.Events).
 func (rc *Recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
@@ -181,10 +210,18 @@ func (rc *Recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
 	rc.mu.Unlock()
 }
 
-// Flush writes what is buffered. What fails to be written is put back.
-func (rc *Recorder) Flush(ctx context.Context) error {
+// Flush writes what is buffered, federated authentications once their
+// minute is over. What fails to be written is put back.
+func (rc *Recorder) Flush(ctx context.Context) error { return rc.flush(ctx, false) }
+
+// FlushAll is Flush with every federated authentication aggregate written
+// however young (at shutdown).
+func (rc *Recorder) FlushAll(ctx context.Context) error { return rc.flush(ctx, true) }
+
+func (rc *Recorder) flush(ctx context.Context, all bool) error {
 	rc.mu.Lock()
 	failed, summary := rc.failures.take(rc.now())
+	failed = append(failed, rc.federated.take(rc.now(), all)...)
 	for _, e := range failed {
 		if rc.stamp(&e) {
 			if len(rc.events) >= maxBuffered {
@@ -195,8 +232,8 @@ func (rc *Recorder) Flush(ctx context.Context) error {
 			}
 		}
 	}
-	events, dropped, used, issued := rc.events, rc.dropped, rc.used, rc.issued
-	rc.events, rc.dropped, rc.used, rc.issued = nil, 0, map[string]time.Time{}, map[issuanceKey]*authz.Issuance{}
+	events, dropped, used, issued, credUsed := rc.events, rc.dropped, rc.used, rc.issued, rc.credUsed
+	rc.events, rc.dropped, rc.used, rc.issued, rc.credUsed = nil, 0, map[string]time.Time{}, map[issuanceKey]*authz.Issuance{}, map[string]time.Time{}
 	rc.mu.Unlock()
 	if summary.suppressed > 0 {
 		rc.log.Info("failed client authentications in the last interval", "count", summary.count, "keys", summary.keys,
@@ -230,6 +267,19 @@ func (rc *Recorder) Flush(ctx context.Context) error {
 			for id, t := range used {
 				if t.After(rc.used[id]) {
 					rc.used[id] = t
+				}
+			}
+			rc.mu.Unlock()
+		}
+	}
+	if len(credUsed) > 0 {
+		if err := rc.store.TouchCredentials(ctx, credUsed); err != nil {
+			firstErr = err
+			rc.storeError()
+			rc.mu.Lock()
+			for id, t := range credUsed {
+				if t.After(rc.credUsed[id]) {
+					rc.credUsed[id] = t
 				}
 			}
 			rc.mu.Unlock()
@@ -296,7 +346,7 @@ func (rc *Recorder) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := rc.Flush(fctx); err != nil {
+			if err := rc.FlushAll(fctx); err != nil {
 				rc.log.Error("audit and usage records lost at shutdown: the database did not take them", "error", err)
 			}
 			cancel()

@@ -22,6 +22,7 @@ type auditStore struct {
 	down    bool
 	events  []authz.AuditEvent
 	touched map[string]time.Time
+	creds   map[string]time.Time
 	issued  int64
 }
 
@@ -87,6 +88,21 @@ func (s *auditStore) TouchSecrets(_ context.Context, used map[string]time.Time) 
 	}
 	for id, t := range used {
 		s.touched[id] = t
+	}
+	return nil
+}
+
+func (s *auditStore) TouchCredentials(_ context.Context, used map[string]time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return errDown
+	}
+	if s.creds == nil {
+		s.creds = map[string]time.Time{}
+	}
+	for id, t := range used {
+		s.creds[id] = t
 	}
 	return nil
 }

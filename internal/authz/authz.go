@@ -80,6 +80,11 @@ const (
 	// ScopeUpdateIntrospection sets which audiences an application may
 	// introspect (RFC 7662 §4): Application.IntrospectAudiences.
 	ScopeUpdateIntrospection = "update:introspection"
+	// ScopeReadTrustedIssuers lists and reads trusted issuers.
+	ScopeReadTrustedIssuers = "read:trusted-issuers"
+	// ScopeUpdateTrustedIssuers adds and removes trusted issuers: whoever
+	// holds it decides which external identities may become applications.
+	ScopeUpdateTrustedIssuers = "update:trusted-issuers"
 )
 
 // ManagementScopes is the scope list of the management API, with the
@@ -98,6 +103,8 @@ var ManagementScopes = []Scope{
 	{ScopeReadAudit, "Read the audit log"},
 	{ScopeRevokeTokens, "Revoke access tokens"},
 	{ScopeUpdateIntrospection, "Choose which audiences' tokens an application may introspect"},
+	{ScopeReadTrustedIssuers, "List and read trusted issuers (workload identity federation)"},
+	{ScopeUpdateTrustedIssuers, "Add and remove trusted issuers (workload identity federation)"},
 }
 
 // DefaultTokenLifetime is an API's access-token lifetime when none is given:
@@ -237,6 +244,10 @@ const (
 	CredentialJWKS = "jwks"
 	// CredentialJWKSURI is the https URL of such a JWKS.
 	CredentialJWKSURI = "jwks_uri"
+	// CredentialFederated matches the JWTs a trusted issuer gives the
+	// workload (a Kubernetes service-account token, a GitHub Actions OIDC
+	// token, a SPIFFE JWT-SVID): FederatedCredentialConfig.
+	CredentialFederated = "federated"
 )
 
 // Credential is a secretless credential of an application, of one of the
@@ -244,13 +255,17 @@ const (
 // {"jwks": {"keys": [...]}} or {"jwks_uri": "https://..."}; later types
 // (federated, tls_client_auth) bring their own.
 type Credential struct {
-	ID         string
-	ClientID   string
-	Type       string
-	Config     []byte // JSON object
-	CreatedAt  time.Time
-	ExpiresAt  time.Time // zero: never expires
-	LastUsedAt time.Time // zero: never used
+	ID       string
+	ClientID string
+	Type     string
+	// TrustedIssuerID is the trusted issuer a federated credential
+	// matches (FederatedCredentialConfig.TrustedIssuer); "" for the others.
+	// The store keeps it as a column, to find the credentials of an issuer.
+	TrustedIssuerID string
+	Config          []byte // JSON object
+	CreatedAt       time.Time
+	ExpiresAt       time.Time // zero: never expires
+	LastUsedAt      time.Time // zero: never used
 }
 
 // KeyCredentialConfig is the Config of the jwks and jwks_uri credential
@@ -259,6 +274,104 @@ type Credential struct {
 type KeyCredentialConfig struct {
 	JWKS    json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI string          `json:"jwks_uri,omitempty"`
+}
+
+// FederatedCredentialConfig is the Config of a federated credential: the
+// JWTs of TrustedIssuer whose sub matches Subject, whose aud is Audience
+// and whose claims meet Claims authenticate the application.
+type FederatedCredentialConfig struct {
+	// TrustedIssuer is the id of the TrustedIssuer.
+	TrustedIssuer string `json:"trusted_issuer"`
+	// Subject is the sub expected: exact, or a glob in which each "*"
+	// matches any run of characters other than ":" (MatchSubject).
+	Subject string `json:"subject"`
+	// Audience is the aud expected; "" means the server's issuer identifier.
+	Audience string `json:"audience,omitempty"`
+	// Claims are further conditions: claim name (a dotted path reaches
+	// into nested objects, as "kubernetes.io.namespace") → one value, or a
+	// list of which the claim must equal one. A claim that is a number or
+	// a boolean is compared as its JSON text.
+	Claims map[string]ClaimCondition `json:"claims,omitempty"`
+}
+
+// ClaimCondition is the accepted values of one claim: a JSON string
+// (exactly this value) or an array of strings (one of these). It is
+// encoded back the way it was given.
+type ClaimCondition struct {
+	Values []string
+	List   bool // given as an array
+}
+
+// MarshalJSON encodes c as a string, or as an array if it was given as one.
+func (c ClaimCondition) MarshalJSON() ([]byte, error) {
+	if !c.List && len(c.Values) == 1 {
+		return json.Marshal(c.Values[0])
+	}
+	return json.Marshal(c.Values)
+}
+
+// UnmarshalJSON decodes a string or an array of strings; anything else,
+// null included, is an error.
+func (c *ClaimCondition) UnmarshalJSON(b []byte) error {
+	var one string
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*c = ClaimCondition{Values: []string{one}}
+		return nil
+	}
+	var list []*string
+	if len(b) == 0 || b[0] != '[' || json.Unmarshal(b, &list) != nil {
+		return errors.New("a claim condition is a string or an array of strings")
+	}
+	out := ClaimCondition{List: true, Values: make([]string, len(list))}
+	for i, v := range list {
+		if v == nil {
+			return errors.New("a claim condition is a string or an array of strings")
+		}
+		out.Values[i] = *v
+	}
+	*c = out
+	return nil
+}
+
+// Trusted issuer kinds.
+const (
+	// TrustedIssuerOIDC is an OpenID Connect issuer: its keys are found by
+	// discovery ({issuer}/.well-known/openid-configuration, then its
+	// jwks_uri), or at JWKSURI if given. GitHub Actions, GitLab, clouds.
+	TrustedIssuerOIDC = "oidc"
+	// TrustedIssuerKubernetes is a Kubernetes cluster's service-account
+	// token issuer: discovery like OIDC, or JWKSURI, or an inline JWKS for
+	// clusters whose issuer is not reachable.
+	TrustedIssuerKubernetes = "kubernetes"
+	// TrustedIssuerSPIFFE is a SPIFFE trust domain: its JWT-SVID keys come
+	// from its bundle endpoint (BundleURL, the https_web profile) or an
+	// inline bundle (JWKS).
+	TrustedIssuerSPIFFE = "spiffe"
+)
+
+// TrustedIssuer is an external issuer of workload identity tokens whose
+// JWTs may authenticate applications through their federated credentials.
+// Issuer is the key every lookup uses: the iss of the tokens for oidc and
+// kubernetes, "spiffe://" + TrustDomain for spiffe (a JWT-SVID's sub
+// starts with it); the store keeps it unique.
+type TrustedIssuer struct {
+	ID          string
+	Name        string
+	Kind        string // TrustedIssuerOIDC, TrustedIssuerKubernetes or TrustedIssuerSPIFFE
+	Issuer      string
+	JWKSURI     string          // https; "" to use discovery (oidc, kubernetes)
+	JWKS        json.RawMessage // inline keys or SPIFFE bundle; nil if none
+	TrustDomain string          // spiffe only
+	BundleURL   string          // spiffe only: https bundle endpoint
+	// SingleUse makes each token's jti usable once (authz.Replay): tokens
+	// without a jti are refused. For issuers that give a fresh token per
+	// request (GitHub Actions); Kubernetes and SPIFFE reuse theirs.
+	SingleUse bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Expired reports whether the credential has expired at now.
@@ -420,4 +533,60 @@ func NewClientID(r io.Reader) (string, error) {
 		return "", fmt.Errorf("authz: reading randomness: %w", err)
 	}
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}
+
+// MaxSubjectWildcards bounds the "*" in a federated credential's subject.
+const MaxSubjectWildcards = 8
+
+// MatchSubject reports whether subject matches pattern, a federated
+// credential's Subject: every character stands for itself except "*",
+// which matches any run (possibly empty) of characters other than ":".
+// A wildcard never crosses a ":" so that "repo:acme/billing:ref:*" cannot
+// match "repo:acme/billing:environment:prod:ref:x" style subjects that
+// carry more segments than the pattern names. Linear in the lengths (a
+// pattern has at most MaxSubjectWildcards wildcards, checked when stored).
+func MatchSubject(pattern, subject string) bool {
+	// A "*" never yields a ":", so the ":"s of subject align one to one,
+	// in order, with those of pattern: match segment by segment.
+	if strings.Count(pattern, ":") != strings.Count(subject, ":") {
+		return false
+	}
+	for {
+		p, pRest, more := strings.Cut(pattern, ":")
+		sub, sRest, _ := strings.Cut(subject, ":")
+		if !matchSegment(p, sub) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		pattern, subject = pRest, sRest
+	}
+}
+
+// matchSegment is a glob match of s against p in which "*" matches any
+// run of characters: greedy, backtracking to the last star only, which is
+// exact for one wildcard class. O(len(p)·len(s)) at worst.
+func matchSegment(p, s string) bool {
+	pi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(s) {
+		switch {
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case pi < len(p) && p[pi] == s[si]:
+			pi++
+			si++
+		case star >= 0:
+			mark++
+			si, pi = mark, star+1
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
 }

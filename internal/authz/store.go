@@ -126,7 +126,8 @@ type Secrets interface {
 // Credentials stores applications' secretless credentials.
 type Credentials interface {
 	// CreateCredential inserts c. Returns ErrNotFound if the application
-	// does not exist, ErrConflict if c.ID is taken.
+	// or the trusted issuer c.TrustedIssuerID names does not exist,
+	// ErrConflict if c.ID is taken.
 	CreateCredential(ctx context.Context, c Credential) error
 	// ListCredentials returns the credentials of application clientID
 	// ordered by (CreatedAt, ID); an empty list if it has none or does not
@@ -135,6 +136,33 @@ type Credentials interface {
 	// DeleteCredential removes credential id of application clientID.
 	// Returns ErrNotFound if there is none.
 	DeleteCredential(ctx context.Context, clientID, id string) error
+	// ListFederatedCredentials returns every federated credential of every
+	// application that names trusted issuer trustedIssuerID, ordered by
+	// (ClientID, CreatedAt, ID); an empty list if there are none.
+	ListFederatedCredentials(ctx context.Context, trustedIssuerID string) ([]Credential, error)
+	// TouchCredentials raises LastUsedAt of each credential named in used
+	// (credential id → time of use) to that time if it is later; ids that
+	// no longer exist are ignored. One call writes a whole batch.
+	TouchCredentials(ctx context.Context, used map[string]time.Time) error
+}
+
+// TrustedIssuers stores the external issuers that federated credentials
+// match.
+type TrustedIssuers interface {
+	// CreateTrustedIssuer inserts ti. Returns ErrConflict if ti.ID or
+	// ti.Issuer is taken.
+	CreateTrustedIssuer(ctx context.Context, ti TrustedIssuer) error
+	// GetTrustedIssuer returns trusted issuer id, or ErrNotFound.
+	GetTrustedIssuer(ctx context.Context, id string) (TrustedIssuer, error)
+	// TrustedIssuerByIssuer returns the trusted issuer whose Issuer is
+	// issuer (compared exactly), or ErrNotFound.
+	TrustedIssuerByIssuer(ctx context.Context, issuer string) (TrustedIssuer, error)
+	// ListTrustedIssuers returns every trusted issuer ordered by
+	// (CreatedAt, ID).
+	ListTrustedIssuers(ctx context.Context) ([]TrustedIssuer, error)
+	// DeleteTrustedIssuer removes trusted issuer id. Returns ErrNotFound if
+	// there is none, ErrConflict if a credential still names it.
+	DeleteTrustedIssuer(ctx context.Context, id string) error
 }
 
 // Keys stores signing keys.
@@ -275,6 +303,12 @@ type Tx interface {
 	ListCredentials(ctx context.Context, clientID string) ([]Credential, error)
 	CreateCredential(ctx context.Context, c Credential) error
 	DeleteCredential(ctx context.Context, clientID, id string) error
+	ListFederatedCredentials(ctx context.Context, trustedIssuerID string) ([]Credential, error)
+
+	GetTrustedIssuer(ctx context.Context, id string) (TrustedIssuer, error)
+	ListTrustedIssuers(ctx context.Context) ([]TrustedIssuer, error)
+	CreateTrustedIssuer(ctx context.Context, ti TrustedIssuer) error
+	DeleteTrustedIssuer(ctx context.Context, id string) error
 
 	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
 	AppendAudit(ctx context.Context, events []AuditEvent) error
@@ -288,6 +322,7 @@ type Store interface {
 	Grants
 	Secrets
 	Credentials
+	TrustedIssuers
 	Keys
 	Settings
 	Revocations

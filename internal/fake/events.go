@@ -10,11 +10,13 @@ import (
 // Events is an oauth.Events that records what it is told, in the order it
 // was told. It is safe for concurrent use.
 type Events struct {
-	mu       sync.Mutex
-	failures []AuthFailure
-	uses     []SecretUse
-	issued   []Issued
-	revoked  []Revoked
+	mu        sync.Mutex
+	failures  []AuthFailure
+	uses      []SecretUse
+	issued    []Issued
+	revoked   []Revoked
+	credUses  []CredentialUse
+	federated []Federated
 }
 
 // AuthFailure is one failed client authentication (ClientAuthFailed).
@@ -89,4 +91,44 @@ func (e *Events) TokensRevoked() []Revoked {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.revoked)
+}
+
+// CredentialUse is one successful authentication with a credential
+// (CredentialUsed).
+type CredentialUse struct {
+	ClientID, CredentialID string
+	At                     time.Time
+}
+
+// Federated is one authentication by a trusted issuer's JWT
+// (FederatedAuthenticated).
+type Federated struct{ ClientID, CredentialID, Issuer, Subject, RemoteAddr string }
+
+// CredentialUsed records a credential's use.
+func (e *Events) CredentialUsed(clientID, credentialID string, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.credUses = append(e.credUses, CredentialUse{clientID, credentialID, at})
+}
+
+// FederatedAuthenticated records an authentication by a trusted issuer's JWT.
+func (e *Events) FederatedAuthenticated(_ context.Context, clientID, credentialID, issuer, subject, remoteAddr string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.federated = append(e.federated, Federated{clientID, credentialID, issuer, subject, remoteAddr})
+}
+
+// CredentialUses returns the credentials' uses recorded so far.
+func (e *Events) CredentialUses() []CredentialUse {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.credUses)
+}
+
+// FederatedAuthentications returns the federated authentications recorded
+// so far.
+func (e *Events) FederatedAuthentications() []Federated {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.federated)
 }

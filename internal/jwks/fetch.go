@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,29 +52,49 @@ type FetcherConfig struct {
 	Log             *slog.Logger
 }
 
-// Fetcher fetches JWKS documents by URL and caches them per URL for their
-// Cache-Control max-age (bounded by MinTTL and MaxTTL). A lookup of an
-// unknown kid fetches again, at most once per RefetchInterval per URL, so
-// a stream of made-up kids costs one fetch per interval. Only https (see
-// CheckURL), no redirects, bodies of at most MaxBytes, each fetch bounded
-// by Timeout. Safe for concurrent use.
+// Fetcher fetches JWKS documents (RFC 7517 §5), SPIFFE trust bundles
+// (SPIFFE Trust Domain and Bundle §4) and OpenID Provider configurations
+// (OpenID Connect Discovery 1.0 §4) by URL and caches each per URL for its
+// Cache-Control max-age (a bundle: its spiffe_refresh_hint), bounded by
+// MinTTL and MaxTTL. A lookup of an unknown kid fetches again, at most once
+// per RefetchInterval per URL, so a stream of made-up kids costs one fetch
+// per interval. Only https (see CheckURL), no redirects, bodies of at most
+// MaxBytes, each fetch bounded by Timeout; a failed fetch keeps the last
+// good document in use. Safe for concurrent use.
 type Fetcher struct {
 	cfg    FetcherConfig
 	client *http.Client
 
 	mu      sync.Mutex
-	entries map[string]*entry
+	entries map[entryKey]*entry
 }
 
-// entry is the cache of one URL.
+// docKind is the kind of document an entry caches.
+type docKind int
+
+const (
+	kindJWKS      docKind = iota // a JWKS at its URL
+	kindBundle                   // a SPIFFE bundle at its URL
+	kindDiscovery                // an issuer's OpenID configuration; url is the issuer
+)
+
+// entryKey names a cache entry: the same URL read as a JWKS and as a
+// bundle are two documents.
+type entryKey struct {
+	kind docKind
+	url  string
+}
+
+// entry is the cache of one document.
 type entry struct {
 	fetchMu sync.Mutex // held for the whole of a fetch
 
 	mu          sync.RWMutex // guards the fields below
-	set         Set
-	ok          bool      // set holds a successful fetch
-	expires     time.Time // when its max-age runs out
-	lastAttempt time.Time // start of the latest fetch, successful or not
+	set         Set          // kindJWKS, kindBundle
+	jwksURI     string       // kindDiscovery: the document's jwks_uri
+	ok          bool         // the fields above hold a successful fetch
+	expires     time.Time    // when its max-age runs out
+	lastAttempt time.Time    // start of the latest fetch, successful or not
 }
 
 // NewFetcher returns a Fetcher with cfg.
@@ -119,7 +140,7 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 		// redirect could lead to http or to another host.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Fetcher{cfg: cfg, client: client, entries: map[string]*entry{}}
+	return &Fetcher{cfg: cfg, client: client, entries: map[entryKey]*entry{}}
 }
 
 // Lookup returns the keys with key ID kid (every key if kid is "") of the
@@ -132,14 +153,101 @@ func (f *Fetcher) Lookup(ctx context.Context, rawURL, kid string) ([]jose.JSONWe
 	if err := CheckURL(rawURL, f.cfg.AllowInsecure); err != nil {
 		return nil, err
 	}
+	return f.keys(ctx, entryKey{kindJWKS, rawURL}, kid)
+}
+
+// LookupBundle is Lookup for the SPIFFE bundle at rawURL (a bundle
+// endpoint of the https_web profile, SPIFFE Trust Domain and Bundle §5):
+// only its jwt-svid keys are returned, and it is cached for its
+// spiffe_refresh_hint, bounded by MinTTL and MaxTTL.
+func (f *Fetcher) LookupBundle(ctx context.Context, rawURL, kid string) ([]jose.JSONWebKey, error) {
+	if err := CheckURL(rawURL, f.cfg.AllowInsecure); err != nil {
+		return nil, err
+	}
+	return f.keys(ctx, entryKey{kindBundle, rawURL}, kid)
+}
+
+// LookupDiscovered is Lookup for the JWKS of issuer, found by OpenID
+// Connect discovery (Discover). Returns Discover's errors, then Lookup's.
+func (f *Fetcher) LookupDiscovered(ctx context.Context, issuer, kid string) ([]jose.JSONWebKey, error) {
+	jwksURI, err := f.Discover(ctx, issuer)
+	if err != nil {
+		return nil, err
+	}
+	return f.Lookup(ctx, jwksURI, kid)
+}
+
+// Discover returns the jwks_uri of issuer's OpenID Provider configuration,
+// fetched from issuer + "/.well-known/openid-configuration" (OpenID
+// Connect Discovery 1.0 §4.1; a trailing "/" of issuer is dropped first)
+// and cached like a JWKS. The document's "issuer" must equal issuer exactly
+// (§4.3) and its jwks_uri must pass CheckURL. Returns an error if issuer is
+// refused by CheckURL, or if no fetch ever succeeded (wrapping the cause);
+// after one did, a failed refresh keeps its jwks_uri in use.
+func (f *Fetcher) Discover(ctx context.Context, issuer string) (string, error) {
+	if err := checkIssuer(issuer, f.cfg.AllowInsecure); err != nil {
+		return "", err
+	}
+	k := entryKey{kindDiscovery, issuer}
+	e := f.entry(k)
+	if uri, fresh := e.discovered(f.cfg.Now()); uri != "" {
+		// Stale: refresh unless another goroutine is, and answer with the
+		// last good value meanwhile.
+		if !fresh && e.fetchMu.TryLock() {
+			_ = f.refreshIfDue(ctx, k, e)
+			e.fetchMu.Unlock()
+			uri, _ = e.discovered(f.cfg.Now())
+		}
+		return uri, nil
+	}
+	e.fetchMu.Lock()
+	defer e.fetchMu.Unlock()
+	if uri, _ := e.discovered(f.cfg.Now()); uri != "" {
+		return uri, nil // another goroutine fetched while this one waited
+	}
+	err := f.refreshIfDue(ctx, k, e)
+	uri, _ := e.discovered(f.cfg.Now())
+	if uri == "" {
+		if err == nil {
+			err = errors.New("fetch rate-limited after a failure")
+		}
+		return "", fmt.Errorf("jwks: discovery of %s: %w", issuer, err)
+	}
+	return uri, nil
+}
+
+// checkIssuer is CheckURL for an issuer identifier, which also has no
+// query (OpenID Connect Discovery 1.0 §3, RFC 8414 §2).
+func checkIssuer(issuer string, allowInsecure bool) error {
+	if err := CheckURL(issuer, allowInsecure); err != nil {
+		return err
+	}
+	if strings.Contains(issuer, "?") {
+		return fmt.Errorf("jwks: issuer %q: an issuer has no query", issuer)
+	}
+	return nil
+}
+
+// discoveryURL is where the OpenID configuration of issuer is (OpenID
+// Connect Discovery 1.0 §4.1).
+func discoveryURL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+}
+
+func (f *Fetcher) entry(k entryKey) *entry {
 	f.mu.Lock()
-	e := f.entries[rawURL]
+	defer f.mu.Unlock()
+	e := f.entries[k]
 	if e == nil {
 		e = &entry{}
-		f.entries[rawURL] = e
+		f.entries[k] = e
 	}
-	f.mu.Unlock()
+	return e
+}
 
+// keys is Lookup of the JWKS or bundle k.
+func (f *Fetcher) keys(ctx context.Context, k entryKey, kid string) ([]jose.JSONWebKey, error) {
+	e := f.entry(k)
 	if keys, done := f.cached(e, kid); done {
 		return keys, nil
 	}
@@ -149,7 +257,7 @@ func (f *Fetcher) Lookup(ctx context.Context, rawURL, kid string) ([]jose.JSONWe
 		if !e.fetchMu.TryLock() {
 			return e.lookup(kid)
 		}
-		_ = f.refreshIfDue(ctx, rawURL, e)
+		_ = f.refreshIfDue(ctx, k, e)
 		e.fetchMu.Unlock()
 		return e.lookup(kid)
 	}
@@ -159,12 +267,12 @@ func (f *Fetcher) Lookup(ctx context.Context, rawURL, kid string) ([]jose.JSONWe
 	if keys, done := f.cached(e, kid); done {
 		return keys, nil // another goroutine fetched while this one waited
 	}
-	err := f.refreshIfDue(ctx, rawURL, e)
+	err := f.refreshIfDue(ctx, k, e)
 	if !e.fetched() {
 		if err == nil {
 			err = errors.New("fetch rate-limited after a failure")
 		}
-		return nil, fmt.Errorf("jwks: %s: %w", rawURL, err)
+		return nil, fmt.Errorf("jwks: %s: %w", k.url, err)
 	}
 	return e.lookup(kid)
 }
@@ -193,6 +301,17 @@ func (e *entry) fetched() bool {
 	return e.ok
 }
 
+// discovered returns the jwks_uri of a discovery entry ("" if never
+// fetched) and whether its max-age still runs.
+func (e *entry) discovered(now time.Time) (jwksURI string, fresh bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.ok {
+		return "", false
+	}
+	return e.jwksURI, now.Before(e.expires)
+}
+
 // lookup returns the keys with kid in e, or ErrUnknownKey.
 func (e *entry) lookup(kid string) ([]jose.JSONWebKey, error) {
 	e.mu.RLock()
@@ -203,16 +322,16 @@ func (e *entry) lookup(kid string) ([]jose.JSONWebKey, error) {
 	return nil, ErrUnknownKey
 }
 
-// refreshIfDue fetches the JWKS at rawURL into e unless a fetch started
-// less than RefetchInterval ago. The caller holds e.fetchMu. A failed
-// fetch is logged and returned; e keeps its keys.
-func (f *Fetcher) refreshIfDue(ctx context.Context, rawURL string, e *entry) error {
+// refreshIfDue fetches document k into e unless a fetch started less than
+// RefetchInterval ago. The caller holds e.fetchMu. A failed fetch is
+// logged and returned; e keeps its last good document.
+func (f *Fetcher) refreshIfDue(ctx context.Context, k entryKey, e *entry) error {
 	now := f.cfg.Now()
 	e.mu.Lock()
 	last := e.lastAttempt
 	if !last.IsZero() && now.Sub(last) < f.cfg.RefetchInterval {
 		e.mu.Unlock()
-		f.cfg.Log.Debug("jwks: refetch rate-limited", "url", rawURL)
+		f.cfg.Log.Debug("jwks: refetch rate-limited", "url", k.url)
 		return nil
 	}
 	e.lastAttempt = now
@@ -221,47 +340,96 @@ func (f *Fetcher) refreshIfDue(ctx context.Context, rawURL string, e *entry) err
 	// The fetch outlives an impatient caller: its result serves everyone.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.Timeout)
 	defer cancel()
-	set, ttl, err := f.fetch(ctx, rawURL)
+	d, ttl, err := f.fetch(ctx, k)
 	if err != nil {
-		f.cfg.Log.Warn("jwks: fetch failed; keeping the keys of the last successful one", "url", rawURL, "error", err)
+		f.cfg.Log.Warn("jwks: fetch failed; keeping the last good document", "url", k.url, "error", err)
 		return err
 	}
 	e.mu.Lock()
-	e.set, e.ok, e.expires = set, true, now.Add(ttl)
+	e.set, e.jwksURI, e.ok, e.expires = d.set, d.jwksURI, true, now.Add(ttl)
 	e.mu.Unlock()
-	f.cfg.Log.Debug("jwks: fetched", "url", rawURL, "keys", len(set.Keys), "ttl", ttl)
+	f.cfg.Log.Debug("jwks: fetched", "url", k.url, "keys", len(d.set.Keys), "ttl", ttl)
 	return nil
 }
 
-// fetch GETs the JWKS at rawURL and returns it with how long it may be
-// cached.
-func (f *Fetcher) fetch(ctx context.Context, rawURL string) (Set, time.Duration, error) {
+// document is what a fetch read: keys, or a discovered jwks_uri.
+type document struct {
+	set     Set
+	jwksURI string
+}
+
+// fetch GETs document k and returns it with how long it may be cached.
+func (f *Fetcher) fetch(ctx context.Context, k entryKey) (document, time.Duration, error) {
+	rawURL, accept := k.url, "application/jwk-set+json, application/json"
+	if k.kind == kindDiscovery {
+		rawURL, accept = discoveryURL(k.url), "application/json"
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return Set{}, 0, err
+		return document{}, 0, err
 	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	req.Header.Set("Accept", accept)
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return Set{}, 0, err
+		return document{}, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return Set{}, 0, fmt.Errorf("status %d (redirects are not followed)", resp.StatusCode)
+		return document{}, 0, fmt.Errorf("status %d (redirects are not followed)", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
 	if err != nil {
-		return Set{}, 0, err
+		return document{}, 0, err
 	}
 	if int64(len(body)) > f.cfg.MaxBytes {
-		return Set{}, 0, fmt.Errorf("body larger than %d bytes", f.cfg.MaxBytes)
+		return document{}, 0, fmt.Errorf("body larger than %d bytes", f.cfg.MaxBytes)
+	}
+	ttl := f.ttl(resp.Header)
+	switch k.kind {
+	case kindBundle:
+		b, err := parseBundle(body, false)
+		if err != nil {
+			return document{}, 0, err
+		}
+		if b.RefreshHint > 0 {
+			ttl = min(max(b.RefreshHint, f.cfg.MinTTL), f.cfg.MaxTTL)
+		}
+		return document{set: b.Set}, ttl, nil
+	case kindDiscovery:
+		uri, err := parseDiscovery(body, k.url, f.cfg.AllowInsecure)
+		if err != nil {
+			return document{}, 0, err
+		}
+		return document{jwksURI: uri}, ttl, nil
 	}
 	set, err := parse(body, false)
 	if err != nil {
-		return Set{}, 0, err
+		return document{}, 0, err
 	}
-	return set, f.ttl(resp.Header), nil
+	return document{set: set}, ttl, nil
+}
+
+// parseDiscovery reads an OpenID Provider configuration of issuer and
+// returns its jwks_uri (OpenID Connect Discovery 1.0 §3, §4.3).
+func parseDiscovery(body []byte, issuer string, allowInsecure bool) (string, error) {
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return "", fmt.Errorf("not an OpenID configuration: %w", err)
+	}
+	if doc.Issuer != issuer {
+		return "", fmt.Errorf("the configuration names issuer %q, not %q (OpenID Connect Discovery 1.0 section 4.3)", doc.Issuer, issuer)
+	}
+	if doc.JWKSURI == "" {
+		return "", errors.New("the configuration has no jwks_uri")
+	}
+	if err := CheckURL(doc.JWKSURI, allowInsecure); err != nil {
+		return "", err
+	}
+	return doc.JWKSURI, nil
 }
 
 // ttl is how long a response may be used: its Cache-Control max-age (RFC

@@ -3,6 +3,8 @@ package manage
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,8 +53,14 @@ type NewApplication struct {
 	// needs update:applications.
 	Policy *PolicyInput
 	// NoSecret creates the application without a client secret, for one
-	// that authenticates with a credential added next (CreateCredential).
+	// that authenticates with a credential added next (CreateCredential)
+	// or given in Credentials. Credentials alone do not: the application
+	// gets a secret as well unless NoSecret is set.
 	NoSecret bool
+	// Credentials are secretless credentials (CreateCredential) created
+	// with the application, in its transaction: at most
+	// MaxCredentialsPerApplication.
+	Credentials []NewCredential
 }
 
 // CreatedApplication is a new application with its grants and the only
@@ -62,12 +70,17 @@ type CreatedApplication struct {
 	Grants       []authz.Grant
 	Secret       authz.Secret
 	ClientSecret string
+	// Credentials are those created with it, in the order given.
+	Credentials []authz.Credential
 }
 
 // CreateApplication creates an application with a client secret (none
-// with NoSecret) and the grants asked. Needs create:applications; a management-API grant may hold
-// only scopes the actor holds, and introspection rights need
-// update:introspection. Errors: Invalid, Forbidden.
+// with NoSecret), the grants asked and the credentials given (each
+// audited as credential.create, in the same transaction). Needs
+// create:applications; a management-API grant may hold only scopes the
+// actor holds, and introspection rights need update:introspection.
+// Errors: Invalid, Forbidden, TooMany (more than
+// MaxCredentialsPerApplication credentials).
 func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewApplication) (CreatedApplication, error) {
 	if err := actor.require(authz.ScopeCreateApplications); err != nil {
 		return CreatedApplication{}, err
@@ -95,6 +108,16 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 		var err error
 		if policy, err = resolvePolicy(*in.Policy); err != nil {
 			return CreatedApplication{}, err
+		}
+	}
+	if len(in.Credentials) > MaxCredentialsPerApplication {
+		return CreatedApplication{}, tooManyCredentials()
+	}
+	configs := make([][]byte, len(in.Credentials))
+	for i, c := range in.Credentials {
+		var err error
+		if configs[i], err = c.check(s.AllowInsecureIssuers); err != nil {
+			return CreatedApplication{}, credentialErr(i, err)
 		}
 	}
 	seen := map[string]bool{}
@@ -156,13 +179,31 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 		if err := t.audit(ctx, actor, "application.create", clientID, details); err != nil {
 			return err
 		}
+		var creds []authz.Credential
+		for i, in := range in.Credentials {
+			c, err := s.insertCredential(ctx, t, actor, clientID, in, configs[i])
+			if err != nil {
+				return credentialErr(i, err)
+			}
+			creds = append(creds, c)
+		}
 		if grants == nil {
 			grants = []authz.Grant{}
 		}
-		out = CreatedApplication{Application: app, Grants: grants, Secret: sec, ClientSecret: plain}
+		out = CreatedApplication{Application: app, Grants: grants, Secret: sec, ClientSecret: plain, Credentials: creds}
 		return nil
 	})
 	return out, err
+}
+
+// credentialErr names credential i of a NewApplication in a refusal of
+// it; other errors pass through.
+func credentialErr(i int, err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Kind != Internal && e.Kind != Unavailable {
+		return &Error{Kind: e.Kind, Detail: fmt.Sprintf("credentials[%d]: %s", i, e.Detail), MissingScopes: e.MissingScopes}
+	}
+	return err
 }
 
 // introspectAudiences resolves in to the audiences to store: each an

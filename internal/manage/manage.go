@@ -86,9 +86,12 @@ type Service struct {
 	// DefaultPolicy is the server's token policy for applications whose
 	// own sets neither a rate nor a quota (shown by Usage).
 	DefaultPolicy authz.Policy
-	Now           func() time.Time
-	Rand          io.Reader
-	Log           *slog.Logger
+	// AllowInsecureIssuers lets trusted issuers name http URLs to loopback
+	// hosts (--allow-insecure-issuers: tests and development only).
+	AllowInsecureIssuers bool
+	Now                  func() time.Time
+	Rand                 io.Reader
+	Log                  *slog.Logger
 	// Committed, if set, gets the audit events of each management
 	// transaction once it has committed (the SIEM export, audit.Sink).
 	Committed func(events []authz.AuditEvent)

@@ -71,8 +71,12 @@ const usageAPI = "https://usage.example.com/"
 func (e *env) actor(scopes ...string) manage.Actor {
 	e.t.Helper()
 	sc := slices.Clone(scopes)
+	name := fmt.Sprint(scopes)
+	if len(name) > 200 { // every management scope is longer than a name may be
+		name = name[:200]
+	}
 	app, err := e.svc.CreateApplication(e.t.Context(), manage.System(), manage.NewApplication{
-		Name: fmt.Sprint(scopes), Grants: []manage.GrantInput{{Audience: authz.ManagementAudience, Scopes: &sc}},
+		Name: name, Grants: []manage.GrantInput{{Audience: authz.ManagementAudience, Scopes: &sc}},
 	})
 	if err != nil {
 		e.t.Fatal(err)

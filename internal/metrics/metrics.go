@@ -159,7 +159,7 @@ const ResultIssued = "issued"
 
 func grantTypeLabel(gt string) string {
 	switch gt {
-	case "client_credentials":
+	case "client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer": // RFC 6749 §4.4, RFC 7523 §2.1
 		return gt
 	case "":
 		return LabelNone

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
@@ -37,6 +38,16 @@ type ClientAuthenticator interface {
 type authenticated struct {
 	client   *authz.Client
 	secretID string // the secret used, for its last use; "" if none
+	// credentialID is the credential used (private_key_jwt, federated),
+	// for its last use; "" if none.
+	credentialID string
+	// notAfter, when not zero, is the exp of the JWT presented: with
+	// Server.FederatedLifetimeFull false, no token issued on this
+	// authentication outlives it.
+	notAfter time.Time
+	// issuer and subject, for a trusted issuer's JWT, are its iss (or
+	// SPIFFE trust domain) and sub, for the audit log (FederatedAuthenticated).
+	issuer, subject string
 }
 
 // authFailure is a ClientAuthenticator's refusal; its text is the reason

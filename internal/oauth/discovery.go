@@ -67,6 +67,9 @@ type Discovery struct {
 	// introspection and revocation endpoints accept (Server.AuthMethods);
 	// nil: the client secret methods.
 	AuthMethods []string
+	// AuthSigningAlgs are the algorithms private_key_jwt assertions may
+	// use (Server.AuthSigningAlgs); nil: AssertionSigningAlgs.
+	AuthSigningAlgs []string
 	// Now is the clock of the metadata cache; nil is time.Now.
 	Now func() time.Time
 
@@ -120,8 +123,15 @@ func (d *Discovery) metadata(ctx context.Context) (*Metadata, error) {
 		AccessTokenSigningAlgs:            authz.SigningAlgs,
 		ScopesSupported:                   []string{},
 	}
+	if slices.Contains(authMethods, MethodPrivateKeyJWT) || slices.Contains(authMethods, MethodFederatedJWT) || slices.Contains(authMethods, MethodSPIFFEJWT) {
+		// RFC 7523 §2.1: the assertion methods' JWTs are also grants.
+		m.GrantTypesSupported = append(m.GrantTypesSupported, GrantTypeJWTBearer)
+	}
 	if slices.Contains(authMethods, MethodPrivateKeyJWT) {
-		m.TokenEndpointAuthSigningAlgs = AssertionSigningAlgs
+		m.TokenEndpointAuthSigningAlgs = d.AuthSigningAlgs
+		if m.TokenEndpointAuthSigningAlgs == nil {
+			m.TokenEndpointAuthSigningAlgs = AssertionSigningAlgs
+		}
 	}
 	if d.Introspection {
 		m.IntrospectionEndpoint = d.Issuer + PathIntrospect

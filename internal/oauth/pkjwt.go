@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -71,23 +74,72 @@ type PrivateKeyJWT struct {
 	Replay      ReplayStore
 	// Audience is AudienceStrict ("" too) or AudienceLenient.
 	Audience string
+	// Algs are the JWS algorithms an assertion may be signed with, from
+	// PS256, ES256, EdDSA and RS256 (others are ignored; surrounding
+	// spaces are trimmed); nil or empty: AssertionSigningAlgs. They are
+	// go-jose's allow-list at parse time, and what discovery lists as
+	// token_endpoint_auth_signing_alg_values_supported (RFC 8414 §2).
+	Algs []string
+	// RequireTyp refuses an assertion without the typ header
+	// client-authentication+jwt (RFC 7523bis). Without it an untyped
+	// assertion is accepted; a typed one must carry that type either way.
+	RequireTyp bool
+
+	algsOnce sync.Once
+	algs     []string // Algs, cleaned
+	allow    []jose.SignatureAlgorithm
 }
 
 // Method returns MethodPrivateKeyJWT.
 func (a *PrivateKeyJWT) Method() string { return MethodPrivateKeyJWT }
+
+// SigningAlgs returns the algorithms assertions may be signed with: Algs
+// as used (see there), in their order.
+func (a *PrivateKeyJWT) SigningAlgs() []string {
+	a.algsOnce.Do(a.initAlgs)
+	return slices.Clone(a.algs)
+}
+
+func (a *PrivateKeyJWT) initAlgs() {
+	for _, alg := range a.Algs {
+		alg = strings.TrimSpace(alg)
+		if slices.Contains(supportedAssertionAlgs, alg) && !slices.Contains(a.algs, alg) {
+			a.algs = append(a.algs, alg)
+		}
+	}
+	if len(a.algs) == 0 {
+		a.algs = slices.Clone(AssertionSigningAlgs)
+	}
+	a.allow = signatureAlgs(a.algs)
+}
+
+// AuthSigningAlgs returns the algorithms of s's private_key_jwt method
+// (PrivateKeyJWT.SigningAlgs), nil if it has none registered: what
+// discovery lists as token_endpoint_auth_signing_alg_values_supported.
+func (s *Server) AuthSigningAlgs() []string {
+	if a, ok := s.authenticator(MethodPrivateKeyJWT).(*PrivateKeyJWT); ok {
+		return a.SigningAlgs()
+	}
+	return nil
+}
 
 func (a *PrivateKeyJWT) authenticate(ctx context.Context, c credentials) (authenticated, error) {
 	s := a.S
 	if c.assertion == "" {
 		return authenticated{}, authFailure("no client assertion")
 	}
-	tok, err := jwt.ParseSigned(c.assertion, assertionAlgs())
+	a.algsOnce.Do(a.initAlgs)
+	tok, err := jwt.ParseSigned(c.assertion, a.allow)
 	if err != nil || len(tok.Headers) != 1 {
-		return authenticated{}, authFailure("assertion malformed")
+		return authenticated{}, authFailure("assertion malformed or its alg not allowed")
 	}
 	h := tok.Headers[0]
-	if typ, ok := h.ExtraHeaders[jose.HeaderType]; ok && typ != AssertionJWTType {
+	typ, typed := h.ExtraHeaders[jose.HeaderType]
+	switch {
+	case typed && !isAssertionType(typ):
 		return authenticated{}, authFailure("assertion type")
+	case !typed && a.RequireTyp:
+		return authenticated{}, authFailure("assertion without typ " + AssertionJWTType)
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
@@ -109,14 +161,14 @@ func (a *PrivateKeyJWT) authenticate(ctx context.Context, c credentials) (authen
 		return authenticated{}, err
 	}
 	var claims jwt.Claims
-	verified := false
+	credentialID := ""
 	for _, k := range keys {
-		if tok.Claims(k.Key, &claims) == nil {
-			verified = true
+		if tok.Claims(k.key.Key, &claims) == nil {
+			credentialID = k.credentialID
 			break
 		}
 	}
-	if !verified {
+	if credentialID == "" {
 		return authenticated{}, authFailure("assertion signature")
 	}
 	if reason := a.checkClaims(claims, c.clientID); reason != "" {
@@ -129,19 +181,26 @@ func (a *PrivateKeyJWT) authenticate(ctx context.Context, c credentials) (authen
 	if !fresh {
 		return authenticated{}, authFailure("assertion replayed")
 	}
-	return authenticated{client: client}, nil
+	return authenticated{client: client, credentialID: credentialID}, nil
+}
+
+// credentialKey is a public key of a credential.
+type credentialKey struct {
+	key          jose.JSONWebKey
+	credentialID string
 }
 
 // keys returns the public keys of clientID's unexpired credentials that
-// may verify a JWS with kid (any if "") and alg. A jwks_uri that cannot
-// be fetched is skipped (logged): another credential may still verify.
-func (a *PrivateKeyJWT) keys(ctx context.Context, clientID, kid, alg string) ([]jose.JSONWebKey, error) {
+// may verify a JWS with kid (any if "") and alg, each with the credential
+// it belongs to. A jwks_uri that cannot be fetched is skipped (logged):
+// another credential may still verify.
+func (a *PrivateKeyJWT) keys(ctx context.Context, clientID, kid, alg string) ([]credentialKey, error) {
 	creds, err := a.Credentials.ListCredentials(ctx, clientID)
 	if err != nil {
 		return nil, fmt.Errorf("listing credentials: %w", err)
 	}
 	now := a.S.Now()
-	var out []jose.JSONWebKey
+	var out []credentialKey
 	for _, cr := range creds {
 		if cr.Expired(now) {
 			continue
@@ -173,7 +232,7 @@ func (a *PrivateKeyJWT) keys(ctx context.Context, clientID, kid, alg string) ([]
 		}
 		for _, k := range found {
 			if jwks.CheckKey(k) == nil && jwks.Fits(k, alg) {
-				out = append(out, k)
+				out = append(out, credentialKey{key: k, credentialID: cr.ID})
 			}
 		}
 	}
@@ -221,11 +280,24 @@ func (a *PrivateKeyJWT) audienceOK(aud jwt.Audience, issuer string) bool {
 	return aud.Contains(issuer)
 }
 
+// isAssertionType reports whether a typ header value is
+// client-authentication+jwt (RFC 7523bis), compared as RFC 7515 §4.1.9
+// says: case-insensitively, and with the "application/" prefix optional.
+func isAssertionType(typ any) bool {
+	s, ok := typ.(string)
+	if !ok {
+		return false
+	}
+	s = strings.ToLower(s)
+	return strings.TrimPrefix(s, "application/") == AssertionJWTType
+}
+
 // assertionSubject returns the unverified sub of a client assertion, to
 // name the client when the body has no client_id (RFC 7521 §4.2); "" if
-// it cannot be read. The authenticator verifies it.
+// it cannot be read. Any algorithm an authenticator may accept is read
+// here; the authenticator applies its own allow-list and verifies.
 func assertionSubject(assertion string) string {
-	tok, err := jwt.ParseSigned(assertion, assertionAlgs())
+	tok, err := jwt.ParseSigned(assertion, supportedAllow)
 	if err != nil {
 		return ""
 	}
@@ -236,10 +308,16 @@ func assertionSubject(assertion string) string {
 	return cl.Subject
 }
 
-// assertionAlgs is AssertionSigningAlgs for go-jose's parse-time allow-list.
-func assertionAlgs() []jose.SignatureAlgorithm {
-	algs := make([]jose.SignatureAlgorithm, len(AssertionSigningAlgs))
-	for i, alg := range AssertionSigningAlgs {
+// supportedAssertionAlgs are the algorithms PrivateKeyJWT.Algs may name:
+// asymmetric only (no none, no HMAC, RFC 7523bis), RS256 by option.
+var supportedAssertionAlgs = []string{"PS256", "ES256", "EdDSA", "RS256"}
+
+var supportedAllow = signatureAlgs(supportedAssertionAlgs)
+
+// signatureAlgs converts algorithm names for go-jose's parse-time allow-list.
+func signatureAlgs(names []string) []jose.SignatureAlgorithm {
+	algs := make([]jose.SignatureAlgorithm, len(names))
+	for i, alg := range names {
 		algs[i] = jose.SignatureAlgorithm(alg)
 	}
 	return algs

@@ -154,7 +154,7 @@ func stringValues(v json.RawMessage) (values []string, ok bool) {
 var knownParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true, "scope": true,
 	"audience": true, "resource": true, "token": true, "token_type_hint": true,
-	"client_assertion": true, "client_assertion_type": true,
+	"client_assertion": true, "client_assertion_type": true, "assertion": true,
 }
 
 // credentials are what a request presents to authenticate its client.
@@ -164,7 +164,8 @@ type credentials struct {
 	method   string
 	clientID string
 	secret   string
-	// assertion is the client_assertion of private_key_jwt.
+	// assertion is the client_assertion (private_key_jwt, federated_jwt,
+	// spiffe_jwt), or the assertion of the jwt-bearer grant.
 	assertion string
 	// basic: the request authenticated, or tried to, with HTTP Basic
 	// (client_secret_basic), so a 401 carries a Basic challenge (RFC 6749
@@ -202,12 +203,18 @@ func readCredentials(r *http.Request, p params) (c credentials, e *Error) {
 		if c.basic || postSecret != "" {
 			return c, invalidRequest("a client secret and a client assertion in one request")
 		}
-		if assertionType != AssertionTypeJWTBearer || assertion == "" {
-			return c, &Error{Code: ErrInvalidClient, Description: "client_assertion_type must be " + AssertionTypeJWTBearer + ", with a client_assertion", Status: http.StatusUnauthorized}
+		if assertion == "" || (assertionType != AssertionTypeJWTBearer && assertionType != AssertionTypeJWTSPIFFE) {
+			return c, &Error{Code: ErrInvalidClient, Description: "client_assertion_type must be " + AssertionTypeJWTBearer + " or " + AssertionTypeJWTSPIFFE + ", with a client_assertion", Status: http.StatusUnauthorized}
 		}
-		c.clientID, c.assertion, c.method = postID, assertion, MethodPrivateKeyJWT
-		if c.clientID == "" {
-			c.clientID = assertionSubject(assertion)
+		c.clientID, c.assertion = postID, assertion
+		if assertionType == AssertionTypeJWTSPIFFE {
+			c.method = MethodSPIFFEJWT // client_id optional
+			return c, nil
+		}
+		var sub string
+		c.method, sub = assertionMethod(assertion, false)
+		if c.method == MethodPrivateKeyJWT && c.clientID == "" {
+			c.clientID = sub // RFC 7521 §4.2: the sub names the client
 		}
 		return c, nil
 	}
@@ -229,6 +236,41 @@ func readCredentials(r *http.Request, p params) (c credentials, e *Error) {
 		return c, &Error{Code: ErrInvalidClient, Description: "client authentication is required: HTTP Basic or client_id and client_secret in the body", Status: http.StatusUnauthorized}
 	}
 	c.clientID, c.secret, c.method = postID, postSecret, MethodSecretPost
+	return c, nil
+}
+
+// readBearerGrant finds the credentials of a jwt-bearer grant request
+// (RFC 7523 §2.1): its assertion, which authenticates the client as a
+// client_assertion would (RFC 7521 §4.1: client authentication is then
+// optional, and here it is the assertion alone). Another client
+// authentication in the same request is an invalid_request; a client_id,
+// if sent, must name the application the assertion authenticates.
+func readBearerGrant(r *http.Request, p params) (c credentials, e *Error) {
+	c.basic = r.Header.Get("Authorization") != ""
+	assertion, e := p.get("assertion")
+	if e != nil {
+		return c, e
+	}
+	for _, name := range []string{"client_secret", "client_assertion", "client_assertion_type"} {
+		if _, ok := p[name]; ok {
+			return c, invalidRequest("the jwt-bearer grant is authenticated by its assertion alone; do not send " + name)
+		}
+	}
+	if c.basic {
+		return c, invalidRequest("the jwt-bearer grant is authenticated by its assertion alone; do not send an Authorization header")
+	}
+	if assertion == "" {
+		return c, invalidRequest("assertion is required (RFC 7523 section 2.1)")
+	}
+	if c.clientID, e = p.get("client_id"); e != nil {
+		return c, e
+	}
+	c.assertion = assertion
+	var sub string
+	c.method, sub = assertionMethod(assertion, true)
+	if c.method == MethodPrivateKeyJWT && c.clientID == "" {
+		c.clientID = sub
+	}
 	return c, nil
 }
 

@@ -44,6 +44,14 @@ type Events interface {
 	ClientAuthFailed(ctx context.Context, clientID, remoteAddr, reason string)
 	// SecretUsed reports a successful authentication with secret id.
 	SecretUsed(clientID, secretID string, at time.Time)
+	// CredentialUsed reports a successful authentication with credential
+	// id (private_key_jwt, federated), for its last use.
+	CredentialUsed(clientID, credentialID string, at time.Time)
+	// FederatedAuthenticated reports an application authenticated by a
+	// trusted issuer's JWT (federated credential credentialID), for the
+	// audit log: the external issuer (iss, or the SPIFFE trust domain) and
+	// subject (sub) it presented, never the JWT.
+	FederatedAuthenticated(ctx context.Context, clientID, credentialID, issuer, subject, remoteAddr string)
 	// TokenIssued reports one access token issued.
 	TokenIssued(clientID, audience, jti string, at time.Time)
 	// TokenRevoked reports an application revoking one of its own tokens
@@ -82,6 +90,10 @@ type Server struct {
 	// introspection and revocation endpoints accept, and discovery lists;
 	// nil: SecretAuthenticators. Set it before the first request.
 	ClientAuth []ClientAuthenticator
+	// FederatedLifetimeFull gives a token issued on a trusted issuer's JWT
+	// (federated_jwt, spiffe_jwt) the API's full lifetime; false (the
+	// default): it expires no later than that JWT.
+	FederatedLifetimeFull bool
 
 	hashes      atomic.Uint64 // client secrets hashed, for HashesComputed
 	defaultOnce sync.Once
@@ -109,9 +121,10 @@ type tokenResponse struct {
 }
 
 // HandleToken serves POST /oauth/token: the client credentials grant
-// (RFC 6749 §4.4). The pipeline is parse → authenticate → authorize →
-// issue; any step's failure is written by writeFailure and nothing is
-// stored.
+// (RFC 6749 §4.4) and the JWT bearer grant (RFC 7523 §2.1), which
+// authenticates the client by its assertion and is then the same. The
+// pipeline is parse → authenticate → authorize → issue; any step's
+// failure is written by writeFailure and nothing is stored.
 func (s *Server) HandleToken(w http.ResponseWriter, r *http.Request) {
 	req, e := parseTokenRequest(w, r)
 	if e != nil {
@@ -131,13 +144,23 @@ func (s *Server) HandleToken(w http.ResponseWriter, r *http.Request) {
 // authorizes it and issues the token. out learns, for the metrics, the
 // client once it authenticated and the API once it is authorized.
 func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req tokenRequest, out *tokenOutcome) error {
-	client, err := s.authenticateClient(r, req.creds)
+	got, err := s.authenticate(r, req.creds)
 	if err != nil {
-		return err
+		return grantRefusal(req, err)
 	}
+	client := got.client
 	out.clientID = client.Application.ClientID
 	iss, e := authorize(client, req)
 	out.audience = iss.Audience
+	if e == nil && !got.notAfter.IsZero() && !s.FederatedLifetimeFull {
+		// The token never outlives the JWT it was issued on: whole seconds
+		// left, as token.Issuer counts exp from the second of issue. The
+		// method refused a JWT with less than a second left.
+		iss.Lifetime = min(iss.Lifetime, got.notAfter.Sub(s.Now()).Truncate(time.Second))
+		if iss.Lifetime < time.Second {
+			return grantRefusal(req, clientAuthFailed())
+		}
+	}
 	if e != nil {
 		if s.Quota != nil {
 			s.rateLimitHeaders(w, s.Quota.Peek(&client.Application))
@@ -150,6 +173,16 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req t
 		}
 	}
 	return s.issue(w, iss)
+}
+
+// grantRefusal is err as the grant of req answers it: a failed client
+// authentication of the jwt-bearer grant is invalid_grant (RFC 7523 §3.1),
+// since the assertion is the grant.
+func grantRefusal(req tokenRequest, err error) error {
+	if e, ok := errors.AsType[*Error](err); ok && e.Code == ErrInvalidClient && req.grantType == GrantTypeJWTBearer {
+		return &Error{Code: ErrInvalidGrant, Description: "the assertion was refused", Status: http.StatusBadRequest}
+	}
+	return err
 }
 
 // parseTokenRequest reads and checks a token request (RFC 6749 §4.4.2).
@@ -169,11 +202,15 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *E
 	case "":
 		return req, invalidRequest("grant_type is required")
 	case "client_credentials":
+		if req.creds, e = readCredentials(r, p); e != nil {
+			return req, e
+		}
+	case GrantTypeJWTBearer:
+		if req.creds, e = readBearerGrant(r, p); e != nil {
+			return req, e
+		}
 	default:
-		return req, &Error{Code: ErrUnsupportedGrantType, Description: "only grant_type=client_credentials is supported", Status: http.StatusBadRequest}
-	}
-	if req.creds, e = readCredentials(r, p); e != nil {
-		return req, e
+		return req, &Error{Code: ErrUnsupportedGrantType, Description: "grant_type must be client_credentials or " + GrantTypeJWTBearer, Status: http.StatusBadRequest}
 	}
 	aud, e := p.get("audience")
 	if e != nil {
@@ -238,6 +275,13 @@ func clientAuthFailed() *Error {
 // everywhere). A failed authentication is an *Error (401 invalid_client);
 // a store that cannot answer is its error, wrapped.
 func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Client, error) {
+	got, err := s.authenticate(r, c)
+	return got.client, err
+}
+
+// authenticate is authenticateClient, returning all the method
+// established.
+func (s *Server) authenticate(r *http.Request, c credentials) (authenticated, error) {
 	addr := s.ClientIP.Addr(r)
 	var attempt limits.Attempt
 	if s.Limiter != nil {
@@ -250,7 +294,7 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 			if s.Events != nil {
 				s.Events.ClientAuthFailed(r.Context(), "", addrText(addr), ReasonLimited)
 			}
-			return nil, tooManyFailures(retryAfter)
+			return authenticated{}, tooManyFailures(retryAfter)
 		}
 		attempt = a
 	}
@@ -266,32 +310,40 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 		return clientAuthFailed()
 	}
 	if !validClientID(c.clientID) {
-		return nil, fail("malformed client_id")
+		return authenticated{}, fail("malformed client_id")
 	}
 	method := s.authenticator(c.method)
 	if method == nil {
-		return nil, fail("client authentication method not enabled")
+		return authenticated{}, fail("client authentication method not enabled")
 	}
 	got, err := method.authenticate(r.Context(), c)
 	if f, ok := errors.AsType[authFailure](err); ok {
-		return nil, fail(string(f))
+		return authenticated{}, fail(string(f))
 	}
 	if err != nil {
-		return nil, err
+		return authenticated{}, err
 	}
 	client := got.client
 	if client.Application.Disabled {
-		return nil, fail("application disabled")
+		return authenticated{}, fail("application disabled")
 	}
 	if !client.Application.Policy.AllowsAddr(addr) { // after the method's check: see docs/policy.md
-		return nil, fail(ReasonSourceNotAllowed)
+		return authenticated{}, fail(ReasonSourceNotAllowed)
 	}
 	attempt.Succeeded()
 	reqlog.SetClientID(r.Context(), client.Application.ClientID) // for the access log
-	if s.Events != nil && got.secretID != "" {
-		s.Events.SecretUsed(client.Application.ClientID, got.secretID, s.Now())
+	if s.Events != nil {
+		switch {
+		case got.secretID != "":
+			s.Events.SecretUsed(client.Application.ClientID, got.secretID, s.Now())
+		case got.credentialID != "":
+			s.Events.CredentialUsed(client.Application.ClientID, got.credentialID, s.Now())
+		}
+		if got.issuer != "" {
+			s.Events.FederatedAuthenticated(r.Context(), client.Application.ClientID, got.credentialID, got.issuer, got.subject, addrText(addr))
+		}
 	}
-	return client, nil
+	return got, nil
 }
 
 // authorize picks the API (audience) and the scopes to issue: the audience

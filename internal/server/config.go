@@ -3,10 +3,12 @@
 package server
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +36,28 @@ type Config struct {
 	// assertion's aud is the issuer alone, RFC 7523bis) or "lenient" (also
 	// the token endpoint URL, or an array containing the issuer).
 	ClientAssertionAudience string
-	MasterKey               string // standard base64 of 32 bytes (M2MAUTH_MASTER_KEY); never logged
-	MasterKeyFile           string // file holding the master key in standard base64
+	// ClientAssertionAlgs are the JWS algorithms a private_key_jwt
+	// assertion may use, comma-separated; default PS256,ES256,EdDSA. RS256
+	// may be added. Never none or HMAC.
+	ClientAssertionAlgs string
+	// ClientAssertionTyp is "optional" (default: an assertion without a
+	// typ header is accepted; with one, it must be
+	// client-authentication+jwt) or "required" (RFC 7523bis typ only).
+	ClientAssertionTyp string
+	// AllowInsecureIssuers allows http URLs to loopback hosts for trusted
+	// issuers, their discovery, JWKS and SPIFFE bundles, and jwks_uri
+	// credentials: tests and development only. Default false: https only.
+	AllowInsecureIssuers bool
+	// FederatedTokenLifetime is "assertion" (default: an access token
+	// obtained with a trusted issuer's JWT expires no later than that JWT)
+	// or "api" (the API's full token lifetime).
+	FederatedTokenLifetime string
+	// FetchRootCAs, if set, are the CAs trusted instead of the system's
+	// when fetching JWKS, OpenID discovery documents and SPIFFE bundles
+	// (tests, private PKI). Not a setting: set by code only.
+	FetchRootCAs  *x509.CertPool
+	MasterKey     string // standard base64 of 32 bytes (M2MAUTH_MASTER_KEY); never logged
+	MasterKeyFile string // file holding the master key in standard base64
 	// PreviousMasterKey (M2MAUTH_PREVIOUS_MASTER_KEY, standard base64) or
 	// PreviousMasterKeyFile is the master key being rotated out: values it
 	// sealed still open, and are sealed again under the master key at start.
@@ -241,6 +263,27 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientAssertionAudience != oauth.AudienceStrict && c.ClientAssertionAudience != oauth.AudienceLenient {
 		errs = append(errs, fieldError("client-assertion-audience", strconv.Quote(c.ClientAssertionAudience), "must be strict or lenient"))
+	}
+	if c.ClientAssertionAlgs == "" {
+		c.ClientAssertionAlgs = strings.Join(oauth.AssertionSigningAlgs, ",")
+	}
+	for _, alg := range strings.Split(c.ClientAssertionAlgs, ",") {
+		if !slices.Contains([]string{"PS256", "ES256", "EdDSA", "RS256"}, strings.TrimSpace(alg)) {
+			errs = append(errs, fieldError("client-assertion-algs", strconv.Quote(c.ClientAssertionAlgs), "must list algorithms from PS256, ES256, EdDSA and RS256"))
+			break
+		}
+	}
+	if c.ClientAssertionTyp == "" {
+		c.ClientAssertionTyp = "optional"
+	}
+	if c.ClientAssertionTyp != "optional" && c.ClientAssertionTyp != "required" {
+		errs = append(errs, fieldError("client-assertion-typ", strconv.Quote(c.ClientAssertionTyp), "must be optional or required"))
+	}
+	if c.FederatedTokenLifetime == "" {
+		c.FederatedTokenLifetime = "assertion"
+	}
+	if c.FederatedTokenLifetime != "assertion" && c.FederatedTokenLifetime != "api" {
+		errs = append(errs, fieldError("federated-token-lifetime", strconv.Quote(c.FederatedTokenLifetime), "must be assertion or api"))
 	}
 	if c.MasterKey != "" && c.MasterKeyFile != "" {
 		errs = append(errs, errors.New("give the master key either in M2MAUTH_MASTER_KEY or with --master-key-file, not both"))

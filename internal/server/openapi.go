@@ -23,7 +23,7 @@ var adminOps = map[string]admin.Operation{
 	"PATCH /admin/v1/apis/{id}":  {Summary: "Change an API's name, scopes, token lifetime or signing algorithm; removed scopes leave every grant", Request: admin.UpdateAPIRequest{}, Status: 200, Result: admin.APIResource{}},
 	"DELETE /admin/v1/apis/{id}": {Summary: "Delete an API and every grant for it", Status: 204},
 
-	"POST /admin/v1/applications":                                           {Summary: "Create an application; the answer holds the only copy of its client secret", Request: admin.CreateApplicationRequest{}, Status: 201, Result: admin.CreatedApplication{}},
+	"POST /admin/v1/applications":                                           {Summary: "Create an application, with the credentials given; the answer holds the only copy of its client secret (none with client_secret false)", Request: admin.CreateApplicationRequest{}, Status: 201, Result: admin.CreatedApplication{}},
 	"GET /admin/v1/applications":                                            {Summary: "List applications, oldest first", Query: []admin.QueryParam{{Name: "name_prefix", Description: "only names starting with this"}, {Name: "disabled", Type: "boolean", Description: "only disabled (true) or enabled (false) applications"}, qLimit, qCursor}, Status: 200, Result: admin.List[admin.ApplicationResource]{}},
 	"GET /admin/v1/applications/{client_id}":                                {Summary: "Read an application with its grants", Status: 200, Result: admin.ApplicationResource{}},
 	"PATCH /admin/v1/applications/{client_id}":                              {Summary: "Change an application; disabling takes effect on its next request", Request: admin.UpdateApplicationRequest{}, Status: 200, Result: admin.ApplicationResource{}},
@@ -35,10 +35,16 @@ var adminOps = map[string]admin.Operation{
 	"POST /admin/v1/applications/{client_id}/secrets":                       {Summary: "Add a client secret, optionally expiring, optionally expiring the others (rotation with overlap); the answer holds the only copy", OptionalBody: true, Request: admin.CreateSecretRequest{}, Status: 201, Result: admin.CreatedSecret{}},
 	"GET /admin/v1/applications/{client_id}/secrets":                        {Summary: "List an application's secrets (prefix, dates, last use; never the secret)", Query: []admin.QueryParam{qLimit, qCursor}, Status: 200, Result: admin.List[admin.SecretResource]{}},
 	"DELETE /admin/v1/applications/{client_id}/secrets/{secret_id}":         {Summary: "Delete a client secret; it stops working at once", Status: 204},
-	"POST /admin/v1/applications/{client_id}/credentials":                   {Summary: "Add a secretless credential: public keys inline (jwks) or at an https URL (jwks_uri) that verify the application's private_key_jwt assertions, optionally expiring", Request: admin.CreateCredentialRequest{}, Status: 201, Result: admin.CredentialResource{}},
+	"POST /admin/v1/applications/{client_id}/credentials":                   {Summary: "Add a secretless credential, optionally expiring: public keys inline (jwks) or at an https URL (jwks_uri) that verify the application's private_key_jwt assertions, or a federated credential matching the JWTs of a trusted issuer (trusted_issuer, subject, audience, claims)", Request: admin.CreateCredentialRequest{}, Status: 201, Result: admin.CredentialResource{}},
 	"GET /admin/v1/applications/{client_id}/credentials":                    {Summary: "List an application's secretless credentials", Query: []admin.QueryParam{qLimit, qCursor}, Status: 200, Result: admin.List[admin.CredentialResource]{}},
 	"DELETE /admin/v1/applications/{client_id}/credentials/{credential_id}": {Summary: "Delete a secretless credential; it stops working at once", Status: 204},
 	"GET /admin/v1/applications/{client_id}/usage":                          {Summary: "Tokens issued to an application per audience and UTC hour, and the use of its quotas", Query: []admin.QueryParam{{Name: "since", Description: "RFC 3339 time; default 24 hours ago"}}, Status: 200, Result: admin.UsageResource{}},
+
+	"POST /admin/v1/trusted-issuers":        {Summary: "Trust an external issuer of workload identity tokens (kind oidc, kubernetes or spiffe) whose JWTs may authenticate applications through their federated credentials; at most 100", Request: admin.CreateTrustedIssuerRequest{}, Status: 201, Result: admin.TrustedIssuerResource{}},
+	"GET /admin/v1/trusted-issuers":         {Summary: "List the trusted issuers, oldest first", Query: []admin.QueryParam{qLimit, qCursor}, Status: 200, Result: admin.List[admin.TrustedIssuerResource]{}},
+	"GET /admin/v1/trusted-issuers/{id}":    {Summary: "Read a trusted issuer", Status: 200, Result: admin.TrustedIssuerResource{}},
+	"DELETE /admin/v1/trusted-issuers/{id}": {Summary: "Delete a trusted issuer; 409 while a federated credential names it", Status: 204},
+
 	"GET /admin/v1/audit": {Summary: "Read the audit log, newest first", Query: []admin.QueryParam{
 		{Name: "since", Description: "RFC 3339 time, inclusive"}, {Name: "until", Description: "RFC 3339 time, exclusive"},
 		{Name: "actor", Description: "client_id of the acting application"}, {Name: "target", Description: "id of the object acted on"},

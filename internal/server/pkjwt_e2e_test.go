@@ -5,16 +5,23 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/jwks"
 	"github.com/m2mauth/m2mauth/m2mclient"
 )
 
@@ -118,7 +125,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		e.with(t).mustCall(200, "GET", "/.well-known/oauth-authorization-server", "", nil, &m)
 		methods, _ := json.Marshal(m["token_endpoint_auth_methods_supported"])
 		algs, _ := json.Marshal(m["token_endpoint_auth_signing_alg_values_supported"])
-		if string(methods) != `["client_secret_basic","client_secret_post","private_key_jwt"]` || string(algs) != `["PS256","ES256","EdDSA"]` {
+		if !strings.HasPrefix(string(methods), `["client_secret_basic","client_secret_post","private_key_jwt"`) || string(algs) != `["PS256","ES256","EdDSA"]` {
 			t.Fatalf("methods %s, algs %s", methods, algs)
 		}
 	})
@@ -224,4 +231,217 @@ func TestPrivateKeyJWTLenientAudience(t *testing.T) {
 	if status, _ := tokenWithAssertion(e, assertion(t, jose.ES256, key, "k1", c), nil); status != 401 {
 		t.Errorf("wrong aud under lenient: %d", status)
 	}
+}
+
+// clientAssertionClaims are valid claims of clientID's assertion for e at
+// now, with a fresh jti.
+func clientAssertionClaims(e *testEnv, clientID string, now time.Time) map[string]any {
+	return map[string]any{
+		"iss": clientID, "sub": clientID, "aud": e.url,
+		"exp": now.Add(time.Minute).Unix(), "iat": now.Unix(), "jti": rand.Text(),
+	}
+}
+
+// TestPrivateKeyJWTCredentialLastUsed: after a token request, the
+// credential whose key signed the assertion has last_used_at (written in
+// the recorder's batch), and the application's other credential has none.
+func TestPrivateKeyJWTCredentialLastUsed(t *testing.T) {
+	clk := newTestClock()
+	e := newTestEnv(t, withClock(clk.Now))
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spare, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	clientID, usedID := pkjwtApp(e, key, "k1")
+	spareID := addJWKSCredential(e, clientID, spare, "k2")
+	clk.Add(time.Minute) // the use comes after the credentials' creation
+	if status, body := tokenWithAssertion(e, assertion(t, jose.ES256, key, "k1", clientAssertionClaims(e, clientID, clk.Now())), nil); status != 200 {
+		t.Fatalf("%d %v", status, body)
+	}
+	// Last use reaches the store in a batch, not per token.
+	if err := e.srv.recorder.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var list admin.List[admin.CredentialResource]
+	e.mustCall(http.StatusOK, "GET", "/admin/v1/applications/"+clientID+"/credentials", e.adminToken(), nil, &list)
+	if len(list.Items) != 2 {
+		t.Fatalf("%d credentials, want 2", len(list.Items))
+	}
+	for _, c := range list.Items {
+		switch c.ID {
+		case usedID:
+			if c.LastUsedAt == nil || !c.LastUsedAt.Equal(clk.Now()) {
+				t.Errorf("used credential: last_used_at %v, want %v", c.LastUsedAt, clk.Now())
+			}
+		case spareID:
+			if c.LastUsedAt != nil {
+				t.Errorf("unused credential: last_used_at %v, want none", c.LastUsedAt)
+			}
+		default:
+			t.Errorf("unexpected credential %s", c.ID)
+		}
+	}
+}
+
+// TestPrivateKeyJWTConfiguredAlgsAndTyp: --client-assertion-algs decides
+// the algorithms accepted and the ones discovery lists (RS256 only when
+// listed); --client-assertion-typ required refuses an untyped assertion.
+func TestPrivateKeyJWTConfiguredAlgsAndTyp(t *testing.T) {
+	e := newTestEnv(t, func(c *Config, _ *Deps) {
+		c.ClientAssertionAlgs, c.ClientAssertionTyp, c.AuthMaxFailures = "ES256,RS256", "required", 100
+	})
+	var m map[string]any
+	e.mustCall(200, "GET", "/.well-known/oauth-authorization-server", "", nil, &m)
+	if algs, _ := json.Marshal(m["token_endpoint_auth_signing_alg_values_supported"]); string(algs) != `["ES256","RS256"]` {
+		t.Fatalf("discovery lists %s, want [ES256 RS256]", algs)
+	}
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	clientID, _ := pkjwtApp(e, ec, "ec")
+	raw, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &rk.PublicKey, KeyID: "rsa", Use: "sig"}}})
+	e.mustCall(http.StatusCreated, "POST", "/admin/v1/applications/"+clientID+"/credentials", e.adminToken(),
+		map[string]any{"type": "jwks", "jwks": json.RawMessage(raw)}, nil)
+
+	untyped := func(alg jose.SignatureAlgorithm, key any, kid string) string {
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, _ := json.Marshal(clientAssertionClaims(e, clientID, time.Now()))
+		jws, _ := sig.Sign(payload)
+		out, _ := jws.CompactSerialize()
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		assertion string
+		want      int
+	}{
+		{"ES256, typed", assertion(t, jose.ES256, ec, "ec", clientAssertionClaims(e, clientID, time.Now())), 200},
+		{"RS256, typed", assertion(t, jose.RS256, rk, "rsa", clientAssertionClaims(e, clientID, time.Now())), 200},
+		{"PS256, not listed", assertion(t, jose.PS256, rk, "rsa", clientAssertionClaims(e, clientID, time.Now())), 401},
+		{"ES256, untyped", untyped(jose.ES256, ec, "ec"), 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := tokenWithAssertion(e.with(t), tc.assertion, nil)
+			if status != tc.want || (tc.want == 401 && body["error"] != "invalid_client") {
+				t.Fatalf("%d %v, want %d", status, body, tc.want)
+			}
+		})
+	}
+}
+
+// jwksServer is a client's JWKS on an httptest TLS server on 127.0.0.1,
+// counting its fetches.
+type jwksServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	set     jose.JSONWebKeySet
+	fetches atomic.Int32
+}
+
+func newJWKSServer(t *testing.T) *jwksServer {
+	j := &jwksServer{}
+	j.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/jwks.json" {
+			http.NotFound(w, r)
+			return
+		}
+		j.fetches.Add(1)
+		j.mu.Lock()
+		b, _ := json.Marshal(j.set)
+		j.mu.Unlock()
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Write(b)
+	}))
+	t.Cleanup(j.Close)
+	return j
+}
+
+// publish replaces the served keys with keys (kid → key).
+func (j *jwksServer) publish(keys map[string]*ecdsa.PrivateKey) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.set.Keys = nil
+	for kid, k := range keys {
+		j.set.Keys = append(j.set.Keys, jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: "ES256", Use: "sig"})
+	}
+}
+
+// TestPrivateKeyJWTJWKSURI: a jwks_uri credential served over https (the
+// server trusting the test CA through FetchRootCAs): a token is obtained,
+// the JWKS is cached, a new kid at the client's JWKS is picked up without
+// a restart, and an unknown kid makes one refetch, then is refused, and
+// within the refetch interval costs no fetch at all.
+func TestPrivateKeyJWTJWKSURI(t *testing.T) {
+	j := newJWKSServer(t)
+	if !strings.HasPrefix(j.URL, "https://127.0.0.1:") {
+		t.Fatalf("JWKS server at %s, want https on 127.0.0.1", j.URL)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(j.Certificate())
+	clk := newTestClock()
+	e := newTestEnv(t, withClock(clk.Now), func(c *Config, _ *Deps) { c.FetchRootCAs, c.AuthMaxFailures = pool, 100 })
+
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	j.publish(map[string]*ecdsa.PrivateKey{"k1": k1})
+	tok := e.adminToken()
+	e.createAPI(tok, "https://api.example.com", "ES256", "read")
+	var app admin.CreatedApplication
+	e.mustCall(http.StatusCreated, "POST", "/admin/v1/applications", tok, map[string]any{
+		"name": "jwks_uri client", "client_secret": false,
+		"grants": []map[string]any{{"audience": "https://api.example.com"}},
+	}, &app)
+	var cred admin.CredentialResource
+	e.mustCall(http.StatusCreated, "POST", "/admin/v1/applications/"+app.ClientID+"/credentials", tok,
+		map[string]any{"type": "jwks_uri", "jwks_uri": j.URL + "/jwks.json"}, &cred)
+	if cred.JWKSURI != j.URL+"/jwks.json" {
+		t.Fatalf("credential %+v", cred)
+	}
+
+	request := func(t *testing.T, key *ecdsa.PrivateKey, kid string) (int, map[string]any) {
+		return tokenWithAssertion(e.with(t), assertion(t, jose.ES256, key, kid, clientAssertionClaims(e, app.ClientID, clk.Now())), nil)
+	}
+	wantFetches := func(t *testing.T, n int32) {
+		t.Helper()
+		if got := j.fetches.Load(); got != n {
+			t.Fatalf("%d fetches of the JWKS, want %d", got, n)
+		}
+	}
+	t.Run("token obtained, JWKS fetched once", func(t *testing.T) {
+		for range 3 {
+			if status, body := request(t, k1, "k1"); status != 200 {
+				t.Fatalf("%d %v", status, body)
+			}
+		}
+		wantFetches(t, 1)
+	})
+	t.Run("rotation: a new kid is picked up without a restart", func(t *testing.T) {
+		j.publish(map[string]*ecdsa.PrivateKey{"k1": k1, "k2": k2}) // overlap
+		clk.Add(jwks.DefaultRefetchInterval + time.Second)
+		if status, body := request(t, k2, "k2"); status != 200 {
+			t.Fatalf("new kid: %d %v", status, body)
+		}
+		wantFetches(t, 2)
+		if status, body := request(t, k1, "k1"); status != 200 {
+			t.Fatalf("old kid during the overlap: %d %v", status, body)
+		}
+		wantFetches(t, 2)
+	})
+	t.Run("unknown kid: refetched once, then refused", func(t *testing.T) {
+		clk.Add(jwks.DefaultRefetchInterval + time.Second)
+		if status, body := request(t, k2, "k9"); status != 401 || body["error"] != "invalid_client" {
+			t.Fatalf("%d %v, want 401 invalid_client", status, body)
+		}
+		wantFetches(t, 3)
+		for range 5 {
+			if status, body := request(t, k2, "k9"); status != 401 || body["error"] != "invalid_client" {
+				t.Fatalf("%d %v, want 401 invalid_client", status, body)
+			}
+		}
+		wantFetches(t, 3) // within the refetch interval: no fetch
+		if status, body := request(t, k2, "k2"); status != 200 {
+			t.Fatalf("known kid after the unknown ones: %d %v", status, body)
+		}
+		wantFetches(t, 3)
+	})
 }

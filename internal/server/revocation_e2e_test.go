@@ -84,8 +84,8 @@ func TestIntrospection(t *testing.T) {
 				t.Fatal(err)
 			}
 			if md.IntrospectionEndpoint != e.url+"/oauth/introspect" || md.RevocationEndpoint != e.url+"/oauth/revoke" ||
-				strings.Join(md.IntrospectionAuthMethods, " ") != "client_secret_basic client_secret_post private_key_jwt" ||
-				strings.Join(md.RevocationAuthMethods, " ") != "client_secret_basic client_secret_post private_key_jwt" {
+				strings.Join(md.IntrospectionAuthMethods, " ") != "client_secret_basic client_secret_post private_key_jwt federated_jwt spiffe_jwt" ||
+				strings.Join(md.RevocationAuthMethods, " ") != "client_secret_basic client_secret_post private_key_jwt federated_jwt spiffe_jwt" {
 				t.Fatalf("%s: %+v", path, md)
 			}
 		}

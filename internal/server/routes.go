@@ -46,6 +46,11 @@ func (s *Server) adminRoutes() []adminRoute {
 		{"DELETE", "/admin/v1/applications/{client_id}/credentials/{credential_id}", authz.ScopeUpdateApplications, a.DeleteCredential},
 		{"GET", "/admin/v1/applications/{client_id}/usage", authz.ScopeReadApplications, a.ListUsage},
 
+		{"POST", "/admin/v1/trusted-issuers", authz.ScopeUpdateTrustedIssuers, a.CreateTrustedIssuer},
+		{"GET", "/admin/v1/trusted-issuers", authz.ScopeReadTrustedIssuers, a.ListTrustedIssuers},
+		{"GET", "/admin/v1/trusted-issuers/{id}", authz.ScopeReadTrustedIssuers, a.GetTrustedIssuer},
+		{"DELETE", "/admin/v1/trusted-issuers/{id}", authz.ScopeUpdateTrustedIssuers, a.DeleteTrustedIssuer},
+
 		{"GET", "/admin/v1/audit", authz.ScopeReadAudit, a.ListAudit},
 
 		{"POST", "/admin/v1/tokens/revoke", authz.ScopeRevokeTokens, a.RevokeToken},

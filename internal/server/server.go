@@ -210,11 +210,20 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		return err
 	}
 	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder, ClientIP: clientIP, Limiter: s.limiter}
-	s.oauth.ClientAuth = append(oauth.SecretAuthenticators(s.oauth), &oauth.PrivateKeyJWT{S: s.oauth, Credentials: s.store, Fetcher: jwks.NewFetcher(jwks.FetcherConfig{Now: s.now, Log: s.log}), Replay: s.store, Audience: s.cfg.ClientAssertionAudience})
+	// One fetcher of JWKS, discovery documents and SPIFFE bundles for
+	// every method that needs keys from elsewhere (docs/secretless-clients.md).
+	fetcher := jwks.NewFetcher(jwks.FetcherConfig{RootCAs: s.cfg.FetchRootCAs, AllowInsecure: s.cfg.AllowInsecureIssuers, Now: s.now, Log: s.log})
+	s.oauth.ClientAuth = append(oauth.SecretAuthenticators(s.oauth), &oauth.PrivateKeyJWT{S: s.oauth, Credentials: s.store, Fetcher: fetcher, Replay: s.store, Audience: s.cfg.ClientAssertionAudience,
+		Algs: strings.Split(s.cfg.ClientAssertionAlgs, ","), RequireTyp: s.cfg.ClientAssertionTyp == "required"})
+	// Workload identity federation: trusted issuers' JWTs (federated_jwt,
+	// spiffe_jwt), also as the jwt-bearer grant (RFC 7523 §2.1).
+	federated := &oauth.Federated{S: s.oauth, Issuers: s.store, Credentials: s.store, Keys: fetcher, Replay: s.store, Audience: s.cfg.ClientAssertionAudience}
+	s.oauth.ClientAuth = append(s.oauth.ClientAuth, federated.Authenticators()...)
+	s.oauth.FederatedLifetimeFull = s.cfg.FederatedTokenLifetime == "api"
 	if err := s.initQuota(); err != nil {
 		return err
 	}
-	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now, AuthMethods: s.oauth.AuthMethods()}
+	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now, AuthMethods: s.oauth.AuthMethods(), AuthSigningAlgs: s.oauth.AuthSigningAlgs()}
 	if err := s.initRevocation(ctx); err != nil {
 		return err
 	}
@@ -222,7 +231,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	s.manage = &manage.Service{
 		Store: s.store, Hasher: hasher, Keys: s.keys, SigningKeys: keyManager{s}, Verifier: s.issuer, DenyList: s.denyList,
 		DefaultAlg: s.cfg.DefaultSigningAlg, AdminTokenLifetime: s.cfg.AdminTokenLifetime, DefaultPolicy: s.quota.Defaults(),
-		Now: s.now, Rand: s.rand, Log: s.log,
+		Now: s.now, Rand: s.rand, Log: s.log, AllowInsecureIssuers: s.cfg.AllowInsecureIssuers,
 	}
 	s.admin = &admin.Handler{Manage: s.manage, Checker: s.checker, Log: s.log, RemoteAddr: s.oauth.ClientIP.String}
 	if err := s.instrument(); err != nil {

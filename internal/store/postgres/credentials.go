@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -11,23 +13,28 @@ import (
 
 // credentialColumns are the columns of credentials that scanCredential
 // reads, in its order.
-const credentialColumns = `id, client_id, type, config, created_at, expires_at, last_used_at`
+const credentialColumns = `id, client_id, type, trusted_issuer_id, config, created_at, expires_at, last_used_at`
 
 func scanCredential(row pgx.Row) (authz.Credential, error) {
 	var (
 		c                 authz.Credential
+		trustedIssuer     *string
 		config            string
 		expires, lastUsed pgtype.Timestamptz
 	)
-	if err := row.Scan(&c.ID, &c.ClientID, &c.Type, &config, &c.CreatedAt, &expires, &lastUsed); err != nil {
+	if err := row.Scan(&c.ID, &c.ClientID, &c.Type, &trustedIssuer, &config, &c.CreatedAt, &expires, &lastUsed); err != nil {
 		return authz.Credential{}, err
+	}
+	if trustedIssuer != nil {
+		c.TrustedIssuerID = *trustedIssuer
 	}
 	c.Config, c.ExpiresAt, c.LastUsedAt = []byte(config), fromNull(expires), fromNull(lastUsed)
 	return c, nil
 }
 
 // CreateCredential inserts c. Returns an error wrapping authz.ErrNotFound
-// if the application does not exist, authz.ErrConflict if c.ID is taken.
+// if the application, or the trusted issuer c.TrustedIssuerID names, does
+// not exist, authz.ErrConflict if c.ID is taken.
 // Notifies ChangeClient.
 func (s *Store) CreateCredential(ctx context.Context, c authz.Credential) error {
 	return s.manage(ctx, "create credential", false, func(t *tx) error { return t.CreateCredential(ctx, c) })
@@ -36,8 +43,8 @@ func (s *Store) CreateCredential(ctx context.Context, c authz.Credential) error 
 // CreateCredential is Store.CreateCredential within the transaction.
 func (t *tx) CreateCredential(ctx context.Context, c authz.Credential) error {
 	return t.step(ctx, "create credential", clientChange(c.ClientID), func() error {
-		_, err := t.q.Exec(ctx, `INSERT INTO credentials (`+credentialColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			c.ID, c.ClientID, c.Type, string(c.Config), c.CreatedAt, nullTime(c.ExpiresAt), nullTime(c.LastUsedAt))
+		_, err := t.q.Exec(ctx, `INSERT INTO credentials (`+credentialColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			c.ID, c.ClientID, c.Type, nullString(c.TrustedIssuerID), string(c.Config), c.CreatedAt, nullTime(c.ExpiresAt), nullTime(c.LastUsedAt))
 		return err
 	})
 }
@@ -82,4 +89,70 @@ func (t *tx) DeleteCredential(ctx context.Context, clientID, id string) error {
 	return t.step(ctx, "delete credential", clientChange(clientID), func() error {
 		return changeOne(ctx, t.q, `DELETE FROM credentials WHERE id = $1 AND client_id = $2`, id, clientID)
 	})
+}
+
+// ListFederatedCredentials returns every credential, of every application,
+// that names trusted issuer trustedIssuerID, ordered by (ClientID,
+// CreatedAt, ID), in one read of the index credentials_trusted_issuer;
+// an empty list if there are none.
+func (s *Store) ListFederatedCredentials(ctx context.Context, trustedIssuerID string) (list []authz.Credential, err error) {
+	err = s.retryLost(ctx, func() (err error) {
+		list, err = listFederatedCredentials(ctx, s.pool, trustedIssuerID)
+		return err
+	})
+	return list, err
+}
+
+// ListFederatedCredentials is Store.ListFederatedCredentials within the
+// transaction.
+func (t *tx) ListFederatedCredentials(ctx context.Context, trustedIssuerID string) ([]authz.Credential, error) {
+	if err := t.check("list federated credentials"); err != nil {
+		return nil, err
+	}
+	return listFederatedCredentials(ctx, t.q, trustedIssuerID)
+}
+
+func listFederatedCredentials(ctx context.Context, q querier, trustedIssuerID string) ([]authz.Credential, error) {
+	rows, err := q.Query(ctx, `SELECT `+credentialColumns+` FROM credentials
+		WHERE trusted_issuer_id = $1 ORDER BY client_id, created_at, id`, trustedIssuerID)
+	list, err := collect(rows, err, scanCredential)
+	if err != nil {
+		return nil, wrap("list federated credentials", err)
+	}
+	return list, nil
+}
+
+// TouchCredentials raises LastUsedAt of each credential in used to its
+// time of use if that is later, in one transaction whose updates go as one
+// batch; ids that do not exist and zero times are ignored. It notifies
+// nothing: caches need not know when a credential was last used.
+func (s *Store) TouchCredentials(ctx context.Context, used map[string]time.Time) error {
+	ids := make([]string, 0, len(used))
+	for id, t := range used {
+		if !t.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// Rows are locked in id order, so that replicas flushing overlapping
+	// batches at once queue rather than deadlock.
+	slices.Sort(ids)
+	return s.write(ctx, "touch credentials", nil, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, id := range ids {
+			b.Queue(`UPDATE credentials SET last_used_at = $1
+				WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, used[id], id)
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+}
+
+// nullString returns an optional string as stored: NULL for "".
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

@@ -10,9 +10,10 @@
 //
 // Management transactions (Manage) take a transaction-level advisory lock
 // first, and so do the Store's own write methods for APIs, applications,
-// grants, secrets and revocations, each one Manage of one method, the same
-// code: every management write of the cluster is serialized, and what a
-// management transaction reads stays true until it commits.
+// grants, secrets, credentials, trusted issuers and revocations, each one
+// Manage of one method, the same code: every management write of the
+// cluster is serialized, and what a management transaction reads stays
+// true until it commits.
 //
 // Replicas keep caches; every write that changes what a cache holds sends
 // a notification on the channel m2mauth_changes inside its transaction, so

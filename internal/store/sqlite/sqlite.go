@@ -9,8 +9,9 @@
 //
 // Management transactions (Manage) are transactions on the writer, so they
 // are serialized with every other write; the Store's own write methods for
-// APIs, applications, grants, secrets, revocations and the audit log are
-// each one Manage of one method, the same code.
+// APIs, applications, grants, secrets, credentials, trusted issuers,
+// revocations and the audit log are each one Manage of one method, the
+// same code.
 //
 // Times are stored as INTEGER microseconds since the Unix epoch and read
 // back in UTC (see authz.StoreTime); optional times store the zero

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("Grants", func(t *testing.T) { testGrants(t, open) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
 	t.Run("Credentials", func(t *testing.T) { testCredentials(t, open) })
+	t.Run("TrustedIssuers", func(t *testing.T) { testTrustedIssuers(t, open) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 	t.Run("Settings", func(t *testing.T) { testSettings(t, open) })
 	t.Run("Reseal", func(t *testing.T) { testReseal(t, open) })
