@@ -136,7 +136,7 @@ func (c Config) fetchGitHubToken(ctx context.Context, reqURL, reqToken string) (
 // assertionSource is the caching source of tokens requested with a
 // client assertion from fetch, of assertionType.
 func (c Config) assertionSource(ctx context.Context, assertionType string, fetch func(context.Context) (string, error)) oauth2.TokenSource {
-	return &cachingSource{now: c.now, fetch: func() (*oauth2.Token, error) {
+	return &cachingSource{now: c.now, fetch: c.checkTokenType(func() (*oauth2.Token, error) {
 		assertion, err := fetch(ctx)
 		if err != nil {
 			return nil, err
@@ -148,5 +148,5 @@ func (c Config) assertionSource(ctx context.Context, assertionType string, fetch
 			form.Set("client_id", c.ClientID)
 		}
 		return c.requestToken(ctx, form)
-	}}
+	})}
 }

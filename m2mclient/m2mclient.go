@@ -13,6 +13,10 @@
 //     JWT-SVID file ([Config.AssertionFile]), a GitHub Actions OIDC token
 //     ([Config.GitHubActions]), or any other ([Config.FederatedAssertion]).
 //
+// With [Config.DPoP] set, the tokens are DPoP-bound (RFC 9449) to a key the
+// client holds ([NewDPoPKey]), and a [DPoPTransport] sends them to
+// resource servers with a fresh proof per request.
+//
 // Every source caches the access token until shortly before it expires
 // (10 % of its lifetime early, at most 30 s; a token without expires_in is
 // not cached) and is safe for concurrent use.
@@ -77,6 +81,12 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now is the clock, for assertions and the cache; default time.Now.
 	Now func() time.Time
+	// DPoP, if set, binds the tokens to this key (RFC 9449 §5): each token
+	// request carries a DPoP proof, retried once with the server's nonce
+	// after a use_dpop_nonce error (§8), and a token whose token_type is
+	// not DPoP is refused. Send the tokens with a DPoPTransport of the
+	// same key.
+	DPoP *DPoPKey
 }
 
 // MaxAssertionLifetime is the longest AssertionLifetime: the server's

@@ -44,7 +44,7 @@ func (c Config) requestToken(ctx context.Context, form url.Values) (*oauth2.Toke
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	start := c.now()
-	resp, err := c.httpClient(ctx).Do(req)
+	resp, err := c.tokenClient(ctx).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("m2mclient: token request: %w", err)
 	}

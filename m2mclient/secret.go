@@ -40,8 +40,8 @@ func (c Config) clientSecret(ctx context.Context, secret string, style oauth2.Au
 		EndpointParams: params,
 		AuthStyle:      style,
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.httpClient(ctx))
-	return &cachingSource{now: c.now, fetch: func() (*oauth2.Token, error) {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.tokenClient(ctx))
+	return &cachingSource{now: c.now, fetch: c.checkTokenType(func() (*oauth2.Token, error) {
 		start := c.now()
 		// cc.Token builds a new, empty cache each time: this source's
 		// cache, on its own clock, is the only one.
@@ -62,5 +62,5 @@ func (c Config) clientSecret(ctx context.Context, secret string, style oauth2.Au
 			setExpiry(tok, secs, start)
 		}
 		return tok, nil
-	}}, nil
+	})}, nil
 }

@@ -96,6 +96,44 @@ type Config struct {
 	// so that revocation takes effect within seconds. Default nil: local
 	// validation only. See IntrospectionConfig.
 	Introspection *IntrospectionConfig
+
+	// Policy says which tokens Middleware accepts: BearerAllowed (the
+	// default) or SenderConstrained. Validator.WithPolicy derives a
+	// Validator with another policy, for routes that differ.
+	Policy Policy
+
+	// DPoP tunes the checking of DPoP proofs (RFC 9449 §4.3, §7), which is
+	// always on: a token with cnf.jkt is accepted only under the DPoP
+	// scheme with a proof by its key. See DPoPConfig.
+	DPoP DPoPConfig
+
+	// MTLS, when set, says that clients reach this API over mutual TLS
+	// (RFC 8705): the protected resource metadata then says
+	// tls_client_certificate_bound_access_tokens, and SenderConstrained
+	// routes accept certificate-bound tokens under the Bearer scheme.
+	// Certificate-bound tokens (cnf.x5t#S256) are checked against the
+	// client certificate whether or not it is set. See MTLSConfig.
+	MTLS *MTLSConfig
+
+	// ExternalURL is the scheme, host and optional path prefix clients use
+	// to reach this API when it is behind a proxy, e.g.
+	// "https://api.example.com" or "https://example.com/usage" (a proxy
+	// that strips "/usage" before forwarding). The htu a DPoP proof must
+	// match is ExternalURL followed by the request's path. Default: the
+	// URL the request reached this server at (https if it came over TLS,
+	// the Host header, the path). Forwarded and X-Forwarded-* headers are
+	// never read: anyone can send them. Set it in production: without it
+	// the Host header, which the client chooses, is part of htu, and a
+	// proof made for another host name of this API is accepted.
+	ExternalURL string
+
+	// ResourceMetadataURL is the URL of this API's protected resource
+	// metadata (RFC 9728 §3), sent in every 401 challenge as
+	// resource_metadata (§5.1) so that clients such as MCP's find the
+	// authorization server. MetadataURL computes the well-known URL for a
+	// resource identifier; MetadataHandler serves the document. Default
+	// "": no resource_metadata attribute.
+	ResourceMetadataURL string
 }
 
 // settings is a Config with its defaults applied and its values checked.
@@ -108,6 +146,12 @@ type settings struct {
 	minInterval time.Duration
 	log         *slog.Logger
 	now         func() time.Time
+
+	policy      Policy
+	dpop        dpopSettings
+	mtls        *mtlsSettings // nil without Config.MTLS
+	externalURL string        // without a trailing slash; "" for none
+	metadataURL string
 }
 
 // check validates c and fills in defaults.
@@ -167,7 +211,49 @@ func (c Config) check() (settings, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+
+	switch c.Policy {
+	case BearerAllowed, SenderConstrained:
+		s.policy = c.Policy
+	default:
+		return s, fmt.Errorf("rs: Config.Policy %d is neither BearerAllowed nor SenderConstrained", c.Policy)
+	}
+	if s.dpop, err = c.DPoP.check(s.now); err != nil {
+		return s, err
+	}
+	if c.MTLS != nil {
+		if s.mtls, err = c.MTLS.check(); err != nil {
+			return s, err
+		}
+	}
+	if c.ExternalURL != "" {
+		if err := checkExternalURL(c.ExternalURL); err != nil {
+			return s, err
+		}
+		s.externalURL = strings.TrimSuffix(c.ExternalURL, "/")
+	}
+	if c.ResourceMetadataURL != "" {
+		if u, err := url.Parse(c.ResourceMetadataURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return s, fmt.Errorf("rs: Config.ResourceMetadataURL %q is not an absolute http(s) URL", c.ResourceMetadataURL)
+		}
+		s.metadataURL = c.ResourceMetadataURL
+	}
 	return s, nil
+}
+
+// checkExternalURL accepts an absolute http(s) URL without user
+// information, query or fragment.
+func checkExternalURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("rs: Config.ExternalURL: %w", err)
+	case u.Host == "" || u.User != nil || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Errorf("rs: Config.ExternalURL %q is not an absolute http(s) URL with a host", raw)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("rs: Config.ExternalURL %q has a query or fragment", raw)
+	}
+	return nil
 }
 
 // parseIssuer checks an issuer identifier against RFC 8414 §2: an https URL

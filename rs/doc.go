@@ -39,8 +39,29 @@
 // introspected (RFC 7662), with the answer cached for a few seconds, and
 // refused if the issuer cannot be asked (fail closed).
 //
-// Requests without a valid token are refused as RFC 6750 §3 describes: a
-// WWW-Authenticate: Bearer challenge and a JSON body
+// Sender-constrained tokens are checked too. A DPoP-bound token (cnf.jkt,
+// RFC 9449) is accepted only as "Authorization: DPoP <token>" with a DPoP
+// proof by its key for this request (htm, htu, ath, a recent iat, a jti not
+// seen before, and with Config.DPoP.Nonces a server nonce); a
+// certificate-bound token (cnf.x5t#S256, RFC 8705 §3) only over a
+// connection with its client certificate, from the TLS handshake or, with
+// Config.MTLS, from a header set by a trusted proxy. Config.Policy
+// SenderConstrained, or Validator.WithPolicy per route, refuses bearer
+// tokens altogether:
+//
+//	strict := v.WithPolicy(rs.SenderConstrained)
+//	mux.Handle("GET /meters/export", strict.Middleware(export))
+//
+// The API publishes RFC 9728 protected resource metadata with
+// MetadataHandler, and Config.ResourceMetadataURL puts its URL in every
+// 401 challenge (resource_metadata, §5.1):
+//
+//	path, _ := rs.MetadataPath("https://api.example.com/")
+//	mux.Handle("GET "+path, rs.MetadataHandler(v.Metadata()))
+//
+// Requests without a valid token are refused as RFC 6750 §3 and RFC 9449
+// §7.1 describe: WWW-Authenticate challenges (Bearer, when a token can be
+// accepted under it, and DPoP with its algs) and a JSON body
 // {"error": "...", "error_description": "..."}. Error messages and logs never
 // contain the token.
 package rs

@@ -245,14 +245,15 @@ func (in *introspector) ask(ctx context.Context, token, jti string) (bool, error
 	return *out.Active, nil
 }
 
-// writeUnavailable answers a request whose token could not be introspected:
-// 503 with Retry-After, and a JSON body like the other refusals. It carries
-// no WWW-Authenticate challenge: the client's token is not known to be bad.
-func writeUnavailable(w http.ResponseWriter) {
+// writeUnavailable answers a request whose token could not be checked (not
+// introspected, or its DPoP proof's jti not recorded): 503 with
+// Retry-After, and a JSON body like the other refusals. It carries no
+// WWW-Authenticate challenge: the client's token is not known to be bad.
+func writeUnavailable(w http.ResponseWriter, description string) {
 	body, _ := json.Marshal(struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
-	}{"temporarily_unavailable", "the token could not be checked with the authorization server; try again"})
+	}{"temporarily_unavailable", description})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Retry-After", "5")

@@ -90,6 +90,10 @@ type Claims struct {
 	IssuedAt  time.Time // "iat", UTC
 	ExpiresAt time.Time // "exp", UTC
 
+	// Confirmation is the "cnf" claim (RFC 7800): the key or certificate
+	// a sender-constrained token is bound to. Zero for a bearer token.
+	Confirmation Confirmation
+
 	// payload is the verified JSON payload, read by Claim on demand so
 	// that tokens without custom claims cost nothing more.
 	payload []byte
@@ -122,6 +126,19 @@ func (c *Claims) Claim(name string, v any) (bool, error) {
 	return true, nil
 }
 
+// Confirmation is a token's "cnf" claim, as far as m2mauth binds tokens.
+// A token with either member is sender-constrained: Middleware accepts it
+// only from the holder of that key or certificate. Validate alone does not
+// check it.
+type Confirmation struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP key the token is
+	// bound to, base64url (RFC 9449 §6.1).
+	JKT string `json:"jkt,omitempty"`
+	// X5TS256 ("x5t#S256") is the base64url SHA-256 of the DER client
+	// certificate the token is bound to (RFC 8705 §3.1).
+	X5TS256 string `json:"x5t#S256,omitempty"`
+}
+
 // HasScope reports whether the token was granted scope s.
 func (c *Claims) HasScope(s string) bool {
 	return slices.Contains(c.Scopes, s)
@@ -139,6 +156,12 @@ type Validator struct {
 	keys     *keyCache
 	// introspection is nil unless Config.Introspection is set.
 	introspection *introspector
+
+	policy      Policy
+	dpop        dpopSettings
+	mtls        *mtlsSettings
+	externalURL string
+	metadataURL string
 }
 
 // New checks cfg, discovers the issuer's jwks_uri and fetches the JWKS. It
@@ -192,8 +215,35 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 		keys:     keys,
 
 		introspection: intro,
+
+		policy:      s.policy,
+		dpop:        s.dpop,
+		mtls:        s.mtls,
+		externalURL: s.externalURL,
+		metadataURL: s.metadataURL,
 	}, nil
 }
+
+// WithPolicy returns a Validator like v but whose Middleware applies policy
+// p, for routes whose policy differs from the API's. It shares v's keys,
+// introspection cache and DPoP replay store, so a proof used on one route
+// cannot be replayed on another.
+//
+//	strict := v.WithPolicy(rs.SenderConstrained)
+//	mux.Handle("POST /meters", strict.Middleware(createMeter))
+//
+// It panics if p is neither BearerAllowed nor SenderConstrained.
+func (v *Validator) WithPolicy(p Policy) *Validator {
+	if p != BearerAllowed && p != SenderConstrained {
+		panic(fmt.Sprintf("rs: WithPolicy: unknown policy %d", int(p)))
+	}
+	w := *v
+	w.policy = p
+	return &w
+}
+
+// Policy returns the policy v's Middleware applies.
+func (v *Validator) Policy() Policy { return v.policy }
 
 // Validate verifies an access token as RFC 9068 §4 prescribes and returns
 // its claims. The checks, in order: JWS compact form with an "alg" from
@@ -214,6 +264,12 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 //
 // In introspection mode (Config.Introspection) a token that passes these
 // checks is then introspected; see IntrospectionConfig.
+//
+// A "cnf" claim must be an object of jkt and x5t#S256 strings (another
+// confirmation method is ErrSenderConstraint). Validate checks the token
+// alone: a token with Claims.Confirmation set is sender-constrained, and
+// only Middleware, which sees the request, checks its proof or
+// certificate.
 //
 // Every error matches ErrInvalidToken and one reason (ErrMalformed,
 // ErrAlgorithm, ..., ErrInactive) with errors.Is, except
@@ -312,6 +368,7 @@ type claimsSet struct {
 	ID        string           `json:"jti"`
 	ClientID  string           `json:"client_id"`
 	Scope     string           `json:"scope"`
+	Cnf       json.RawMessage  `json:"cnf"`
 }
 
 // checkClaims decodes a verified payload and checks its claims.
@@ -353,6 +410,11 @@ func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
 		return nil, &tokenError{reason: ErrNotYetValid, detail: "iat is in the future"}
 	}
 
+	cnf, err := parseConfirmation(c.Cnf)
+	if err != nil {
+		return nil, err
+	}
+
 	var scopes []string
 	for s := range strings.SplitSeq(c.Scope, " ") {
 		if s != "" {
@@ -368,6 +430,41 @@ func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
 		Scopes:    scopes,
 		IssuedAt:  c.IssuedAt.Time().UTC(),
 		ExpiresAt: c.Expiry.Time().UTC(),
-		payload:   payload,
+
+		Confirmation: cnf,
+		payload:      payload,
 	}, nil
+}
+
+// parseConfirmation reads a "cnf" claim (RFC 7800 §3.1): an object whose
+// members jkt (RFC 9449 §6.1) and x5t#S256 (RFC 8705 §3.1), if present,
+// are non-empty strings. Any other confirmation method (jwk, jwe, kid, ...)
+// is refused: a binding this package cannot check must not be dropped.
+func parseConfirmation(raw json.RawMessage) (Confirmation, error) {
+	var cnf Confirmation
+	if len(raw) == 0 {
+		return cnf, nil
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return cnf, &tokenError{reason: ErrMalformed, detail: "cnf is not a JSON object"}
+	}
+	for name, value := range members {
+		var dst *string
+		switch name {
+		case "jkt":
+			dst = &cnf.JKT
+		case "x5t#S256":
+			dst = &cnf.X5TS256
+		default:
+			return Confirmation{}, &tokenError{reason: ErrSenderConstraint, detail: "cnf holds an unsupported confirmation method"}
+		}
+		if err := json.Unmarshal(value, dst); err != nil || *dst == "" {
+			return Confirmation{}, &tokenError{reason: ErrMalformed, detail: "cnf." + name + " is not a non-empty string"}
+		}
+	}
+	if len(members) == 0 {
+		return cnf, &tokenError{reason: ErrMalformed, detail: "cnf is empty"}
+	}
+	return cnf, nil
 }

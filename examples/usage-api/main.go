@@ -36,9 +36,10 @@ func main() {
 
 // config is the command line, after environment defaults.
 type config struct {
-	addr     string
-	issuer   string
-	audience string
+	addr        string
+	issuer      string
+	audience    string
+	externalURL string
 }
 
 // parseConfig reads flags, taking each default from its environment
@@ -56,6 +57,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	fs.StringVar(&c.addr, "addr", envOr("USAGE_API_ADDR", "127.0.0.1:9090"), "listen address `host:port` (USAGE_API_ADDR)")
 	fs.StringVar(&c.issuer, "issuer", envOr("USAGE_API_ISSUER", "http://127.0.0.1:8080"), "m2mauth issuer `URL` (USAGE_API_ISSUER)")
 	fs.StringVar(&c.audience, "audience", envOr("USAGE_API_AUDIENCE", "http://127.0.0.1:9090"), "this API's identifier in m2mauth (USAGE_API_AUDIENCE)")
+	fs.StringVar(&c.externalURL, "external-url", envOr("USAGE_API_EXTERNAL_URL", ""), "behind a proxy, the `URL` clients reach this API at, for DPoP proofs' htu (USAGE_API_EXTERNAL_URL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -75,8 +77,17 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 
+	// 401 challenges point clients at the RFC 9728 metadata, when the
+	// audience is a URL it can be derived from.
+	metadataURL, _ := rs.MetadataURL(cfg.audience)
 	// New fails if m2mauth is not up yet: start it first.
-	v, err := rs.New(ctx, rs.Config{Issuer: cfg.issuer, Audience: cfg.audience, Logger: log})
+	v, err := rs.New(ctx, rs.Config{
+		Issuer:              cfg.issuer,
+		Audience:            cfg.audience,
+		Logger:              log,
+		ExternalURL:         cfg.externalURL,
+		ResourceMetadataURL: metadataURL,
+	})
 	if err != nil {
 		return err
 	}

@@ -65,15 +65,32 @@ func newServer(v *rs.Validator) http.Handler {
 // routes maps each endpoint to its handler behind the token check and the
 // scope it needs. Unknown paths get 404 and wrong methods 405 without a
 // token check.
+//
+// Most routes take any valid token: a bearer token, a DPoP-bound token with
+// its proof, or a certificate-bound one over mTLS. GET /meters/export hands
+// out every reading at once, so it takes sender-constrained tokens only: a
+// leaked token is useless there without its key.
 func (s *server) routes() http.Handler {
-	protect := func(scope string, h http.HandlerFunc) http.Handler {
-		return s.validator.Middleware(rs.RequireScope(scope)(h))
+	strict := s.validator.WithPolicy(rs.SenderConstrained)
+	protect := func(v *rs.Validator, scope string, h http.HandlerFunc) http.Handler {
+		return v.Middleware(rs.RequireScope(scope)(h))
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /meter-types", protect(scopeCreateMeterTypes, s.createMeterType))
-	mux.Handle("GET /meter-types", protect(scopeReadMeterTypes, s.listMeterTypes))
-	mux.Handle("POST /meters", protect(scopeCreateMeters, s.createMeter))
-	mux.Handle("GET /meters", protect(scopeReadMeters, s.listMeters))
+	mux.Handle("POST /meter-types", protect(s.validator, scopeCreateMeterTypes, s.createMeterType))
+	mux.Handle("GET /meter-types", protect(s.validator, scopeReadMeterTypes, s.listMeterTypes))
+	mux.Handle("POST /meters", protect(s.validator, scopeCreateMeters, s.createMeter))
+	mux.Handle("GET /meters", protect(s.validator, scopeReadMeters, s.listMeters))
+	mux.Handle("GET /meters/export", protect(strict, scopeReadMeters, s.listMeters))
+
+	// RFC 9728 protected resource metadata, unauthenticated: where clients
+	// (MCP's among them) learn the authorization server and the token
+	// types this API takes. Its path follows from the audience (§3.1).
+	meta := s.validator.Metadata()
+	meta.ResourceName = "Usage API"
+	meta.ScopesSupported = []string{scopeCreateMeterTypes, scopeReadMeterTypes, scopeCreateMeters, scopeReadMeters}
+	if path, err := rs.MetadataPath(meta.Resource); err == nil {
+		mux.Handle("GET "+path, rs.MetadataHandler(meta))
+	}
 	return mux
 }
 

@@ -99,7 +99,11 @@ func (iss *testIssuer) tokenFor(t *testing.T, audience, scope string, extra ...m
 func newTestAPI(t *testing.T) (*testIssuer, *httptest.Server) {
 	t.Helper()
 	iss := newTestIssuer(t)
-	v, err := rs.New(context.Background(), rs.Config{Issuer: iss.url, Audience: testAudience})
+	metadataURL, err := rs.MetadataURL(testAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := rs.New(context.Background(), rs.Config{Issuer: iss.url, Audience: testAudience, ResourceMetadataURL: metadataURL})
 	if err != nil {
 		t.Fatal(err)
 	}
