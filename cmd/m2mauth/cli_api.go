@@ -32,10 +32,21 @@ func newAPICreateCmd(opts *clientOptions) *cobra.Command {
 	var req admin.CreateAPIRequest
 	var scopes []string
 	cmd := &cobra.Command{
-		Use:   "create --identifier ID [--name NAME] [--scope value[=description]]... [--token-lifetime SECONDS] [--signing-alg ALG]",
+		Use: "create --identifier ID [--name NAME] [--scope value[=description]]... [--token-lifetime SECONDS] [--signing-alg ALG]" +
+			" [--dpop optional|required] [--dpop-nonce] [--mtls-bound optional|required] [--profile none|fapi2]",
 		Short: "Register an API",
+		Long: `Register an API.
+
+--dpop required refuses token requests without a DPoP proof (RFC 9449),
+--dpop-nonce makes those proofs carry a server nonce (RFC 9449 §8), and
+--mtls-bound required refuses token requests made without a client
+certificate (RFC 8705). --profile fapi2 applies the FAPI 2.0 Security
+Profile to client credentials; its tokens are signed with PS256, ES256 or
+EdDSA.`,
 		Example: `  m2mauth api create --identifier https://usage.example.com --name "Usage API" \
-    --scope read:usage="Read usage records" --scope write:usage`,
+    --scope read:usage="Read usage records" --scope write:usage
+  m2mauth api create --identifier https://payments.example.com --signing-alg PS256 \
+    --profile fapi2 --dpop required --dpop-nonce`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -55,6 +66,10 @@ func newAPICreateCmd(opts *clientOptions) *cobra.Command {
 	f.StringArrayVar(&scopes, "scope", nil, "a scope the API defines, as `value[=description]`; repeat for each")
 	f.Int64Var(&req.TokenLifetime, "token-lifetime", 0, "access-token lifetime in `seconds` (default 3600)")
 	f.StringVar(&req.SigningAlg, "signing-alg", "", "token signing algorithm: "+strings.Join(authz.SigningAlgs, ", ")+" (default: the server's)")
+	f.StringVar(&req.DPoP, "dpop", "", "DPoP policy: optional or required (default optional)")
+	f.BoolVar(&req.DPoPNonce, "dpop-nonce", false, "require a server nonce in DPoP proofs")
+	f.StringVar(&req.MTLSBound, "mtls-bound", "", "certificate-bound token policy: optional or required (default optional)")
+	f.StringVar(&req.Profile, "profile", "", "security profile: none or fapi2 (default none)")
 	_ = cmd.MarkFlagRequired("identifier")
 	return cmd
 }
@@ -149,18 +164,22 @@ func newAPIGetCmd(opts *clientOptions) *cobra.Command {
 }
 
 func newAPIUpdateCmd(opts *clientOptions) *cobra.Command {
-	var name, alg string
+	var name, alg, dpop, mtlsBound, profile string
 	var scopes []string
 	var lifetime int64
+	var dpopNonce bool
 	cmd := &cobra.Command{
-		Use:   "update ID_OR_IDENTIFIER [--name NAME] [--scope value[=description]]... [--token-lifetime SECONDS] [--signing-alg ALG]",
+		Use: "update ID_OR_IDENTIFIER [--name NAME] [--scope value[=description]]... [--token-lifetime SECONDS] [--signing-alg ALG]" +
+			" [--dpop optional|required] [--dpop-nonce[=false]] [--mtls-bound optional|required] [--profile none|fapi2]",
 		Short: "Change an API",
 		Long: `Change an API. Only the flags given change.
 
 --scope replaces every scope of the API; scopes it no longer lists are
-removed from every grant for it. --scope "" removes them all.`,
-		Example: `  m2mauth api update https://usage.example.com --scope read:usage --scope export:usage`,
-		Args:    cobra.ExactArgs(1),
+removed from every grant for it. --scope "" removes them all.
+--dpop-nonce=false stops requiring DPoP nonces.`,
+		Example: `  m2mauth api update https://usage.example.com --scope read:usage --scope export:usage
+  m2mauth api update https://usage.example.com --dpop required --mtls-bound optional`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var req admin.UpdateAPIRequest
 			f := cmd.Flags()
@@ -180,8 +199,20 @@ removed from every grant for it. --scope "" removes them all.`,
 			if f.Changed("signing-alg") {
 				req.SigningAlg = &alg
 			}
+			if f.Changed("dpop") {
+				req.DPoP = &dpop
+			}
+			if f.Changed("dpop-nonce") {
+				req.DPoPNonce = &dpopNonce
+			}
+			if f.Changed("mtls-bound") {
+				req.MTLSBound = &mtlsBound
+			}
+			if f.Changed("profile") {
+				req.Profile = &profile
+			}
 			if req == (admin.UpdateAPIRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --scope, --token-lifetime or --signing-alg")
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-lifetime, --signing-alg, --dpop, --dpop-nonce, --mtls-bound or --profile")
 			}
 			c, err := opts.mgmt(cmd.Context())
 			if err != nil {
@@ -203,6 +234,10 @@ removed from every grant for it. --scope "" removes them all.`,
 	f.StringArrayVar(&scopes, "scope", nil, "a scope, as `value[=description]`; repeat for each: the list replaces all the API's scopes")
 	f.Int64Var(&lifetime, "token-lifetime", 0, "access-token lifetime in `seconds`")
 	f.StringVar(&alg, "signing-alg", "", "token signing algorithm: "+strings.Join(authz.SigningAlgs, ", "))
+	f.StringVar(&dpop, "dpop", "", "DPoP policy: optional or required")
+	f.BoolVar(&dpopNonce, "dpop-nonce", false, "require a server nonce in DPoP proofs (--dpop-nonce=false: stop)")
+	f.StringVar(&mtlsBound, "mtls-bound", "", "certificate-bound token policy: optional or required")
+	f.StringVar(&profile, "profile", "", "security profile: none or fapi2")
 	return cmd
 }
 

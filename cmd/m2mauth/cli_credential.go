@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
@@ -22,14 +25,17 @@ func credentialsPath(clientID string) string { return appPath(clientID) + "/cred
 func newAppCredentialCmd(opts *clientOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "credential",
-		Short: "Add, list and remove an application's secretless credentials (private_key_jwt keys, federated identities)",
+		Short: "Add, list and remove an application's secretless credentials (private_key_jwt keys, federated identities, client certificates)",
 		Long: `Add, list and remove an application's secretless credentials: the public
 keys that verify its private_key_jwt client assertions (RFC 7523), given
 inline as a JWKS file (--jwks) or as an https URL the server fetches them
 from (--jwks-uri); or a federated credential, which lets the JWTs a
 trusted issuer gives a workload (a Kubernetes service-account token, a
 GitHub Actions OIDC token, a SPIFFE JWT-SVID) authenticate the
-application (--type federated; see m2mauth trusted-issuer). An
+application (--type federated; see m2mauth trusted-issuer); or a client
+certificate for mutual TLS (RFC 8705): one issued by a CA the server
+trusts, matched by its subject DN or a SAN (tls_client_auth), or one
+registered itself (self_signed_tls_client_auth). An
 application may hold several at once, so keys rotate with overlap: add
 the new one, deploy it, remove the old one.`,
 	}
@@ -39,10 +45,11 @@ the new one, deploy it, remove the old one.`,
 
 func newAppCredentialAddCmd(opts *clientOptions) *cobra.Command {
 	var typ, jwksFile, jwksURI, expiresIn, trustedIssuer, subject, audience string
+	var certFile, subjectDN, sanDNS, sanURI, sanIP, sanEmail string
 	var claims []string
 	cmd := &cobra.Command{
-		Use:   "add CLIENT_ID (--jwks FILE | --jwks-uri URL | --type federated --trusted-issuer ID --subject S) [--expires-in DURATION]",
-		Short: "Add public keys (a JWKS file or an https JWKS URL) or a federated identity to an application",
+		Use:   "add CLIENT_ID (--jwks FILE | --jwks-uri URL | --type federated --trusted-issuer ID --subject S | --subject-dn DN | --san-dns|--san-uri|--san-ip|--san-email V | --cert FILE) [--expires-in DURATION]",
+		Short: "Add public keys (a JWKS file or an https JWKS URL), a federated identity or a client certificate to an application",
 		Long: `Add a secretless credential to an application.
 
 --jwks FILE reads a JWKS ({"keys": [...]}) of public keys only: RSA of at
@@ -58,20 +65,40 @@ must be --audience (default: this server's issuer identifier), and each
 the values given (--claim environment=staging --claim environment=prod).
 Dots reach into nested claims (kubernetes.io.namespace=billing).
 
---type is jwks, jwks_uri or federated; without it the other flags tell.
+tls_client_auth (RFC 8705 §2.1) accepts a client certificate that chains
+to a CA of the server's --tls-client-ca-file and whose subject is
+--subject-dn (an RFC 4514 string: "CN=billing,O=Example,C=DE"), or that
+holds the SAN --san-dns, --san-uri, --san-ip or --san-email: exactly one.
+A --san-uri that is a SPIFFE ID also accepts the X.509-SVIDs its trust
+domain's spiffe trusted issuer (inline bundle) vouches for.
+
+self_signed_tls_client_auth (RFC 8705 §2.2) accepts the certificates of
+--cert FILE (PEM; each becomes a JWK with x5c), or of a --jwks FILE whose
+keys carry x5c or x5t#S256.
+
+--type is jwks, jwks_uri, federated, tls_client_auth or
+self_signed_tls_client_auth; without it the other flags tell.
 DURATION is a Go duration such as 720h, or a number of seconds; without
 --expires-in the credential never expires.`,
 		Example: `  m2mauth app credential add 3kq4... --jwks-uri https://keys.example.com/billing/jwks.json
   m2mauth app credential add 3kq4... --type federated --trusted-issuer tis_5f2c... \
-      --subject repo:acme/billing:environment:prod --claim repository_owner=acme`,
+      --subject repo:acme/billing:environment:prod --claim repository_owner=acme
+  m2mauth app credential add 3kq4... --subject-dn 'CN=billing,O=Example,C=DE'
+  m2mauth app credential add 3kq4... --san-uri spiffe://example.org/ns/billing/sa/worker
+  m2mauth app credential add 3kq4... --cert billing.crt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var req admin.CreateCredentialRequest
 			federated := trustedIssuer != "" || subject != "" || cmd.Flags().Changed("audience") || len(claims) > 0
+			tlsMatch := subjectDN != "" || sanDNS != "" || sanURI != "" || sanIP != "" || sanEmail != ""
 			if typ == "" {
 				switch {
 				case federated:
 					typ = "federated"
+				case tlsMatch:
+					typ = authz.CredentialTLSClientAuth
+				case certFile != "":
+					typ = authz.CredentialSelfSignedTLSClientAuth
 				case jwksURI != "":
 					typ = "jwks_uri"
 				case jwksFile != "":
@@ -81,7 +108,36 @@ DURATION is a Go duration such as 720h, or a number of seconds; without
 			if typ != "federated" && federated {
 				return fmt.Errorf("--trusted-issuer, --subject, --audience and --claim are for --type federated")
 			}
+			if typ != authz.CredentialTLSClientAuth && tlsMatch {
+				return fmt.Errorf("--subject-dn, --san-dns, --san-uri, --san-ip and --san-email are for --type %s", authz.CredentialTLSClientAuth)
+			}
+			if typ != authz.CredentialSelfSignedTLSClientAuth && certFile != "" {
+				return fmt.Errorf("--cert is for --type %s", authz.CredentialSelfSignedTLSClientAuth)
+			}
 			switch {
+			case typ == authz.CredentialTLSClientAuth:
+				if jwksFile != "" || jwksURI != "" {
+					return fmt.Errorf("--type %s takes one of --subject-dn, --san-dns, --san-uri, --san-ip and --san-email, not --jwks or --jwks-uri", typ)
+				}
+				req.Type, req.SubjectDN, req.SANDNS, req.SANURI, req.SANIP, req.SANEmail = typ, subjectDN, sanDNS, sanURI, sanIP, sanEmail
+			case typ == authz.CredentialSelfSignedTLSClientAuth:
+				switch {
+				case jwksURI != "":
+					return fmt.Errorf("--type %s takes --cert FILE or --jwks FILE, not --jwks-uri", typ)
+				case (certFile == "") == (jwksFile == ""):
+					return fmt.Errorf("--type %s takes one of --cert FILE and --jwks FILE", typ)
+				}
+				var b []byte
+				var err error
+				if certFile != "" {
+					b, err = certificateJWKS(cmd.InOrStdin(), certFile)
+				} else {
+					b, err = readJWKSFile(cmd.InOrStdin(), jwksFile)
+				}
+				if err != nil {
+					return err
+				}
+				req.Type, req.JWKS = typ, b
 			case typ == "federated":
 				if jwksFile != "" || jwksURI != "" {
 					return fmt.Errorf("--type federated takes --trusted-issuer and --subject, not --jwks or --jwks-uri")
@@ -95,7 +151,7 @@ DURATION is a Go duration such as 720h, or a number of seconds; without
 				}
 				req.Type, req.TrustedIssuer, req.Subject, req.Audience, req.Claims = typ, trustedIssuer, subject, audience, cond
 			case typ != "jwks" && typ != "jwks_uri" && typ != "":
-				return fmt.Errorf("--type %q must be jwks, jwks_uri or federated", typ)
+				return fmt.Errorf("--type %q must be jwks, jwks_uri, federated, %s or %s", typ, authz.CredentialTLSClientAuth, authz.CredentialSelfSignedTLSClientAuth)
 			case (jwksFile == "") == (jwksURI == ""):
 				return fmt.Errorf("give one of --jwks, --jwks-uri and --type federated")
 			case jwksURI != "":
@@ -107,18 +163,9 @@ DURATION is a Go duration such as 720h, or a number of seconds; without
 				if typ == "jwks_uri" {
 					return fmt.Errorf("--type jwks_uri takes --jwks-uri URL, not --jwks")
 				}
-				var b []byte
-				var err error
-				if jwksFile == "-" {
-					b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
-				} else {
-					b, err = os.ReadFile(jwksFile)
-				}
+				b, err := readJWKSFile(cmd.InOrStdin(), jwksFile)
 				if err != nil {
-					return fmt.Errorf("--jwks: %w", err)
-				}
-				if !json.Valid(b) {
-					return fmt.Errorf("--jwks %s: not JSON", jwksFile)
+					return err
 				}
 				req.Type, req.JWKS = "jwks", b
 			}
@@ -152,6 +199,9 @@ DURATION is a Go duration such as 720h, or a number of seconds; without
 						row(tw, "Claims", claimConditionsText(c.Claims))
 					}
 				}
+				if c.Type == authz.CredentialTLSClientAuth {
+					row(tw, "Certificate", certificateMatchText(c))
+				}
 				row(tw, "Expires", optTime(c.ExpiresAt, "never"))
 				return tw.Flush()
 			})
@@ -165,6 +215,12 @@ DURATION is a Go duration such as 720h, or a number of seconds; without
 	f.StringVar(&subject, "subject", "", "federated: the sub `pattern` its JWTs must match (* matches any run of characters but \":\")")
 	f.StringVar(&audience, "audience", "", "federated: the aud its JWTs must have (default: this server's issuer identifier)")
 	f.StringArrayVar(&claims, "claim", nil, "federated: a claim its JWTs must have, as `name=value`; repeat a name for a one-of list")
+	f.StringVar(&subjectDN, "subject-dn", "", "tls_client_auth: the client certificate's subject, an RFC 4514 `DN`")
+	f.StringVar(&sanDNS, "san-dns", "", "tls_client_auth: a dNSName SAN the client certificate holds (`name`)")
+	f.StringVar(&sanURI, "san-uri", "", "tls_client_auth: a URI SAN the client certificate holds (`URI`, such as a SPIFFE ID)")
+	f.StringVar(&sanIP, "san-ip", "", "tls_client_auth: an iPAddress SAN the client certificate holds (`address`)")
+	f.StringVar(&sanEmail, "san-email", "", "tls_client_auth: an rfc822Name SAN the client certificate holds (`address`)")
+	f.StringVar(&certFile, "cert", "", "self_signed_tls_client_auth: the PEM client certificate `file` to register (- for standard input)")
 	f.StringVar(&expiresIn, "expires-in", "", "the credential expires after this `duration` (default: never)")
 	return cmd
 }
@@ -193,6 +249,8 @@ func newAppCredentialListCmd(opts *clientOptions) *cobra.Command {
 					switch {
 					case c.Type == "federated":
 						keys = c.Subject + " (" + c.TrustedIssuer + ")"
+					case c.Type == authz.CredentialTLSClientAuth:
+						keys = certificateMatchText(c)
 					case c.JWKSURI == "":
 						var set struct {
 							Keys []json.RawMessage `json:"keys"`
@@ -232,6 +290,74 @@ func newAppCredentialRemoveCmd(opts *clientOptions) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// readJWKSFile reads a JWKS file, "-" for in.
+func readJWKSFile(in io.Reader, file string) ([]byte, error) {
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(io.LimitReader(in, 1<<20))
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--jwks: %w", err)
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("--jwks %s: not JSON", file)
+	}
+	return b, nil
+}
+
+// certificateJWKS reads the PEM certificates of file ("-" for in) into a
+// JWKS of one key per certificate, with x5c (RFC 8705 §2.2).
+func certificateJWKS(in io.Reader, file string) ([]byte, error) {
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(io.LimitReader(in, 1<<20))
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--cert: %w", err)
+	}
+	var keys []jose.JSONWebKey
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("--cert %s: %w", file, err)
+		}
+		keys = append(keys, jose.JSONWebKey{Key: cert.PublicKey, Certificates: []*x509.Certificate{cert}})
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("--cert %s: no PEM CERTIFICATE", file)
+	}
+	return json.Marshal(jose.JSONWebKeySet{Keys: keys})
+}
+
+// certificateMatchText shows what a tls_client_auth credential matches.
+func certificateMatchText(c admin.CredentialResource) string {
+	switch {
+	case c.SubjectDN != "":
+		return "subject " + c.SubjectDN
+	case c.SANDNS != "":
+		return "DNS " + c.SANDNS
+	case c.SANURI != "":
+		return "URI " + c.SANURI
+	case c.SANIP != "":
+		return "IP " + c.SANIP
+	}
+	return "email " + c.SANEmail
 }
 
 // parseClaimConditions reads --claim name=value flags: a name given once

@@ -2,6 +2,11 @@ package main
 
 import (
 	"bufio"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +30,14 @@ type tokenResponse struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope,omitempty"`
+	// Confirmation is the cnf claim of a DPoP-bound token (--dpop-key),
+	// read from the token: not a member of the server's response.
+	Confirmation *tokenConfirmation `json:"cnf,omitempty"`
+}
+
+// tokenConfirmation is a DPoP-bound token's cnf claim (RFC 9449 §6.1).
+type tokenConfirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // assertionTypes are the values of --assertion-type.
@@ -34,7 +47,7 @@ var assertionTypes = map[string]string{
 }
 
 func newTokenCmd(opts *clientOptions) *cobra.Command {
-	var clientID, secret, audience, privateKey, keyID, assertionFile, assertionType string
+	var clientID, secret, audience, privateKey, keyID, assertionFile, assertionType, dpopKeyFile string
 	var scopes []string
 	cmd := &cobra.Command{
 		Use:   "token [--client-id ID (--client-secret SECRET | --private-key FILE) | --assertion-file FILE] [--audience AUDIENCE] [--scope S]...",
@@ -60,10 +73,23 @@ Without --client-id or --assertion-file it uses the administrator's
 credentials file and asks for a management API token.
 
 Without --audience the server picks the one API the application is granted
-(that defines every --scope).`,
+(that defines every --scope).
+
+--dpop-key binds the token to a key (DPoP, RFC 9449): each token request
+carries a proof signed by the key in the PEM file (PKCS#8, or SEC 1 EC, or
+PKCS#1 RSA; EC P-256 or P-384, Ed25519 or RSA of 2048 bits or more), retried
+once with the server's nonce if it asks for one, and the token must come back
+with token_type DPoP. Create a key once with
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out dpop.pem
+The token is then useless without the key: every API request must carry it as
+"Authorization: DPoP <token>" with a fresh proof by the same key for that
+request's method and URL (RFC 9449 §7), which no static command line can
+hold. The command prints the token on standard output and its token_type and
+cnf.jkt on standard error; in Go, m2mclient.DPoPTransport sends the proofs.`,
 		Example: `  TOKEN=$(m2mauth token --client-id 3kq4... --client-secret - --audience https://usage.example.com < secret.txt)
   TOKEN=$(m2mauth token --client-id 3kq4... --private-key key.pem --audience https://usage.example.com)
-  TOKEN=$(m2mauth token --assertion-file /var/run/secrets/tokens/m2mauth --audience https://usage.example.com)`,
+  TOKEN=$(m2mauth token --assertion-file /var/run/secrets/tokens/m2mauth --audience https://usage.example.com)
+  TOKEN=$(m2mauth token --client-id 3kq4... --private-key key.pem --dpop-key dpop.pem --audience https://usage.example.com)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Read here, not as the flags' defaults: --help shows defaults.
@@ -135,6 +161,11 @@ Without --audience the server picks the one API the application is granted
 				Audience: audience,
 				Scopes:   splitScopes(scopes),
 			}
+			if dpopKeyFile != "" {
+				if cfg.DPoP, err = loadDPoPKey(dpopKeyFile); err != nil {
+					return err
+				}
+			}
 			ctx := cmd.Context()
 			var ts oauth2.TokenSource
 			switch {
@@ -164,13 +195,21 @@ Without --audience the server picks the one API the application is granted
 				}
 				return err
 			}
+			var cnf *tokenConfirmation
+			if cfg.DPoP != nil {
+				if cnf, err = dpopConfirmation(tok.AccessToken, cfg.DPoP); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "token_type %s, cnf.jkt %s: send the token as \"Authorization: DPoP <token>\" with a fresh DPoP proof by the key in %s for each request (m2mclient.DPoPTransport in Go)\n",
+					tok.TokenType, cnf.JKT, dpopKeyFile)
+			}
 			if !opts.wantJSON() {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), tok.AccessToken)
 				return err
 			}
 			scope, _ := tok.Extra("scope").(string)
 			return printJSON(cmd.OutOrStdout(), tokenResponse{
-				AccessToken: tok.AccessToken, TokenType: tok.TokenType, ExpiresIn: tok.ExpiresIn, Scope: scope,
+				AccessToken: tok.AccessToken, TokenType: tok.TokenType, ExpiresIn: tok.ExpiresIn, Scope: scope, Confirmation: cnf,
 			})
 		},
 	}
@@ -182,6 +221,7 @@ Without --audience the server picks the one API the application is granted
 	f.StringVar(&assertionFile, "assertion-file", "", "`file` holding the client assertion (Kubernetes service-account token, SPIFFE JWT-SVID), read when the command runs")
 	f.StringVar(&assertionType, "assertion-type", "jwt-bearer", "type of the --assertion-file assertion: jwt-bearer or jwt-spiffe")
 	f.StringVar(&audience, "audience", "", "identifier of the API the token is for")
+	f.StringVar(&dpopKeyFile, "dpop-key", "", "PEM private key `file` to bind the token to with DPoP (RFC 9449); create it with openssl genpkey")
 	f.StringArrayVar(&scopes, "scope", nil, "a `scope` to ask for; repeat for each (default: every granted scope)")
 	cmd.AddCommand(newTokenRevokeCmd(opts))
 	return cmd
@@ -198,4 +238,64 @@ func readSecret(r io.Reader) (string, error) {
 		return "", errors.New("no client secret on standard input")
 	}
 	return s, nil
+}
+
+// loadDPoPKey reads the PEM private key of --dpop-key: PKCS#8 "PRIVATE
+// KEY", SEC 1 "EC PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY". A missing file
+// is an error: a DPoP key is the token's other half, and one made up on
+// the spot would be lost with the process.
+func loadDPoPKey(path string) (*m2mclient.DPoPKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--dpop-key: %w (create a key with: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s)", err, path)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("--dpop-key: %s holds no PEM block", path)
+	}
+	var key any
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("--dpop-key: %s holds a %q PEM block, not a private key", path, block.Type)
+	}
+	if err != nil {
+		// The parser's error names no key material.
+		return nil, fmt.Errorf("--dpop-key: parsing %s: %w", path, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("--dpop-key: unsupported key type %T in %s", key, path)
+	}
+	k, err := m2mclient.NewDPoPKey(signer, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--dpop-key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// dpopConfirmation reads the cnf claim of a DPoP-bound access token,
+// without verifying the token (its API does that), and checks that it
+// names key: a token bound to another key would be refused by every API.
+func dpopConfirmation(accessToken string, key *m2mclient.DPoPKey) (*tokenConfirmation, error) {
+	parts := strings.Split(accessToken, ".")
+	var claims struct {
+		Cnf tokenConfirmation `json:"cnf"`
+	}
+	if len(parts) != 3 {
+		return nil, errors.New("the DPoP-bound token is not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || json.Unmarshal(payload, &claims) != nil {
+		return nil, errors.New("the DPoP-bound token's claims do not parse")
+	}
+	if claims.Cnf.JKT != key.Thumbprint() {
+		return nil, fmt.Errorf("the token's cnf.jkt %q is not the thumbprint of the --dpop-key (%s)", claims.Cnf.JKT, key.Thumbprint())
+	}
+	return &claims.Cnf, nil
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,7 +11,8 @@ import (
 )
 
 // APIResource is an API as the management API shows it. token_lifetime is
-// in seconds.
+// in seconds. dpop and mtls_bound are "optional" or "required", profile
+// "none" or "fapi2": always the effective value, never left out.
 type APIResource struct {
 	ID            string        `json:"id"`
 	Identifier    string        `json:"identifier"`
@@ -18,6 +20,10 @@ type APIResource struct {
 	Scopes        []authz.Scope `json:"scopes"`
 	TokenLifetime int64         `json:"token_lifetime"`
 	SigningAlg    string        `json:"signing_alg"`
+	DPoP          string        `json:"dpop"`
+	DPoPNonce     bool          `json:"dpop_nonce"`
+	MTLSBound     string        `json:"mtls_bound"`
+	Profile       string        `json:"profile"`
 	System        bool          `json:"system"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
@@ -31,6 +37,8 @@ func apiResource(a authz.API) APIResource {
 	return APIResource{
 		ID: a.ID, Identifier: a.Identifier, Name: a.Name, Scopes: sc,
 		TokenLifetime: int64(a.TokenLifetime / time.Second), SigningAlg: a.SigningAlg,
+		DPoP: cmp.Or(a.DPoP, authz.PolicyOptional), DPoPNonce: a.DPoPNonce,
+		MTLSBound: cmp.Or(a.MTLSBound, authz.PolicyOptional), Profile: cmp.Or(a.Profile, authz.ProfileNone),
 		System: a.System, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
@@ -49,6 +57,10 @@ type CreateAPIRequest struct {
 	Scopes        []authz.Scope `json:"scopes"`
 	TokenLifetime int64         `json:"token_lifetime"` // seconds; 0: 3600
 	SigningAlg    string        `json:"signing_alg"`    // "": the server default
+	DPoP          string        `json:"dpop"`           // "optional" or "required"; "": optional
+	DPoPNonce     bool          `json:"dpop_nonce"`     // DPoP proofs need a server nonce (RFC 9449 §8)
+	MTLSBound     string        `json:"mtls_bound"`     // "optional" or "required"; "": optional
+	Profile       string        `json:"profile"`        // "none" or "fapi2"; "": none
 }
 
 // UpdateAPIRequest is the body of PATCH /admin/v1/apis/{id}: present
@@ -60,6 +72,10 @@ type UpdateAPIRequest struct {
 	Scopes        *[]authz.Scope `json:"scopes"`
 	TokenLifetime *int64         `json:"token_lifetime"`
 	SigningAlg    *string        `json:"signing_alg"`
+	DPoP          *string        `json:"dpop"`
+	DPoPNonce     *bool          `json:"dpop_nonce"`
+	MTLSBound     *string        `json:"mtls_bound"`
+	Profile       *string        `json:"profile"`
 }
 
 // CreateAPI serves POST /admin/v1/apis: 201 with the API.
@@ -70,6 +86,7 @@ func (h *Handler) CreateAPI(w http.ResponseWriter, r *http.Request, actor *Actor
 	}
 	a, err := h.Manage.CreateAPI(r.Context(), *actor, manage.NewAPI{
 		Identifier: req.Identifier, Name: req.Name, Scopes: req.Scopes, TokenLifetime: req.TokenLifetime, SigningAlg: req.SigningAlg,
+		DPoP: req.DPoP, DPoPNonce: req.DPoPNonce, MTLSBound: req.MTLSBound, Profile: req.Profile,
 	})
 	if err != nil {
 		return err
@@ -129,6 +146,7 @@ func (h *Handler) UpdateAPI(w http.ResponseWriter, r *http.Request, actor *Actor
 	}
 	a, err := h.Manage.UpdateAPI(r.Context(), *actor, r.PathValue("id"), manage.APIChange{
 		Identifier: req.Identifier, Name: req.Name, Scopes: req.Scopes, TokenLifetime: req.TokenLifetime, SigningAlg: req.SigningAlg,
+		DPoP: req.DPoP, DPoPNonce: req.DPoPNonce, MTLSBound: req.MTLSBound, Profile: req.Profile,
 	})
 	if err != nil {
 		return err

@@ -13,7 +13,11 @@ import (
 // /admin/v1/applications/{client_id}/credentials: {"type": "jwks", "jwks":
 // {"keys": [...]}}, {"type": "jwks_uri", "jwks_uri": "https://..."} or
 // {"type": "federated", "trusted_issuer": "tis_...", "subject": "...",
-// "audience": "...", "claims": {"name": "value" | ["v1", "v2"]}}.
+// "audience": "...", "claims": {"name": "value" | ["v1", "v2"]}},
+// {"type": "tls_client_auth", "subject_dn" | "san_dns" | "san_uri" |
+// "san_ip" | "san_email": "..."} (exactly one; RFC 8705 §2.1) or {"type":
+// "self_signed_tls_client_auth", "jwks": {"keys": [...]}} whose keys carry
+// x5c or x5t#S256 (RFC 8705 §2.2).
 type CreateCredentialRequest struct {
 	Type string `json:"type"`
 	// JWKS holds public keys only (RSA of at least 2048 bits, EC P-256,
@@ -33,6 +37,18 @@ type CreateCredentialRequest struct {
 	// objects) → the value it must have, or a list of values it must be
 	// one of.
 	Claims map[string]authz.ClaimCondition `json:"claims,omitempty"`
+	// SubjectDN is the subject a tls_client_auth client certificate must
+	// have, as an RFC 4514 string (compared RDN by RDN, attribute values
+	// without regard to case or extra spaces).
+	SubjectDN string `json:"subject_dn,omitempty"`
+	// SANDNS, SANURI, SANIP and SANEmail are a subjectAltName entry of
+	// that type the tls_client_auth client certificate must hold, exactly
+	// (a DNS name without regard to case). A san_uri that is a SPIFFE ID
+	// also accepts X.509-SVIDs of its trust domain's spiffe trusted issuer.
+	SANDNS   string `json:"san_dns,omitempty"`
+	SANURI   string `json:"san_uri,omitempty"`
+	SANIP    string `json:"san_ip,omitempty"`
+	SANEmail string `json:"san_email,omitempty"`
 	// ExpiresIn sets when the credential expires, in seconds; absent:
 	// never.
 	ExpiresIn *int64 `json:"expires_in"`
@@ -40,12 +56,14 @@ type CreateCredentialRequest struct {
 
 func (c CreateCredentialRequest) input() manage.NewCredential {
 	return manage.NewCredential{Type: c.Type, JWKS: c.JWKS, JWKSURI: c.JWKSURI, TrustedIssuer: c.TrustedIssuer,
-		Subject: c.Subject, Audience: c.Audience, Claims: c.Claims, ExpiresIn: c.ExpiresIn}
+		Subject: c.Subject, Audience: c.Audience, Claims: c.Claims, ExpiresIn: c.ExpiresIn,
+		SubjectDN: c.SubjectDN, SANDNS: c.SANDNS, SANURI: c.SANURI, SANIP: c.SANIP, SANEmail: c.SANEmail}
 }
 
 // CredentialResource is a credential as the management API shows it.
 // The federated fields are those of a federated credential; audience is
-// absent when it is this server's issuer identifier.
+// absent when it is this server's issuer identifier. subject_dn and the
+// san_ fields are those of a tls_client_auth credential (one of them).
 type CredentialResource struct {
 	ID            string                          `json:"id"`
 	Type          string                          `json:"type"`
@@ -55,6 +73,11 @@ type CredentialResource struct {
 	Subject       string                          `json:"subject,omitempty"`
 	Audience      string                          `json:"audience,omitempty"`
 	Claims        map[string]authz.ClaimCondition `json:"claims,omitempty"`
+	SubjectDN     string                          `json:"subject_dn,omitempty"`
+	SANDNS        string                          `json:"san_dns,omitempty"`
+	SANURI        string                          `json:"san_uri,omitempty"`
+	SANIP         string                          `json:"san_ip,omitempty"`
+	SANEmail      string                          `json:"san_email,omitempty"`
 	CreatedAt     time.Time                       `json:"created_at"`
 	ExpiresAt     *time.Time                      `json:"expires_at"`
 	LastUsedAt    *time.Time                      `json:"last_used_at"`
@@ -71,6 +94,13 @@ func credentialResource(c authz.Credential) CredentialResource {
 		}
 		if out.TrustedIssuer == "" {
 			out.TrustedIssuer = c.TrustedIssuerID
+		}
+		return out
+	}
+	if c.Type == authz.CredentialTLSClientAuth {
+		var cfg authz.TLSClientAuthConfig
+		if json.Unmarshal(c.Config, &cfg) == nil {
+			out.SubjectDN, out.SANDNS, out.SANURI, out.SANIP, out.SANEmail = cfg.SubjectDN, cfg.SANDNS, cfg.SANURI, cfg.SANIP, cfg.SANEmail
 		}
 		return out
 	}

@@ -131,9 +131,36 @@ type API struct {
 	TokenLifetime time.Duration // whole seconds
 	SigningAlg    string        // one of SigningAlgs
 	System        bool          // m2mauth's own management API: never deleted
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// DPoP is PolicyOptional (a DPoP proof, when sent, binds the token)
+	// or PolicyRequired (a token request without a proof is refused):
+	// RFC 9449. "" reads as PolicyOptional.
+	DPoP string
+	// DPoPNonce requires a server-provided nonce in the DPoP proofs of
+	// token requests for the API (RFC 9449 §8).
+	DPoPNonce bool
+	// MTLSBound is PolicyOptional (a token requested over mutual TLS is
+	// bound to the client certificate) or PolicyRequired (a token request
+	// without a client certificate is refused): RFC 8705 §3. "" reads as
+	// PolicyOptional.
+	MTLSBound string
+	// Profile is ProfileNone or ProfileFAPI2 (FAPI 2.0 Security Profile,
+	// client credentials: docs/fapi2.md). "" reads as ProfileNone.
+	Profile   string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
+
+// Sender-constraint policies of an API (API.DPoP, API.MTLSBound).
+const (
+	PolicyOptional = "optional"
+	PolicyRequired = "required"
+)
+
+// Security profiles of an API (API.Profile).
+const (
+	ProfileNone  = "none"
+	ProfileFAPI2 = "fapi2"
+)
 
 // HasScope reports whether the API defines scope value s.
 func (a *API) HasScope(s string) bool {
@@ -215,6 +242,10 @@ type APIPatch struct {
 	Scopes        *[]Scope // scopes no longer defined leave every grant for the API
 	TokenLifetime *time.Duration
 	SigningAlg    *string
+	DPoP          *string
+	DPoPNonce     *bool
+	MTLSBound     *string
+	Profile       *string
 	// UpdatedAt is the time of the change; required.
 	UpdatedAt time.Time
 }
@@ -248,7 +279,26 @@ const (
 	// workload (a Kubernetes service-account token, a GitHub Actions OIDC
 	// token, a SPIFFE JWT-SVID): FederatedCredentialConfig.
 	CredentialFederated = "federated"
+	// CredentialTLSClientAuth matches the client certificate of a mutual
+	// TLS connection, chaining to a configured CA (or a SPIFFE trust
+	// domain's bundle), by its subject DN or one SAN (RFC 8705 §2.1):
+	// TLSClientAuthConfig.
+	CredentialTLSClientAuth = "tls_client_auth"
+	// CredentialSelfSignedTLSClientAuth matches a client certificate
+	// registered in a JWKS, by x5c or x5t#S256 (RFC 8705 §2.2):
+	// KeyCredentialConfig with JWKS.
+	CredentialSelfSignedTLSClientAuth = "self_signed_tls_client_auth"
 )
+
+// TLSClientAuthConfig is the Config of a tls_client_auth credential:
+// exactly one field is set (RFC 8705 §2.1.2).
+type TLSClientAuthConfig struct {
+	SubjectDN string `json:"subject_dn,omitempty"` // RFC 4514
+	SANDNS    string `json:"san_dns,omitempty"`
+	SANURI    string `json:"san_uri,omitempty"`
+	SANIP     string `json:"san_ip,omitempty"` // canonical text form
+	SANEmail  string `json:"san_email,omitempty"`
+}
 
 // Credential is a secretless credential of an application, of one of the
 // Credential types. Config is the type's configuration as a JSON object:

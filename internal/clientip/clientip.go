@@ -66,6 +66,18 @@ func (r *Resolver) trusts(a netip.Addr) bool {
 	return false
 }
 
+// TrustsPeer reports whether the connection's peer of req is a trusted
+// proxy: the one trust decision for every header a proxy sets (Forwarded,
+// X-Forwarded-For, a forwarded client certificate). False for a nil or
+// empty Resolver.
+func (r *Resolver) TrustsPeer(req *http.Request) bool {
+	if r == nil || len(r.trusted) == 0 {
+		return false
+	}
+	peer := peerAddr(req.RemoteAddr)
+	return peer.IsValid() && r.trusts(peer)
+}
+
 // Addr returns the client's address for req. It starts at the
 // connection's peer and, while the address in hand is a trusted proxy,
 // steps to the address that proxy put last in Forwarded (RFC 7239 §4, the

@@ -1,6 +1,7 @@
 package manage
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"strings"
@@ -117,6 +118,56 @@ func (s *Service) ensureAlg(ctx context.Context, alg string) error {
 	return storeErr(s.Keys.Ensure(ctx, alg), "signing key")
 }
 
+// validPolicy checks a sender-constraint policy (dpop, mtls_bound).
+func validPolicy(field, v string) error {
+	if v != authz.PolicyOptional && v != authz.PolicyRequired {
+		return invalid("%s must be %s or %s", field, authz.PolicyOptional, authz.PolicyRequired)
+	}
+	return nil
+}
+
+// validProfile checks a security profile.
+func validProfile(v string) error {
+	if v != authz.ProfileNone && v != authz.ProfileFAPI2 {
+		return invalid("profile must be %s or %s", authz.ProfileNone, authz.ProfileFAPI2)
+	}
+	return nil
+}
+
+// fapi2Alg reports whether tokens signed with alg meet the FAPI 2.0
+// Security Profile (§5.4.1: PS256, ES256 or EdDSA; RS256 is not allowed).
+func fapi2Alg(alg string) bool {
+	return alg == authz.PS256 || alg == authz.ES256 || alg == authz.EdDSA
+}
+
+// errFAPI2Alg is the refusal of a signing algorithm on a fapi2 API.
+func errFAPI2Alg(alg string) error {
+	return invalid("an API with profile %s signs its tokens with PS256, ES256 or EdDSA (FAPI 2.0 Security Profile §5.4.1), not %s", authz.ProfileFAPI2, alg)
+}
+
+// fapi2After checks the signing algorithm of a as ch leaves it if a then
+// has profile fapi2 (Invalid if it is not one the profile allows).
+func fapi2After(a authz.API, ch APIChange) error {
+	profile, alg := a.Profile, a.SigningAlg
+	if ch.Profile != nil {
+		profile = *ch.Profile
+	}
+	if ch.SigningAlg != nil {
+		alg = *ch.SigningAlg
+	}
+	if profile == authz.ProfileFAPI2 && authz.ValidSigningAlg(alg) && !fapi2Alg(alg) {
+		return errFAPI2Alg(alg)
+	}
+	return nil
+}
+
+// senderDetails are the audit details of a's sender-constraint policies
+// and profile.
+func senderDetails(d map[string]any, a authz.API) map[string]any {
+	d["dpop"], d["dpop_nonce"], d["mtls_bound"], d["profile"] = a.DPoP, a.DPoPNonce, a.MTLSBound, a.Profile
+	return d
+}
+
 // NewAPI is what CreateAPI registers.
 type NewAPI struct {
 	Identifier    string
@@ -124,10 +175,15 @@ type NewAPI struct {
 	Scopes        []authz.Scope
 	TokenLifetime int64  // seconds; 0: 3600
 	SigningAlg    string // "": the server default
+	DPoP          string // authz.PolicyOptional or PolicyRequired; "": optional
+	DPoPNonce     bool   // require server nonces in DPoP proofs (RFC 9449 §8)
+	MTLSBound     string // authz.PolicyOptional or PolicyRequired; "": optional
+	Profile       string // authz.ProfileNone or ProfileFAPI2; "": none
 }
 
-// CreateAPI registers an API (a resource server). Needs create:apis.
-// Errors: Invalid, Conflict (the identifier is taken), Forbidden.
+// CreateAPI registers an API (a resource server). An API with profile
+// fapi2 signs with PS256, ES256 or EdDSA. Needs create:apis. Errors:
+// Invalid, Conflict (the identifier is taken), Forbidden.
 func (s *Service) CreateAPI(ctx context.Context, actor Actor, in NewAPI) (authz.API, error) {
 	if err := actor.require(authz.ScopeCreateAPIs); err != nil {
 		return authz.API{}, err
@@ -150,8 +206,26 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in NewAPI) (authz.
 	if err := validLifetime(in.TokenLifetime); err != nil {
 		return authz.API{}, err
 	}
+	in.DPoP = cmp.Or(in.DPoP, authz.PolicyOptional)
+	if err := validPolicy("dpop", in.DPoP); err != nil {
+		return authz.API{}, err
+	}
+	in.MTLSBound = cmp.Or(in.MTLSBound, authz.PolicyOptional)
+	if err := validPolicy("mtls_bound", in.MTLSBound); err != nil {
+		return authz.API{}, err
+	}
+	in.Profile = cmp.Or(in.Profile, authz.ProfileNone)
+	if err := validProfile(in.Profile); err != nil {
+		return authz.API{}, err
+	}
 	if in.SigningAlg == "" {
 		in.SigningAlg = s.DefaultAlg
+	}
+	if !authz.ValidSigningAlg(in.SigningAlg) {
+		return authz.API{}, invalid("signing_alg must be one of %s", strings.Join(authz.SigningAlgs, ", "))
+	}
+	if in.Profile == authz.ProfileFAPI2 && !fapi2Alg(in.SigningAlg) {
+		return authz.API{}, errFAPI2Alg(in.SigningAlg)
 	}
 	if err := s.ensureAlg(ctx, in.SigningAlg); err != nil {
 		return authz.API{}, err
@@ -164,6 +238,7 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in NewAPI) (authz.
 	a := authz.API{
 		ID: id, Identifier: in.Identifier, Name: in.Name, Scopes: in.Scopes,
 		TokenLifetime: time.Duration(in.TokenLifetime) * time.Second, SigningAlg: in.SigningAlg,
+		DPoP: in.DPoP, DPoPNonce: in.DPoPNonce, MTLSBound: in.MTLSBound, Profile: in.Profile,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if a.Scopes == nil {
@@ -176,7 +251,9 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in NewAPI) (authz.
 			}
 			return err
 		}
-		return t.audit(ctx, actor, "api.create", a.ID, map[string]any{"identifier": a.Identifier, "scopes": a.ScopeValues(), "signing_alg": a.SigningAlg})
+		return t.audit(ctx, actor, "api.create", a.ID, senderDetails(map[string]any{
+			"identifier": a.Identifier, "scopes": a.ScopeValues(), "signing_alg": a.SigningAlg,
+		}, a))
 	})
 	return a, err
 }
@@ -207,19 +284,40 @@ type APIChange struct {
 	Scopes        *[]authz.Scope
 	TokenLifetime *int64
 	SigningAlg    *string
+	DPoP          *string // authz.PolicyOptional or PolicyRequired
+	DPoPNonce     *bool
+	MTLSBound     *string // authz.PolicyOptional or PolicyRequired
+	Profile       *string // authz.ProfileNone or ProfileFAPI2
 }
 
 // UpdateAPI changes the fields of the API with id that ch names, and no
 // other, and returns the API as it is now. Scopes removed from the API
-// leave every grant for it. The management API is m2mauth's own and never
-// changes through here (Forbidden, for every actor): its token lifetime is
-// set by operator configuration. Needs update:apis. Errors: Invalid,
-// Forbidden, NotFound.
+// leave every grant for it. An API with profile fapi2 (as it is after the
+// change) signs with PS256, ES256 or EdDSA. The management API is
+// m2mauth's own and never changes through here (Forbidden, for every
+// actor): its token lifetime is set by operator configuration. Needs
+// update:apis. Errors: Invalid, Forbidden, NotFound.
 func (s *Service) UpdateAPI(ctx context.Context, actor Actor, id string, ch APIChange) (authz.API, error) {
 	if err := actor.require(authz.ScopeUpdateAPIs); err != nil {
 		return authz.API{}, err
 	}
-	p := authz.APIPatch{Name: ch.Name, Scopes: ch.Scopes, SigningAlg: ch.SigningAlg}
+	p := authz.APIPatch{Name: ch.Name, Scopes: ch.Scopes, SigningAlg: ch.SigningAlg,
+		DPoP: ch.DPoP, DPoPNonce: ch.DPoPNonce, MTLSBound: ch.MTLSBound, Profile: ch.Profile}
+	if ch.DPoP != nil {
+		if err := validPolicy("dpop", *ch.DPoP); err != nil {
+			return authz.API{}, err
+		}
+	}
+	if ch.MTLSBound != nil {
+		if err := validPolicy("mtls_bound", *ch.MTLSBound); err != nil {
+			return authz.API{}, err
+		}
+	}
+	if ch.Profile != nil {
+		if err := validProfile(*ch.Profile); err != nil {
+			return authz.API{}, err
+		}
+	}
 	if ch.Name != nil {
 		if err := validText("name", *ch.Name, maxNameLen, true); err != nil {
 			return authz.API{}, err
@@ -244,6 +342,11 @@ func (s *Service) UpdateAPI(ctx context.Context, actor Actor, id string, ch APIC
 		if a, err := s.Store.GetAPI(ctx, id); err != nil {
 			return authz.API{}, storeErr(err, "API")
 		} else if !a.System {
+			// Checked again in the transaction; here it saves making a
+			// key for an algorithm the profile refuses.
+			if err := fapi2After(a, ch); err != nil {
+				return authz.API{}, err
+			}
 			if err := s.ensureAlg(ctx, *ch.SigningAlg); err != nil {
 				return authz.API{}, err
 			}
@@ -266,16 +369,41 @@ func (s *Service) UpdateAPI(ctx context.Context, actor Actor, id string, ch APIC
 		if ch.SigningAlg != nil && !authz.ValidSigningAlg(*ch.SigningAlg) {
 			return invalid("signing_alg must be one of %s", strings.Join(authz.SigningAlgs, ", "))
 		}
+		// a is read in this transaction: a concurrent change of the
+		// profile or the algorithm cannot slip between check and write.
+		if err := fapi2After(a, ch); err != nil {
+			return err
+		}
 		p.UpdatedAt = s.now()
 		if out, err = t.UpdateAPI(ctx, id, p); err != nil {
 			return err
 		}
-		return t.audit(ctx, actor, "api.update", id, map[string]any{
+		return t.audit(ctx, actor, "api.update", id, senderDetails(map[string]any{
 			"identifier": out.Identifier, "scopes": out.ScopeValues(),
 			"token_lifetime": int64(out.TokenLifetime / time.Second), "signing_alg": out.SigningAlg,
-		})
+			"changed": changedFields(ch),
+		}, out))
 	})
 	return out, err
+}
+
+// changedFields lists the JSON names of the fields ch names, in a fixed
+// order: what an api.update audit event says changed.
+func changedFields(ch APIChange) []string {
+	out := []string{}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"name", ch.Name != nil}, {"scopes", ch.Scopes != nil}, {"token_lifetime", ch.TokenLifetime != nil},
+		{"signing_alg", ch.SigningAlg != nil}, {"dpop", ch.DPoP != nil}, {"dpop_nonce", ch.DPoPNonce != nil},
+		{"mtls_bound", ch.MTLSBound != nil}, {"profile", ch.Profile != nil},
+	} {
+		if f.set {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 // DeleteAPI removes the API with id and every grant for it. The management

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/clientcert"
 	"github.com/m2mauth/m2mauth/internal/jwks"
 )
 
@@ -30,13 +33,25 @@ const (
 var CredentialAlgs = []string{"PS256", "ES256", "EdDSA", "RS256"}
 
 // NewCredential is what CreateCredential adds: Type is
-// authz.CredentialJWKS with JWKS, authz.CredentialJWKSURI with JWKSURI, or
+// authz.CredentialJWKS with JWKS, authz.CredentialJWKSURI with JWKSURI,
 // authz.CredentialFederated with TrustedIssuer, Subject and optionally
-// Audience and Claims (authz.FederatedCredentialConfig).
+// Audience and Claims (authz.FederatedCredentialConfig),
+// authz.CredentialTLSClientAuth with exactly one of SubjectDN, SANDNS,
+// SANURI, SANIP and SANEmail (authz.TLSClientAuthConfig), or
+// authz.CredentialSelfSignedTLSClientAuth with JWKS, each of whose keys
+// carries x5c or x5t#S256 (RFC 8705 §2.2).
 type NewCredential struct {
 	Type    string
 	JWKS    json.RawMessage // {"keys": [...]}, public keys only
 	JWKSURI string          // https
+	// SubjectDN (RFC 4514) or one SAN of a tls_client_auth credential:
+	// what the client certificate's subject or a subjectAltName entry of
+	// that type must be (RFC 8705 §2.1.2).
+	SubjectDN string
+	SANDNS    string
+	SANURI    string
+	SANIP     string
+	SANEmail  string
 	// TrustedIssuer is the id of the trusted issuer of a federated
 	// credential.
 	TrustedIssuer string
@@ -81,10 +96,13 @@ func (in NewCredential) check(allowInsecure bool) ([]byte, error) {
 	if in.Type != authz.CredentialFederated && federated {
 		return nil, invalid("trusted_issuer, subject, audience and claims are for type %q", authz.CredentialFederated)
 	}
+	if in.Type != authz.CredentialTLSClientAuth && in.tlsClientAuth() {
+		return nil, invalid("subject_dn, san_dns, san_uri, san_ip and san_email are for type %q", authz.CredentialTLSClientAuth)
+	}
 	switch in.Type {
-	case authz.CredentialJWKS:
+	case authz.CredentialJWKS, authz.CredentialSelfSignedTLSClientAuth:
 		if in.JWKSURI != "" {
-			return nil, invalid("a jwks credential takes jwks, not jwks_uri")
+			return nil, invalid("a %s credential takes jwks, not jwks_uri", in.Type)
 		}
 		if len(in.JWKS) == 0 {
 			return nil, invalid("jwks is required")
@@ -100,11 +118,20 @@ func (in NewCredential) check(allowInsecure bool) ([]byte, error) {
 			return nil, invalid("jwks holds more than %d keys", maxCredentialKeys)
 		}
 		for i, k := range set.Keys {
+			if in.Type == authz.CredentialSelfSignedTLSClientAuth {
+				// RFC 8705 §2.2: the certificate is what is matched; the
+				// key alone is not enough.
+				if len(k.Certificates) == 0 && len(k.CertificateThumbprintSHA256) == 0 {
+					return nil, invalid("jwks key %d: a %s key carries its certificate in x5c or its SHA-256 in x5t#S256", i, in.Type)
+				}
+				continue
+			}
 			if !fitsCredentialAlg(k) {
 				return nil, invalid("jwks key %d: its alg or type fits none of %v", i, CredentialAlgs)
 			}
 		}
-		// Stored as parsed and written back: public members only.
+		// Stored as parsed and written back: public members only (with
+		// x5c and x5t#S256).
 		raw, err := json.Marshal(struct {
 			Keys any `json:"keys"`
 		}{set.Keys})
@@ -112,6 +139,15 @@ func (in NewCredential) check(allowInsecure bool) ([]byte, error) {
 			return nil, err
 		}
 		return json.Marshal(authz.KeyCredentialConfig{JWKS: raw})
+	case authz.CredentialTLSClientAuth:
+		if len(in.JWKS) != 0 || in.JWKSURI != "" {
+			return nil, invalid("a %s credential takes one of subject_dn, san_dns, san_uri, san_ip and san_email, not jwks or jwks_uri", in.Type)
+		}
+		cfg, err := in.tlsClientAuthConfig()
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(cfg)
 	case authz.CredentialJWKSURI:
 		if len(in.JWKS) != 0 {
 			return nil, invalid("a jwks_uri credential takes jwks_uri, not jwks")
@@ -129,7 +165,98 @@ func (in NewCredential) check(allowInsecure bool) ([]byte, error) {
 	case authz.CredentialFederated:
 		return nil, in.checkFederated()
 	}
-	return nil, invalid("type must be %q, %q or %q", authz.CredentialJWKS, authz.CredentialJWKSURI, authz.CredentialFederated)
+	return nil, invalid("type must be %q, %q, %q, %q or %q", authz.CredentialJWKS, authz.CredentialJWKSURI, authz.CredentialFederated,
+		authz.CredentialTLSClientAuth, authz.CredentialSelfSignedTLSClientAuth)
+}
+
+// Limits of a tls_client_auth credential's fields, in bytes.
+const (
+	maxSANDNSLen   = 253
+	maxSANURILen   = 2048
+	maxSANEmailLen = 320
+)
+
+func (in NewCredential) tlsClientAuth() bool {
+	return in.SubjectDN != "" || in.SANDNS != "" || in.SANURI != "" || in.SANIP != "" || in.SANEmail != ""
+}
+
+// tlsClientAuthConfig checks the one field of a tls_client_auth credential
+// (RFC 8705 §2.1.2) and returns its Config: the subject DN as given
+// (compared as parsed RDNs at authentication), a DNS name in lower case,
+// an IP address in its canonical form.
+func (in NewCredential) tlsClientAuthConfig() (authz.TLSClientAuthConfig, error) {
+	set := 0
+	for _, v := range []string{in.SubjectDN, in.SANDNS, in.SANURI, in.SANIP, in.SANEmail} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return authz.TLSClientAuthConfig{}, invalid("a %s credential takes exactly one of subject_dn, san_dns, san_uri, san_ip and san_email", authz.CredentialTLSClientAuth)
+	}
+	var cfg authz.TLSClientAuthConfig
+	switch {
+	case in.SubjectDN != "":
+		if _, err := clientcert.ParseDN(in.SubjectDN); err != nil {
+			return cfg, invalid("subject_dn is not an RFC 4514 distinguished name: %v", err)
+		}
+		cfg.SubjectDN = strings.TrimSpace(in.SubjectDN)
+	case in.SANDNS != "":
+		if !validSANDNS(in.SANDNS) {
+			return cfg, invalid("san_dns must be a DNS name of at most %d bytes (letters, digits, \"-\", dots; \"*.\" may lead)", maxSANDNSLen)
+		}
+		cfg.SANDNS = strings.ToLower(in.SANDNS)
+	case in.SANURI != "":
+		u, err := url.Parse(in.SANURI)
+		if err != nil || !u.IsAbs() || len(in.SANURI) > maxSANURILen || !utf8.ValidString(in.SANURI) || strings.ContainsAny(in.SANURI, " \t\r\n") {
+			return cfg, invalid("san_uri must be an absolute URI of at most %d bytes", maxSANURILen)
+		}
+		if strings.HasPrefix(in.SANURI, "spiffe://") {
+			td, path, _ := strings.Cut(strings.TrimPrefix(in.SANURI, "spiffe://"), "/")
+			if validTrustDomain(td) != nil || path == "" || u.RawQuery != "" || u.Fragment != "" {
+				return cfg, invalid("san_uri %q starts with spiffe:// but is not a SPIFFE ID of a workload (spiffe://trust-domain/path)", in.SANURI)
+			}
+		}
+		cfg.SANURI = in.SANURI
+	case in.SANIP != "":
+		a, err := netip.ParseAddr(in.SANIP)
+		if err != nil || a.Zone() != "" {
+			return cfg, invalid("san_ip must be an IPv4 or IPv6 address")
+		}
+		cfg.SANIP = a.Unmap().String()
+	default:
+		local, domain, ok := strings.Cut(in.SANEmail, "@")
+		if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || len(in.SANEmail) > maxSANEmailLen ||
+			!utf8.ValidString(in.SANEmail) || strings.ContainsAny(in.SANEmail, " \t\r\n<>") {
+			return cfg, invalid("san_email must be an email address (local@domain) of at most %d bytes", maxSANEmailLen)
+		}
+		cfg.SANEmail = in.SANEmail
+	}
+	return cfg, nil
+}
+
+// validSANDNS checks a dNSName as certificates carry it (RFC 5280
+// §4.2.1.6): LDH labels, optionally a leading "*." wildcard label.
+func validSANDNS(s string) bool {
+	if len(s) > maxSANDNSLen {
+		return false
+	}
+	s = strings.TrimPrefix(s, "*.")
+	if s == "" {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkFederated checks the fields of a federated credential that do not
@@ -296,6 +423,16 @@ func (s *Service) insertCredential(ctx context.Context, t *txn, actor Actor, cli
 	switch in.Type {
 	case authz.CredentialJWKSURI:
 		details["jwks_uri"] = in.JWKSURI
+	case authz.CredentialTLSClientAuth:
+		var cfg authz.TLSClientAuthConfig
+		if err := json.Unmarshal(config, &cfg); err != nil {
+			return authz.Credential{}, err
+		}
+		for k, v := range map[string]string{"subject_dn": cfg.SubjectDN, "san_dns": cfg.SANDNS, "san_uri": cfg.SANURI, "san_ip": cfg.SANIP, "san_email": cfg.SANEmail} {
+			if v != "" {
+				details[k] = v
+			}
+		}
 	case authz.CredentialFederated:
 		ti, err := t.GetTrustedIssuer(ctx, in.TrustedIssuer)
 		if err != nil {

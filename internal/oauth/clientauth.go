@@ -48,6 +48,9 @@ type authenticated struct {
 	// issuer and subject, for a trusted issuer's JWT, are its iss (or
 	// SPIFFE trust domain) and sub, for the audit log (FederatedAuthenticated).
 	issuer, subject string
+	// alg is the JWS algorithm of a private_key_jwt assertion, for the
+	// FAPI 2.0 profile's allow-list; "" for other methods.
+	alg string
 }
 
 // authFailure is a ClientAuthenticator's refusal; its text is the reason

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/m2mauth/m2mauth/dpop"
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/token"
 )
@@ -37,6 +38,12 @@ type Metadata struct {
 	// RFC 9068 access tokens are signed with these (not an RFC 8414 field;
 	// resource servers may use it to build their algorithm allow-list).
 	AccessTokenSigningAlgs []string `json:"access_token_signing_alg_values_supported"`
+	// DPoPSigningAlgs are the algorithms of the DPoP proofs the token
+	// endpoint accepts (RFC 9449 §5.1).
+	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
+	// MTLSBoundTokens is tls_client_certificate_bound_access_tokens (RFC
+	// 8705 §3.3): true when client certificates reach the server.
+	MTLSBoundTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 }
 
 // Paths of the protocol endpoints, relative to the issuer.
@@ -70,6 +77,12 @@ type Discovery struct {
 	// AuthSigningAlgs are the algorithms private_key_jwt assertions may
 	// use (Server.AuthSigningAlgs); nil: AssertionSigningAlgs.
 	AuthSigningAlgs []string
+	// MTLS advertises certificate-bound access tokens (RFC 8705 §3.3):
+	// true when client certificates can reach the token endpoint.
+	MTLS bool
+	// DPoPAlgs are the algorithms DPoP proofs may use
+	// (Server.DPoPSigningAlgs); nil: dpop.DefaultAlgs.
+	DPoPAlgs []string
 	// Now is the clock of the metadata cache; nil is time.Now.
 	Now func() time.Time
 
@@ -122,6 +135,11 @@ func (d *Discovery) metadata(ctx context.Context) (*Metadata, error) {
 		IDTokenSigningAlgValuesSupported:  authz.SigningAlgs,
 		AccessTokenSigningAlgs:            authz.SigningAlgs,
 		ScopesSupported:                   []string{},
+		DPoPSigningAlgs:                   d.DPoPAlgs,
+		MTLSBoundTokens:                   d.MTLS,
+	}
+	if m.DPoPSigningAlgs == nil {
+		m.DPoPSigningAlgs = dpop.DefaultAlgs
 	}
 	if slices.Contains(authMethods, MethodPrivateKeyJWT) || slices.Contains(authMethods, MethodFederatedJWT) || slices.Contains(authMethods, MethodSPIFFEJWT) {
 		// RFC 7523 §2.1: the assertion methods' JWTs are also grants.

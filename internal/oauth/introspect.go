@@ -59,16 +59,23 @@ func parseTokenParams(w http.ResponseWriter, r *http.Request) (tokenParams, *Err
 // §2.2). An inactive token is {"active":false} and nothing else; an active
 // one carries its claims, times in NumericDate seconds.
 type Introspection struct {
-	Active    bool   `json:"active"`
-	Scope     string `json:"scope,omitempty"`
-	ClientID  string `json:"client_id,omitempty"`
-	Subject   string `json:"sub,omitempty"`
-	Audience  string `json:"aud,omitempty"`
-	Issuer    string `json:"iss,omitempty"`
-	Expiry    int64  `json:"exp,omitempty"`
-	IssuedAt  int64  `json:"iat,omitempty"`
-	JTI       string `json:"jti,omitempty"`
+	Active   bool   `json:"active"`
+	Scope    string `json:"scope,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	Subject  string `json:"sub,omitempty"`
+	Audience string `json:"aud,omitempty"`
+	Issuer   string `json:"iss,omitempty"`
+	Expiry   int64  `json:"exp,omitempty"`
+	IssuedAt int64  `json:"iat,omitempty"`
+	JTI      string `json:"jti,omitempty"`
+	// TokenType is DPoP for a DPoP-bound token (RFC 9449 §6.2), else
+	// Bearer (RFC 7662 §2.2).
 	TokenType string `json:"token_type,omitempty"`
+	// Confirmation is the token's cnf (RFC 7800 §3.1): the DPoP key's
+	// thumbprint (RFC 9449 §6.2) or the client certificate's (RFC 8705
+	// §3.2), so that a resource server introspecting the token can check
+	// the sender; absent for a bearer token.
+	Confirmation token.Confirmation `json:"cnf,omitzero"`
 	// extra are the token's custom claims (its grant's) as a JSON object
 	// sorted by name, answered as extension members (RFC 7662 §2.2); their
 	// names never clash with the members above (authz.ReservedClaims). ""
@@ -168,17 +175,22 @@ func (s *Server) introspect(ctx context.Context, caller *authz.Application, tok 
 			return inactive, err
 		}
 	}
+	var cnf token.Confirmation
+	if claims.Confirmation != nil {
+		cnf = *claims.Confirmation
+	}
 	return Introspection{
-		extra:     string(extra),
-		Active:    true,
-		Scope:     claims.Scope,
-		ClientID:  claims.ClientID,
-		Subject:   claims.Subject,
-		Audience:  claims.Audience,
-		Issuer:    claims.Issuer,
-		Expiry:    claims.Expiry,
-		IssuedAt:  claims.IssuedAt,
-		JTI:       claims.JTI,
-		TokenType: "Bearer",
+		Confirmation: cnf,
+		extra:        string(extra),
+		Active:       true,
+		Scope:        claims.Scope,
+		ClientID:     claims.ClientID,
+		Subject:      claims.Subject,
+		Audience:     claims.Audience,
+		Issuer:       claims.Issuer,
+		Expiry:       claims.Expiry,
+		IssuedAt:     claims.IssuedAt,
+		JTI:          claims.JTI,
+		TokenType:    tokenType(claims.Confirmation),
 	}, nil
 }

@@ -181,7 +181,7 @@ func (a *PrivateKeyJWT) authenticate(ctx context.Context, c credentials) (authen
 	if !fresh {
 		return authenticated{}, authFailure("assertion replayed")
 	}
-	return authenticated{client: client, credentialID: credentialID}, nil
+	return authenticated{client: client, credentialID: credentialID, alg: h.Algorithm}, nil
 }
 
 // credentialKey is a public key of a credential.

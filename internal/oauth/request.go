@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/m2mauth/m2mauth/internal/clientcert"
 )
 
 // MaxBodyBytes bounds the body of a request to the token, introspection
@@ -171,17 +174,36 @@ type credentials struct {
 	// (client_secret_basic), so a 401 carries a Basic challenge (RFC 6749
 	// §5.2).
 	basic bool
+	// cert is the client certificate of the request, nil if none; a
+	// pointer keeps credentials comparable.
+	cert *presentedCert
+}
+
+// presentedCert is the client certificate of a request
+// (clientcert.FromContext).
+type presentedCert struct {
+	// chain is leaf first, as received: not verified.
+	chain []*x509.Certificate
+	// err is clientcert.ErrBadHeader for an unreadable forwarded one.
+	err error
 }
 
 // readCredentials finds the client credentials in the Authorization header
 // (client_secret_basic, RFC 6749 §2.3.1: id and secret form-urlencoded
 // before base64) and in the body (client_secret_post). Both may be given
-// only if they name the same credentials. A request with no client_id is
-// an invalid_client. With an error, c.basic still tells whether the
-// request has an Authorization header, for writeFailure's challenge.
+// only if they name the same credentials. A request with a client
+// certificate (clientcert.FromContext) and a client_id in the body but no
+// secret and no assertion uses mutual TLS (tls_client_auth or
+// self_signed_tls_client_auth, RFC 8705 §2: client_id is required). A
+// request with no client_id is an invalid_client. With an error, c.basic
+// still tells whether the request has an Authorization header, for
+// writeFailure's challenge.
 func readCredentials(r *http.Request, p params) (c credentials, e *Error) {
 	h := r.Header.Get("Authorization")
 	c.basic = h != ""
+	if chain, err := clientcert.FromContext(r.Context()); chain != nil || err != nil {
+		c.cert = &presentedCert{chain: chain, err: err}
+	}
 	postID, e := p.get("client_id")
 	if e != nil {
 		return c, e
@@ -234,6 +256,12 @@ func readCredentials(r *http.Request, p params) (c credentials, e *Error) {
 	}
 	if postID == "" {
 		return c, &Error{Code: ErrInvalidClient, Description: "client authentication is required: HTTP Basic or client_id and client_secret in the body", Status: http.StatusUnauthorized}
+	}
+	if _, sent := p["client_secret"]; !sent && c.cert != nil {
+		// The authenticator tries the application's credentials of both
+		// mutual TLS methods (TLSClientAuth).
+		c.clientID, c.method = postID, MethodTLSClientAuth
+		return c, nil
 	}
 	c.clientID, c.secret, c.method = postID, postSecret, MethodSecretPost
 	return c, nil

@@ -211,7 +211,7 @@ func TestAuthorize(t *testing.T) {
 			if c == nil {
 				c = testClient()
 			}
-			got, e := authorize(c, tc.req)
+			got, _, e := authorize(c, tc.req)
 			if tc.wantErr != "" {
 				if e == nil || e.Code != tc.wantErr || !strings.Contains(e.Description, tc.wantInDesc) {
 					t.Fatalf("error = %v, want %s containing %q", e, tc.wantErr, tc.wantInDesc)

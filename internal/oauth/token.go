@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/m2mauth/m2mauth/dpop"
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientip"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
@@ -95,6 +96,18 @@ type Server struct {
 	// default): it expires no later than that JWT.
 	FederatedLifetimeFull bool
 
+	// DPoPAlgs are the algorithms DPoP proofs may be signed with (RFC
+	// 9449), each one of dpop.SupportedAlgs; empty: dpop.DefaultAlgs.
+	DPoPAlgs []string
+	// DPoPReplay records the jti of every accepted DPoP proof (the store's
+	// authz.Replay, shared by every replica, as for client assertions); a
+	// token request with a proof is a server error without it.
+	DPoPReplay ReplayStore
+	// DPoPNonces are the server nonces (RFC 9449 §8) of the APIs that
+	// require them (authz.API.DPoPNonce); required if any does. Replicas
+	// keyed alike accept each other's nonces.
+	DPoPNonces *dpop.Nonces
+
 	hashes      atomic.Uint64 // client secrets hashed, for HashesComputed
 	defaultOnce sync.Once
 	defaultAuth []ClientAuthenticator
@@ -150,7 +163,7 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req t
 	}
 	client := got.client
 	out.clientID = client.Application.ClientID
-	iss, e := authorize(client, req)
+	iss, api, e := authorize(client, req)
 	out.audience = iss.Audience
 	if e == nil && !got.notAfter.IsZero() && !s.FederatedLifetimeFull {
 		// The token never outlives the JWT it was issued on: whole seconds
@@ -166,6 +179,11 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req t
 			s.rateLimitHeaders(w, s.Quota.Peek(&client.Application))
 		}
 		return e
+	}
+	// Sender constraints and the API's profile (sender.go), before the
+	// quota: a nonce retry (RFC 9449 §8) must not cost the client a token.
+	if err := s.bindToken(w, r, req, got, api, &iss); err != nil {
+		return err
 	}
 	if s.Quota != nil {
 		if err := s.takeQuota(w, &client.Application); err != nil {
@@ -350,7 +368,7 @@ func (s *Server) authenticate(r *http.Request, c credentials) (authenticated, er
 // asked for (RFC 8707), or the one granted API that fits the scopes asked;
 // the scopes asked, each granted, or every granted scope if none were asked
 // (RFC 6749 §3.3).
-func authorize(c *authz.Client, req tokenRequest) (token.Request, *Error) {
+func authorize(c *authz.Client, req tokenRequest) (token.Request, *authz.API, *Error) {
 	var cg *authz.ClientGrant
 	if req.audience != "" {
 		for i := range c.Grants {
@@ -360,7 +378,7 @@ func authorize(c *authz.Client, req tokenRequest) (token.Request, *Error) {
 			}
 		}
 		if cg == nil {
-			return token.Request{}, &Error{Code: ErrInvalidTarget, Description: "the application has no grant for audience " + strconv.Quote(req.audience), Status: http.StatusBadRequest}
+			return token.Request{}, nil, &Error{Code: ErrInvalidTarget, Description: "the application has no grant for audience " + strconv.Quote(req.audience), Status: http.StatusBadRequest}
 		}
 	} else {
 		var fits []*authz.ClientGrant
@@ -370,7 +388,7 @@ func authorize(c *authz.Client, req tokenRequest) (token.Request, *Error) {
 			}
 		}
 		if len(fits) != 1 {
-			return token.Request{}, invalidRequest(audienceChoices(c, req, len(fits)))
+			return token.Request{}, nil, invalidRequest(audienceChoices(c, req, len(fits)))
 		}
 		cg = fits[0]
 	}
@@ -385,7 +403,7 @@ func authorize(c *authz.Client, req tokenRequest) (token.Request, *Error) {
 			}
 		}
 		if len(missing) > 0 {
-			return token.Request{}, &Error{Code: ErrInvalidScope, Description: "scope not granted for " + cg.API.Identifier + ": " + strings.Join(missing, " "), Status: http.StatusBadRequest}
+			return token.Request{}, nil, &Error{Code: ErrInvalidScope, Description: "scope not granted for " + cg.API.Identifier + ": " + strings.Join(missing, " "), Status: http.StatusBadRequest}
 		}
 	}
 	return token.Request{
@@ -395,7 +413,7 @@ func authorize(c *authz.Client, req tokenRequest) (token.Request, *Error) {
 		Lifetime: authz.EffectiveTokenLifetime(&cg.Grant, &cg.API),
 		Alg:      cg.API.SigningAlg,
 		Claims:   cg.Grant.Claims,
-	}, nil
+	}, &cg.API, nil
 }
 
 func definesAll(api *authz.API, scopes []string) bool {
@@ -435,8 +453,10 @@ func audienceChoices(c *authz.Client, req tokenRequest, fits int) string {
 	}
 }
 
-// issue mints the token and writes the response of RFC 6749 §5.1.
-// Returns an error, and writes nothing, if the token cannot be signed.
+// issue mints the token and writes the response of RFC 6749 §5.1, with
+// token_type DPoP for a DPoP-bound token (cnf.jkt, RFC 9449 §5) and Bearer
+// otherwise, a certificate-bound token included (RFC 8705 §3). Returns an
+// error, and writes nothing, if the token cannot be signed.
 func (s *Server) issue(w http.ResponseWriter, req token.Request) error {
 	tok, claims, err := s.Issuer.Issue(req)
 	if err != nil {
@@ -448,7 +468,7 @@ func (s *Server) issue(w http.ResponseWriter, req token.Request) error {
 	s.Log.Debug("access token issued", "client_id", claims.ClientID, "audience", claims.Audience, "jti", claims.JTI)
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: tok,
-		TokenType:   "Bearer",
+		TokenType:   tokenType(claims.Confirmation),
 		ExpiresIn:   claims.Expiry - claims.IssuedAt,
 		Scope:       claims.Scope,
 	})

@@ -141,10 +141,17 @@ type Config struct {
 	// chain and private key the server serves TLS with (TLS 1.2 at least),
 	// reread when either file changes (docs/operations.md). The derived
 	// issuer is then https://. TLSClientCAFile, PEM, makes the server ask
-	// for client certificates issued by those CAs, without requiring one.
+	// for client certificates without requiring one (RFC 8705), and holds
+	// the CAs tls_client_auth certificates must chain to, whether they
+	// arrive over TLS or in ClientCertHeader.
 	TLSCertFile     string
 	TLSKeyFile      string
 	TLSClientCAFile string
+	// ClientCertHeader names the request header a TLS-terminating proxy
+	// forwards the client certificate in (URL-escaped PEM, as nginx's
+	// $ssl_client_escaped_cert, or base64 DER), honoured only on requests
+	// from TrustedProxies (clientcert.Source). Default none.
+	ClientCertHeader string
 	// ShutdownDelay is how long `m2mauth serve` keeps serving after
 	// SIGTERM or SIGINT, with /readyz failing (Server.Drain), so that load
 	// balancers stop routing to it first. Default DefaultShutdownDelay.
@@ -208,6 +215,21 @@ func (e *FieldError) Error() string {
 	return e.Setting + " " + e.Value + " " + e.Problem
 }
 
+// validHeaderName reports whether s is an HTTP field name (RFC 9110
+// §5.1: a token).
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 func fieldError(setting, value, format string, args ...any) error {
 	return &FieldError{Setting: setting, Value: value, Problem: fmt.Sprintf(format, args...)}
 }
@@ -227,8 +249,16 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("give tls-cert-file and tls-key-file together"))
 	}
-	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
-		errs = append(errs, fieldError("tls-client-ca-file", strconv.Quote(c.TLSClientCAFile), "needs tls-cert-file and tls-key-file"))
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" && c.ClientCertHeader == "" {
+		errs = append(errs, fieldError("tls-client-ca-file", strconv.Quote(c.TLSClientCAFile), "needs tls-cert-file and tls-key-file, or client-cert-header"))
+	}
+	if c.ClientCertHeader != "" {
+		if !validHeaderName(c.ClientCertHeader) {
+			errs = append(errs, fieldError("client-cert-header", strconv.Quote(c.ClientCertHeader), "is not an HTTP header name"))
+		}
+		if strings.TrimSpace(strings.ReplaceAll(c.TrustedProxies, ",", "")) == "" {
+			errs = append(errs, fieldError("client-cert-header", strconv.Quote(c.ClientCertHeader), "needs trusted-proxies: the header is honoured only from them"))
+		}
 	}
 	if c.Issuer == "" && err == nil {
 		if host == "" || host == "0.0.0.0" || host == "::" {

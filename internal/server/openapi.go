@@ -17,10 +17,10 @@ var (
 
 // adminOps documents each management endpoint, by "METHOD path".
 var adminOps = map[string]admin.Operation{
-	"POST /admin/v1/apis":        {Summary: "Register an API (resource server) and its scopes", Request: admin.CreateAPIRequest{}, Status: 201, Result: admin.APIResource{}},
+	"POST /admin/v1/apis":        {Summary: "Register an API (resource server) and its scopes, with its sender-constraint policies (dpop, dpop_nonce, mtls_bound: optional or required) and profile (none or fapi2: PS256, ES256 or EdDSA only)", Request: admin.CreateAPIRequest{}, Status: 201, Result: admin.APIResource{}},
 	"GET /admin/v1/apis":         {Summary: "List APIs, oldest first", Query: []admin.QueryParam{{Name: "identifier", Description: "only the API with this identifier (audience)"}, qLimit, qCursor}, Status: 200, Result: admin.List[admin.APIResource]{}},
 	"GET /admin/v1/apis/{id}":    {Summary: "Read an API", Status: 200, Result: admin.APIResource{}},
-	"PATCH /admin/v1/apis/{id}":  {Summary: "Change an API's name, scopes, token lifetime or signing algorithm; removed scopes leave every grant", Request: admin.UpdateAPIRequest{}, Status: 200, Result: admin.APIResource{}},
+	"PATCH /admin/v1/apis/{id}":  {Summary: "Change an API's name, scopes, token lifetime, signing algorithm, sender-constraint policies (dpop, dpop_nonce, mtls_bound) or profile (none or fapi2, which refuses RS256); removed scopes leave every grant; the management API never changes", Request: admin.UpdateAPIRequest{}, Status: 200, Result: admin.APIResource{}},
 	"DELETE /admin/v1/apis/{id}": {Summary: "Delete an API and every grant for it", Status: 204},
 
 	"POST /admin/v1/applications":                                           {Summary: "Create an application, with the credentials given; the answer holds the only copy of its client secret (none with client_secret false)", Request: admin.CreateApplicationRequest{}, Status: 201, Result: admin.CreatedApplication{}},

@@ -18,9 +18,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/m2mauth/m2mauth/dpop"
 	"github.com/m2mauth/m2mauth/internal/admin"
 	"github.com/m2mauth/m2mauth/internal/audit"
 	"github.com/m2mauth/m2mauth/internal/authz"
+	"github.com/m2mauth/m2mauth/internal/clientcert"
 	"github.com/m2mauth/m2mauth/internal/clientip"
 	"github.com/m2mauth/m2mauth/internal/clientsecret"
 	"github.com/m2mauth/m2mauth/internal/connlimit"
@@ -99,6 +101,10 @@ type Server struct {
 	// audit log, rotating keys, purging the deny-list); each returns when
 	// its context is done.
 	background []func(ctx context.Context)
+
+	// dpopNonceKey keys the token endpoint's DPoP nonces: derived from the
+	// master key by sealer (dpopNonceKey).
+	dpopNonceKey []byte
 }
 
 // New opens the data directory's SQLite database (applying migrations),
@@ -210,6 +216,10 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		return err
 	}
 	s.oauth = &oauth.Server{Clients: s.store, Hasher: hasher, Issuer: s.issuer, Now: s.now, Log: s.log, Events: s.recorder, ClientIP: clientIP, Limiter: s.limiter}
+	// DPoP (RFC 9449): proofs' jti in the replay store every replica
+	// shares; nonces keyed from the master key, valid on every replica.
+	s.oauth.DPoPReplay = s.store
+	s.oauth.DPoPNonces = dpop.NewNonces(s.dpopNonceKey, dpop.DefaultNonceWindow, s.now)
 	// One fetcher of JWKS, discovery documents and SPIFFE bundles for
 	// every method that needs keys from elsewhere (docs/secretless-clients.md).
 	fetcher := jwks.NewFetcher(jwks.FetcherConfig{RootCAs: s.cfg.FetchRootCAs, AllowInsecure: s.cfg.AllowInsecureIssuers, Now: s.now, Log: s.log})
@@ -219,11 +229,24 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	// spiffe_jwt), also as the jwt-bearer grant (RFC 7523 §2.1).
 	federated := &oauth.Federated{S: s.oauth, Issuers: s.store, Credentials: s.store, Keys: fetcher, Replay: s.store, Audience: s.cfg.ClientAssertionAudience}
 	s.oauth.ClientAuth = append(s.oauth.ClientAuth, federated.Authenticators()...)
+	// Mutual TLS (RFC 8705), when client certificates can arrive: over
+	// this server's TLS with a client CA file, or forwarded by a trusted
+	// proxy.
+	mtls := s.cfg.TLSClientCAFile != "" || s.cfg.ClientCertHeader != ""
+	if mtls {
+		tlsAuth := &oauth.TLSClientAuth{S: s.oauth, Credentials: s.store, Issuers: s.store}
+		if s.cfg.TLSClientCAFile != "" {
+			if tlsAuth.CAs, err = clientCAs(s.cfg.TLSClientCAFile); err != nil {
+				return err
+			}
+		}
+		s.oauth.ClientAuth = append(s.oauth.ClientAuth, tlsAuth.Authenticators()...)
+	}
 	s.oauth.FederatedLifetimeFull = s.cfg.FederatedTokenLifetime == "api"
 	if err := s.initQuota(); err != nil {
 		return err
 	}
-	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now, AuthMethods: s.oauth.AuthMethods(), AuthSigningAlgs: s.oauth.AuthSigningAlgs()}
+	s.discovery = &oauth.Discovery{Issuer: s.cfg.Issuer, Keys: s.keys, APIs: s.store, Now: s.now, AuthMethods: s.oauth.AuthMethods(), AuthSigningAlgs: s.oauth.AuthSigningAlgs(), DPoPAlgs: s.oauth.DPoPSigningAlgs(), MTLS: mtls}
 	if err := s.initRevocation(ctx); err != nil {
 		return err
 	}
@@ -250,6 +273,11 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 		return fmt.Errorf("metrics-addr: %w", err)
 	}
 	s.handler = s.middleware(s.routes())
+	if mtls {
+		// Each request's client certificate, for the mutual TLS methods
+		// and certificate-bound tokens (clientcert.FromContext).
+		s.handler = (&clientcert.Source{Header: s.cfg.ClientCertHeader, Proxies: clientIP}).Middleware(s.handler)
+	}
 	return nil
 }
 
@@ -276,6 +304,9 @@ func (s *Server) sealer() (*masterkey.Sealer, error) {
 		}
 	}
 	if err != nil {
+		return nil, err
+	}
+	if s.dpopNonceKey, err = dpopNonceKey(key); err != nil {
 		return nil, err
 	}
 	// During a master-key rotation, what the previous key sealed still

@@ -114,8 +114,13 @@ func notAfter(c *tls.Certificate) string {
 
 // tlsConfig is the listener's TLS configuration: TLS 1.2 at least, Go's
 // default cipher suites, the reloaded certificate, and, with a client CA
-// file, client certificates asked for and verified when given but not
-// required (RFC 8705 clients send one, others do not).
+// file, client certificates asked for but not required (RFC 8705 clients
+// send one, others do not). They are not verified in the handshake, and
+// no CA names are sent: a self-signed certificate
+// (self_signed_tls_client_auth) or a SPIFFE X.509-SVID must get through
+// too, and a client offered CA names may withhold a certificate none of
+// them issued. The tls_client_auth method verifies chains itself
+// (oauth.TLSClientAuth, with the CAs of clientCAs).
 func tlsConfig(r *certReloader, clientCAFile string) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
@@ -125,17 +130,25 @@ func tlsConfig(r *certReloader, clientCAFile string) (*tls.Config, error) {
 		NextProtos: []string{"http/1.1"},
 	}
 	if clientCAFile != "" {
-		pem, err := os.ReadFile(clientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls-client-ca-file: %w", err)
+		if _, err := clientCAs(clientCAFile); err != nil {
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("tls-client-ca-file: no PEM certificate in " + clientCAFile)
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		cfg.ClientAuth = tls.RequestClientCert
 	}
 	return cfg, nil
+}
+
+// clientCAs reads the PEM CAs of --tls-client-ca-file.
+func clientCAs(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("tls-client-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("tls-client-ca-file: no PEM certificate in " + file)
+	}
+	return pool, nil
 }
 
 // newTLS builds the TLS configuration of cfg, or nil without TLS.

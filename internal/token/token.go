@@ -29,7 +29,12 @@ type Claims struct {
 	Scope    string `json:"scope,omitempty"` // space-delimited (RFC 8693 §4.2)
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
-	JTI      string `json:"jti"`
+	// Confirmation binds the token to a key (RFC 7800 cnf): a DPoP key's
+	// thumbprint (RFC 9449 §6.1) or a client certificate's (RFC 8705
+	// §3.1); nil for a bearer token. Before jti, which ends the payload
+	// of a token without extra claims (endsWithJTI).
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+	JTI          string        `json:"jti"`
 
 	// payload is the JSON payload of a token with extra claims (Issue's
 	// Request.Claims), "" for one without: Extra decodes it on demand. A
@@ -48,7 +53,7 @@ func (c *Claims) Extra() (map[string]json.RawMessage, error) {
 	if err := josejson.Unmarshal([]byte(c.payload), &all); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	for _, own := range []string{"iss", "sub", "aud", "client_id", "scope", "iat", "exp", "nbf", "jti"} {
+	for _, own := range []string{"iss", "sub", "aud", "client_id", "scope", "iat", "exp", "nbf", "cnf", "jti"} {
 		delete(all, own)
 	}
 	if len(all) == 0 {
@@ -60,13 +65,26 @@ func (c *Claims) Extra() (map[string]json.RawMessage, error) {
 // Scopes returns the scope claim split on spaces.
 func (c *Claims) Scopes() []string { return strings.Fields(c.Scope) }
 
+// Confirmation is the cnf claim of a sender-constrained token (RFC 7800
+// §3.1).
+type Confirmation struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP key, base64url
+	// (RFC 9449 §6.1).
+	JKT string `json:"jkt,omitempty"`
+	// X5TS256 is the SHA-256 of the client certificate's DER, base64url
+	// (RFC 8705 §3.1).
+	X5TS256 string `json:"x5t#S256,omitempty"`
+}
+
 // Request is what the token endpoint decided to issue.
 type Request struct {
-	ClientID string
-	Audience string
-	Scopes   []string
-	Lifetime time.Duration // whole seconds
-	Alg      string        // the API's signing algorithm
+	// Confirmation, when set, binds the token (cnf).
+	Confirmation *Confirmation
+	ClientID     string
+	Audience     string
+	Scopes       []string
+	Lifetime     time.Duration // whole seconds
+	Alg          string        // the API's signing algorithm
 	// Claims are extra claims for the token: a compact JSON object whose
 	// members are none of Claims' (authz.ReservedClaims), as manage
 	// stores a grant's; nil for none.
@@ -116,6 +134,8 @@ func (i *Issuer) Issue(req Request) (string, Claims, error) {
 		IssuedAt: now,
 		Expiry:   now + int64(req.Lifetime/time.Second),
 		JTI:      base64.RawURLEncoding.EncodeToString(b[:]),
+
+		Confirmation: req.Confirmation,
 	}
 	payload, err := json.Marshal(&c)
 	if err != nil {
@@ -197,7 +217,9 @@ type claimsSet struct {
 	IssuedAt  *jwt.NumericDate `json:"iat"`
 	NotBefore *jwt.NumericDate `json:"nbf"`
 	Expiry    *jwt.NumericDate `json:"exp"`
-	JTI       string           `json:"jti"`
+	// Confirmation is the cnf claim (RFC 7800), nil if absent.
+	Confirmation *Confirmation `json:"cnf"`
+	JTI          string        `json:"jti"`
 }
 
 // Verify checks a token this server issued, refusing at least everything
@@ -307,6 +329,8 @@ func (i *Issuer) checkClaims(c *claimsSet) (*Claims, error) {
 		IssuedAt: iat,
 		Expiry:   exp,
 		JTI:      c.JTI,
+
+		Confirmation: c.Confirmation,
 	}, nil
 }
 

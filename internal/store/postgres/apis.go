@@ -11,7 +11,8 @@ import (
 
 // apiColumns are the columns of apis (as "a") that apiRow receives, in its
 // order.
-const apiColumns = `a.id, a.identifier, a.name, a.scopes, a.token_lifetime, a.signing_alg, a.system, a.created_at, a.updated_at`
+const apiColumns = `a.id, a.identifier, a.name, a.scopes, a.token_lifetime, a.signing_alg, a.system, a.created_at, a.updated_at,
+	a.dpop, a.dpop_nonce, a.mtls_bound, a.profile`
 
 // apiRow receives apiColumns.
 type apiRow struct {
@@ -21,7 +22,8 @@ type apiRow struct {
 }
 
 func (r *apiRow) dest() []any {
-	return []any{&r.a.ID, &r.a.Identifier, &r.a.Name, &r.scopes, &r.lifetime, &r.a.SigningAlg, &r.a.System, &r.a.CreatedAt, &r.a.UpdatedAt}
+	return []any{&r.a.ID, &r.a.Identifier, &r.a.Name, &r.scopes, &r.lifetime, &r.a.SigningAlg, &r.a.System, &r.a.CreatedAt, &r.a.UpdatedAt,
+		&r.a.DPoP, &r.a.DPoPNonce, &r.a.MTLSBound, &r.a.Profile}
 }
 
 func (r *apiRow) api() (authz.API, error) {
@@ -31,7 +33,25 @@ func (r *apiRow) api() (authz.API, error) {
 		return authz.API{}, err
 	}
 	a.TokenLifetime = time.Duration(r.lifetime) * time.Second
+	policyDefaults(&a)
 	return a, nil
+}
+
+// policyDefaults sets the sender-constraint policies and the profile of a
+// that are "" to the values "" stands for (authz.API): what is written,
+// and, should a row hold "", what is read.
+func policyDefaults(a *authz.API) {
+	a.DPoP = orDefault(a.DPoP, authz.PolicyOptional)
+	a.MTLSBound = orDefault(a.MTLSBound, authz.PolicyOptional)
+	a.Profile = orDefault(a.Profile, authz.ProfileNone)
+}
+
+// orDefault returns s, or def if s is "".
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // scanAPI reads apiColumns from row.
@@ -63,20 +83,26 @@ func insertAPI(ctx context.Context, q querier, a authz.API) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, `INSERT INTO apis
-		(id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
+	_, err = q.Exec(ctx, `INSERT INTO apis (`+apiInsertColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, args...)
 	return err
 }
 
-// apiArgs returns the values of a's columns, in the order of apiColumns.
+// apiInsertColumns are the columns an insert into apis names, in the order
+// of apiArgs.
+const apiInsertColumns = `id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at,
+	dpop, dpop_nonce, mtls_bound, profile`
+
+// apiArgs returns the values of a's columns, in the order of apiColumns
+// and apiInsertColumns.
 func apiArgs(a authz.API) ([]any, error) {
 	scopes, err := marshalScopes(a.Scopes)
 	if err != nil {
 		return nil, err
 	}
+	policyDefaults(&a)
 	return []any{a.ID, a.Identifier, a.Name, scopes, int64(a.TokenLifetime / time.Second), a.SigningAlg, a.System,
-		a.CreatedAt, a.UpdatedAt}, nil
+		a.CreatedAt, a.UpdatedAt, a.DPoP, a.DPoPNonce, a.MTLSBound, a.Profile}, nil
 }
 
 // GetAPI returns the API with id. Returns an error wrapping
@@ -222,6 +248,18 @@ func updateAPI(ctx context.Context, q querier, id string, p authz.APIPatch) (aut
 	}
 	if p.SigningAlg != nil {
 		set = append(set, `signing_alg = `+w.arg(*p.SigningAlg))
+	}
+	if p.DPoP != nil {
+		set = append(set, `dpop = `+w.arg(orDefault(*p.DPoP, authz.PolicyOptional)))
+	}
+	if p.DPoPNonce != nil {
+		set = append(set, `dpop_nonce = `+w.arg(*p.DPoPNonce))
+	}
+	if p.MTLSBound != nil {
+		set = append(set, `mtls_bound = `+w.arg(orDefault(*p.MTLSBound, authz.PolicyOptional)))
+	}
+	if p.Profile != nil {
+		set = append(set, `profile = `+w.arg(orDefault(*p.Profile, authz.ProfileNone)))
 	}
 	set = append(set, `updated_at = `+w.arg(p.UpdatedAt))
 	a, err := scanAPI(q.QueryRow(ctx, `UPDATE apis a SET `+set.String()+

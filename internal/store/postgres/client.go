@@ -31,6 +31,10 @@ import (
 //	n2         NULL                  last_used_at  a.updated_at
 //	claims     ''                    ''            g.claims
 //	glifetime  0                     0             g.token_lifetime
+//	dpop       ''                    ''            a.dpop
+//	nonce      false                 false         a.dpop_nonce
+//	mtls       ''                    ''            a.mtls_bound
+//	profile    ''                    ''            a.profile
 //
 // Secrets and grants come ordered by (created_at, id), like ListSecrets and
 // ListGrants.
@@ -39,21 +43,24 @@ SELECT 0 AS kind, client_id AS id, name AS t1, description AS t2, policy AS t3, 
        NULL::bytea AS hash, introspect_audiences AS list, NULL::jsonb AS ascopes, 0::bigint AS lifetime,
        disabled AS flag,
        created_at AS created, updated_at AS updated, tokens_not_before AS n1, NULL::timestamptz AS n2,
-       '' AS claims, 0::bigint AS glifetime
+       '' AS claims, 0::bigint AS glifetime,
+       '' AS dpop, false AS nonce, '' AS mtls, '' AS profile
   FROM applications WHERE client_id = $1
 UNION ALL
 SELECT 1, id, prefix, '', '', '',
        hash, NULL, NULL, 0,
        false,
        created_at, updated_at, expires_at, last_used_at,
-       '', 0
+       '', 0,
+       '', false, '', ''
   FROM client_secrets WHERE client_id = $1
 UNION ALL
 SELECT 2, g.id, g.api_id, a.identifier, a.name, a.signing_alg,
        NULL, g.scopes, a.scopes, a.token_lifetime,
        a.system,
        g.created_at, g.updated_at, a.created_at, a.updated_at,
-       g.claims, g.token_lifetime
+       g.claims, g.token_lifetime,
+       a.dpop, a.dpop_nonce, a.mtls_bound, a.profile
   FROM grants g JOIN apis a ON a.id = g.api_id WHERE g.client_id = $1
 ORDER BY kind, created, id`
 
@@ -94,11 +101,14 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 		updated, n1, n2 pgtype.Timestamptz
 		claims          string
 		glifetime       int64
+		policy          [3]string // dpop, mtls_bound, profile
+		nonce           bool
 	)
 	for rows.Next() {
 		hash, list, ascopes = nil, nil, nil
 		if err := rows.Scan(&kind, &id, &t[0], &t[1], &t[2], &t[3], &hash, &list, &ascopes, &lifetime,
-			&flag, &created, &updated, &n1, &n2, &claims, &glifetime); err != nil {
+			&flag, &created, &updated, &n1, &n2, &claims, &glifetime,
+			&policy[0], &nonce, &policy[1], &policy[2]); err != nil {
 			return nil, err
 		}
 		switch kind {
@@ -138,6 +148,22 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 			if err != nil {
 				return nil, err
 			}
+			api := authz.API{
+				ID:            t[0],
+				Identifier:    t[1],
+				Name:          t[2],
+				Scopes:        apiScopes,
+				TokenLifetime: time.Duration(lifetime) * time.Second,
+				SigningAlg:    t[3],
+				System:        flag,
+				DPoP:          policy[0],
+				DPoPNonce:     nonce,
+				MTLSBound:     policy[1],
+				Profile:       policy[2],
+				CreatedAt:     n1.Time,
+				UpdatedAt:     n2.Time,
+			}
+			policyDefaults(&api)
 			c.Grants = append(c.Grants, authz.ClientGrant{
 				Grant: authz.Grant{
 					ID:            id,
@@ -150,17 +176,7 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 					CreatedAt:     created,
 					UpdatedAt:     updated.Time,
 				},
-				API: authz.API{
-					ID:            t[0],
-					Identifier:    t[1],
-					Name:          t[2],
-					Scopes:        apiScopes,
-					TokenLifetime: time.Duration(lifetime) * time.Second,
-					SigningAlg:    t[3],
-					System:        flag,
-					CreatedAt:     n1.Time,
-					UpdatedAt:     n2.Time,
-				},
+				API: api,
 			})
 		}
 	}

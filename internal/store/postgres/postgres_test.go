@@ -72,8 +72,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 		}
 		s.Close()
 	}
-	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5 6 7]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7]", got)
+	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5 6 7 8]" {
+		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7 8]", got)
 	}
 }
 
@@ -112,8 +112,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			t.Errorf("Open: %v", err)
 		}
 	}
-	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5 6 7]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7]", got)
+	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5 6 7 8]" {
+		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7 8]", got)
 	}
 	// Every store works on the schema.
 	s := open(t, dsn)
@@ -163,8 +163,8 @@ func TestSecretUpdatedAtMigration(t *testing.T) {
 	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("secrets after the migration = %+v, want [%+v]", got, want)
 	}
-	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5 6 7]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7]", v)
+	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5 6 7 8]" {
+		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7 8]", v)
 	}
 	var nullable string
 	if err := conn.QueryRow(ctx, `SELECT is_nullable FROM information_schema.columns
@@ -227,8 +227,8 @@ func TestIntrospectAudiencesMigration(t *testing.T) {
 			t.Errorf("%s: IntrospectAudiences = %q, want %q", tc.clientID, got.IntrospectAudiences, tc.want)
 		}
 	}
-	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5 6 7]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7]", v)
+	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5 6 7 8]" {
+		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7 8]", v)
 	}
 }
 

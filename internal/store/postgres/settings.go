@@ -65,9 +65,8 @@ func (s *Store) Bootstrap(ctx context.Context, b authz.Bootstrap) (bool, error) 
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO apis
-			(id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		tag, err := tx.Exec(ctx, `INSERT INTO apis (`+apiInsertColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (identifier) DO NOTHING`, args...)
 		if err != nil {
 			return err

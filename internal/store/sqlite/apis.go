@@ -10,7 +10,8 @@ import (
 
 // apiColumns are the columns of apis that apiRow receives, in its order.
 // They are not qualified: UPDATE ... RETURNING takes no table name.
-const apiColumns = `id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at`
+const apiColumns = `id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at,
+	dpop, dpop_nonce, mtls_bound, profile`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface {
@@ -35,7 +36,8 @@ type apiRow struct {
 }
 
 func (r *apiRow) dest() []any {
-	return []any{&r.a.ID, &r.a.Identifier, &r.a.Name, &r.scopes, &r.lifetime, &r.a.SigningAlg, &r.a.System, &r.created, &r.updated}
+	return []any{&r.a.ID, &r.a.Identifier, &r.a.Name, &r.scopes, &r.lifetime, &r.a.SigningAlg, &r.a.System, &r.created, &r.updated,
+		&r.a.DPoP, &r.a.DPoPNonce, &r.a.MTLSBound, &r.a.Profile}
 }
 
 func (r *apiRow) api() (authz.API, error) {
@@ -47,7 +49,17 @@ func (r *apiRow) api() (authz.API, error) {
 	a.TokenLifetime = time.Duration(r.lifetime) * time.Second
 	a.CreatedAt = fromMicros(r.created)
 	a.UpdatedAt = fromMicros(r.updated)
+	policyDefaults(&a)
 	return a, nil
+}
+
+// policyDefaults sets the sender-constraint policies and the profile of a
+// that are "" to the values "" stands for (authz.API): what is written,
+// and, should a row hold "", what is read.
+func policyDefaults(a *authz.API) {
+	a.DPoP = orDefault(a.DPoP, authz.PolicyOptional)
+	a.MTLSBound = orDefault(a.MTLSBound, authz.PolicyOptional)
+	a.Profile = orDefault(a.Profile, authz.ProfileNone)
 }
 
 // CreateAPI inserts a. Returns an error wrapping authz.ErrConflict if an API
@@ -66,9 +78,10 @@ func insertAPI(ctx context.Context, q querier, a authz.API) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO apis (`+apiColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	policyDefaults(&a)
+	_, err = q.ExecContext(ctx, `INSERT INTO apis (`+apiColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Identifier, a.Name, scopes, int64(a.TokenLifetime/time.Second), a.SigningAlg, a.System,
-		micros(a.CreatedAt), micros(a.UpdatedAt))
+		micros(a.CreatedAt), micros(a.UpdatedAt), a.DPoP, a.DPoPNonce, a.MTLSBound, a.Profile)
 	return err
 }
 
@@ -202,6 +215,18 @@ func updateAPI(ctx context.Context, q querier, id string, p authz.APIPatch) (aut
 	if p.SigningAlg != nil {
 		set.add(`signing_alg = ?`, *p.SigningAlg)
 	}
+	if p.DPoP != nil {
+		set.add(`dpop = ?`, orDefault(*p.DPoP, authz.PolicyOptional))
+	}
+	if p.DPoPNonce != nil {
+		set.add(`dpop_nonce = ?`, *p.DPoPNonce)
+	}
+	if p.MTLSBound != nil {
+		set.add(`mtls_bound = ?`, orDefault(*p.MTLSBound, authz.PolicyOptional))
+	}
+	if p.Profile != nil {
+		set.add(`profile = ?`, orDefault(*p.Profile, authz.ProfileNone))
+	}
 	set.add(`updated_at = ?`, micros(p.UpdatedAt))
 	a, err := scanAPI(q.QueryRowContext(ctx, `UPDATE apis SET `+set.String()+` WHERE id = ? RETURNING `+apiColumns,
 		append(set.args, id)...))
@@ -214,6 +239,14 @@ func updateAPI(ctx context.Context, q querier, id string, p authz.APIPatch) (aut
 		}
 	}
 	return a, nil
+}
+
+// orDefault returns s, or def if s is "".
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // pruneGrants removes from every grant for a the scopes a does not define,

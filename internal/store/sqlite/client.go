@@ -30,20 +30,25 @@ import (
 //	n2      NULL                  last_used_at  a.updated_at
 //	t8      ''                    ''            g.claims
 //	i5      0                     0             g.token_lifetime
+//	t9      ''                    ''            a.dpop
+//	i6      0                     0             a.dpop_nonce
+//	t10     ''                    ''            a.mtls_bound
+//	t11     ''                    ''            a.profile
 //
 // Secrets and grants come ordered by (created_at, id), like ListSecrets and
 // ListGrants.
 const clientQuery = `
 SELECT 0, client_id, name, description, introspect_audiences, policy, '', '', x'',
-       disabled, 0, created_at, updated_at, tokens_not_before, NULL, '', 0
+       disabled, 0, created_at, updated_at, tokens_not_before, NULL, '', 0, '', 0, '', ''
   FROM applications WHERE client_id = ?1
 UNION ALL
 SELECT 1, id, prefix, '', '', '', '', '', hash,
-       0, 0, created_at, updated_at, expires_at, last_used_at, '', 0
+       0, 0, created_at, updated_at, expires_at, last_used_at, '', 0, '', 0, '', ''
   FROM client_secrets WHERE client_id = ?1
 UNION ALL
 SELECT 2, g.id, g.api_id, g.scopes, a.identifier, a.name, a.scopes, a.signing_alg, x'',
-       a.token_lifetime, a.system, g.created_at, g.updated_at, a.created_at, a.updated_at, g.claims, g.token_lifetime
+       a.token_lifetime, a.system, g.created_at, g.updated_at, a.created_at, a.updated_at, g.claims, g.token_lifetime,
+       a.dpop, a.dpop_nonce, a.mtls_bound, a.profile
   FROM grants g JOIN apis a ON a.id = g.api_id WHERE g.client_id = ?1
 ORDER BY 1, 12, 2`
 
@@ -68,13 +73,14 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 	for rows.Next() {
 		var (
 			kind   int
-			t      [8]string
+			t      [11]string
 			b      []byte
-			i      [5]int64
+			i      [6]int64
 			n1, n2 sql.NullInt64
 		)
 		if err := rows.Scan(&kind, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &b,
-			&i[0], &i[1], &i[2], &i[3], &n1, &n2, &t[7], &i[4]); err != nil {
+			&i[0], &i[1], &i[2], &i[3], &n1, &n2, &t[7], &i[4],
+			&t[8], &i[5], &t[9], &t[10]); err != nil {
 			return nil, wrap(op, err)
 		}
 		switch kind {
@@ -122,6 +128,22 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 			if err != nil {
 				return nil, wrap(op, err)
 			}
+			api := authz.API{
+				ID:            t[1],
+				Identifier:    t[3],
+				Name:          t[4],
+				Scopes:        apiScopes,
+				TokenLifetime: time.Duration(i[0]) * time.Second,
+				SigningAlg:    t[6],
+				System:        i[1] != 0,
+				DPoP:          t[8],
+				DPoPNonce:     i[5] != 0,
+				MTLSBound:     t[9],
+				Profile:       t[10],
+				CreatedAt:     fromMicros(n1.Int64),
+				UpdatedAt:     fromMicros(n2.Int64),
+			}
+			policyDefaults(&api)
 			c.Grants = append(c.Grants, authz.ClientGrant{
 				Grant: authz.Grant{
 					ID:            t[0],
@@ -134,17 +156,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 					CreatedAt:     fromMicros(i[2]),
 					UpdatedAt:     fromMicros(i[3]),
 				},
-				API: authz.API{
-					ID:            t[1],
-					Identifier:    t[3],
-					Name:          t[4],
-					Scopes:        apiScopes,
-					TokenLifetime: time.Duration(i[0]) * time.Second,
-					SigningAlg:    t[6],
-					System:        i[1] != 0,
-					CreatedAt:     fromMicros(n1.Int64),
-					UpdatedAt:     fromMicros(n2.Int64),
-				},
+				API: api,
 			})
 		}
 	}

@@ -65,6 +65,7 @@ func testAPIs(t *testing.T, open func(t *testing.T) authz.Store) {
 
 	t.Run("update changes only the fields the patch names", func(t *testing.T) {
 		name, alg, lifetime := "Renamed", authz.PS256, 60*time.Second
+		required, yes, fapi2 := authz.PolicyRequired, true, authz.ProfileFAPI2
 		scopes := []authz.Scope{{Value: "admin", Description: "Everything"}}
 		for _, tc := range []struct {
 			name  string
@@ -76,8 +77,14 @@ func testAPIs(t *testing.T, open func(t *testing.T) authz.Store) {
 			{"scopes", authz.APIPatch{Scopes: &scopes}, func(a *authz.API) { a.Scopes = scopes }},
 			{"token lifetime", authz.APIPatch{TokenLifetime: &lifetime}, func(a *authz.API) { a.TokenLifetime = lifetime }},
 			{"signing algorithm", authz.APIPatch{SigningAlg: &alg}, func(a *authz.API) { a.SigningAlg = alg }},
-			{"every field", authz.APIPatch{Name: &name, Scopes: &scopes, TokenLifetime: &lifetime, SigningAlg: &alg}, func(a *authz.API) {
+			{"dpop", authz.APIPatch{DPoP: &required}, func(a *authz.API) { a.DPoP = required }},
+			{"dpop nonce", authz.APIPatch{DPoPNonce: &yes}, func(a *authz.API) { a.DPoPNonce = yes }},
+			{"mtls bound", authz.APIPatch{MTLSBound: &required}, func(a *authz.API) { a.MTLSBound = required }},
+			{"profile", authz.APIPatch{Profile: &fapi2}, func(a *authz.API) { a.Profile = fapi2 }},
+			{"every field", authz.APIPatch{Name: &name, Scopes: &scopes, TokenLifetime: &lifetime, SigningAlg: &alg,
+				DPoP: &required, DPoPNonce: &yes, MTLSBound: &required, Profile: &fapi2}, func(a *authz.API) {
 				a.Name, a.Scopes, a.TokenLifetime, a.SigningAlg = name, scopes, lifetime, alg
+				a.DPoP, a.DPoPNonce, a.MTLSBound, a.Profile = required, yes, required, fapi2
 			}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

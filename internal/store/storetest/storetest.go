@@ -19,6 +19,7 @@ import (
 // and arrange for it to be closed when t ends; subtests never share one.
 func Run(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("APIs", func(t *testing.T) { testAPIs(t, open) })
+	t.Run("APIPolicy", func(t *testing.T) { testAPIPolicy(t, open) })
 	t.Run("Applications", func(t *testing.T) { testApplications(t, open) })
 	t.Run("Client", func(t *testing.T) { testClient(t, open) })
 	t.Run("Grants", func(t *testing.T) { testGrants(t, open) })
@@ -131,6 +132,9 @@ func newAPI(n int) authz.API {
 		},
 		TokenLifetime: 900 * time.Second,
 		SigningAlg:    authz.ES256,
+		DPoP:          authz.PolicyOptional,
+		MTLSBound:     authz.PolicyOptional,
+		Profile:       authz.ProfileNone,
 		CreatedAt:     at(time.Duration(n) * time.Minute),
 		UpdatedAt:     at(time.Duration(n) * time.Minute),
 	}
