@@ -14,9 +14,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/m2mauth/m2mauth/dpop"
 	"github.com/m2mauth/m2mauth/rs"
 )
 
@@ -34,13 +36,32 @@ func main() {
 	}
 }
 
-// config is the command line, after environment defaults.
+// config is the command line, after environment defaults. It stays
+// comparable: lists are kept as the comma-separated text given.
 type config struct {
-	addr        string
-	issuer      string
-	audience    string
-	externalURL string
+	addr         string
+	issuer       string
+	audience     string
+	externalURL  string
+	issuerCAFile string
+
+	// DPoP resource-server nonces (RFC 9449 §9); off without a key file.
+	dpopNonceKeyFile string
+	dpopNonceWindow  time.Duration
+
+	// TLS and mutual TLS (RFC 8705); plain HTTP without tlsCert.
+	tlsCert          string
+	tlsKey           string
+	clientCAFile     string
+	clientCertHeader string
+	trustedProxies   string // comma-separated CIDR prefixes or addresses
 }
+
+// Bounds of --dpop-nonce-window: a nonce lives one to two windows.
+const (
+	minNonceWindow = time.Second
+	maxNonceWindow = 24 * time.Hour
+)
 
 // parseConfig reads flags, taking each default from its environment
 // variable when set: precedence is flag > environment > built-in default.
@@ -52,19 +73,53 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 		return def
 	}
 	var c config
+	window := dpop.DefaultNonceWindow
+	if v, ok := lookupEnv("USAGE_API_DPOP_NONCE_WINDOW"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("USAGE_API_DPOP_NONCE_WINDOW: %v", err)
+		}
+		window = d
+	}
 	fs := flag.NewFlagSet("usage-api", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", envOr("USAGE_API_ADDR", "127.0.0.1:9090"), "listen address `host:port` (USAGE_API_ADDR)")
 	fs.StringVar(&c.issuer, "issuer", envOr("USAGE_API_ISSUER", "http://127.0.0.1:8080"), "m2mauth issuer `URL` (USAGE_API_ISSUER)")
 	fs.StringVar(&c.audience, "audience", envOr("USAGE_API_AUDIENCE", "http://127.0.0.1:9090"), "this API's identifier in m2mauth (USAGE_API_AUDIENCE)")
 	fs.StringVar(&c.externalURL, "external-url", envOr("USAGE_API_EXTERNAL_URL", ""), "behind a proxy, the `URL` clients reach this API at, for DPoP proofs' htu (USAGE_API_EXTERNAL_URL)")
+	fs.StringVar(&c.issuerCAFile, "issuer-ca-file", envOr("USAGE_API_ISSUER_CA_FILE", ""), "PEM `file` of CA certificates trusted for the issuer's https, besides the system's (USAGE_API_ISSUER_CA_FILE)")
+	fs.StringVar(&c.dpopNonceKeyFile, "dpop-nonce-key-file", envOr("USAGE_API_DPOP_NONCE_KEY_FILE", ""), "`file` holding at least 32 random bytes, base64: require DPoP nonces keyed with it; replicas sharing it accept each other's (USAGE_API_DPOP_NONCE_KEY_FILE)")
+	fs.DurationVar(&c.dpopNonceWindow, "dpop-nonce-window", window, "how often the DPoP nonce changes; a nonce is good for one to two windows (USAGE_API_DPOP_NONCE_WINDOW)")
+	fs.StringVar(&c.tlsCert, "tls-cert", envOr("USAGE_API_TLS_CERT", ""), "PEM certificate chain `file`: serve HTTPS (USAGE_API_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", envOr("USAGE_API_TLS_KEY", ""), "PEM private key `file` of --tls-cert (USAGE_API_TLS_KEY)")
+	fs.StringVar(&c.clientCAFile, "client-ca-file", envOr("USAGE_API_CLIENT_CA_FILE", ""), "PEM `file` of CA certificates: ask clients for a certificate, verified against them, for certificate-bound tokens (USAGE_API_CLIENT_CA_FILE)")
+	fs.StringVar(&c.clientCertHeader, "client-cert-header", envOr("USAGE_API_CLIENT_CERT_HEADER", ""), "`header` in which a TLS-terminating proxy forwards the client certificate, read from --trusted-proxies only (USAGE_API_CLIENT_CERT_HEADER)")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", envOr("USAGE_API_TRUSTED_PROXIES", ""), "comma-separated `CIDRs` or addresses of the proxies allowed to set --client-cert-header (USAGE_API_TRUSTED_PROXIES)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	return c, nil
+	return c, c.validate()
+}
+
+// validate checks the combinations of settings; the files are read by run.
+func (c config) validate() error {
+	var errs []error
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		errs = append(errs, errors.New("give --tls-cert and --tls-key together"))
+	}
+	if c.clientCAFile != "" && c.tlsCert == "" {
+		errs = append(errs, errors.New("--client-ca-file needs --tls-cert and --tls-key: client certificates come over TLS"))
+	}
+	if (c.clientCertHeader == "") != (strings.TrimSpace(strings.ReplaceAll(c.trustedProxies, ",", "")) == "") {
+		errs = append(errs, errors.New("give --client-cert-header and --trusted-proxies together: the header is honoured only from those proxies"))
+	}
+	if c.dpopNonceWindow < minNonceWindow || c.dpopNonceWindow > maxNonceWindow {
+		errs = append(errs, fmt.Errorf("--dpop-nonce-window %v outside [%v, %v]", c.dpopNonceWindow, minNonceWindow, maxNonceWindow))
+	}
+	return errors.Join(errs...)
 }
 
 // run serves the API until ctx is done, then shuts down gracefully.
@@ -77,17 +132,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 
-	// 401 challenges point clients at the RFC 9728 metadata, when the
-	// audience is a URL it can be derived from.
-	metadataURL, _ := rs.MetadataURL(cfg.audience)
+	vcfg, err := validatorConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
 	// New fails if m2mauth is not up yet: start it first.
-	v, err := rs.New(ctx, rs.Config{
-		Issuer:              cfg.issuer,
-		Audience:            cfg.audience,
-		Logger:              log,
-		ExternalURL:         cfg.externalURL,
-		ResourceMetadataURL: metadataURL,
-	})
+	v, err := rs.New(ctx, vcfg)
 	if err != nil {
 		return err
 	}
@@ -98,6 +152,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	srv := &http.Server{
 		Handler:           logRequests(log, newServer(v)),
+		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -105,8 +160,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("usage-api listening", "addr", ln.Addr().String(), "issuer", cfg.issuer, "audience", cfg.audience)
+	go func() {
+		if tlsCfg != nil {
+			served <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+	log.Info("usage-api listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil,
+		"issuer", cfg.issuer, "audience", cfg.audience,
+		"dpop_nonces", cfg.dpopNonceKeyFile != "", "mtls", vcfg.MTLS != nil)
 
 	select {
 	case err := <-served:

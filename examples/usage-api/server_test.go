@@ -19,6 +19,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/m2mauth/m2mauth/dpop"
 	"github.com/m2mauth/m2mauth/rs"
 )
 
@@ -286,7 +287,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{addr: "127.0.0.1:9090", issuer: "https://auth.example.com", audience: "https://flag.example.com/"}
+	want := config{addr: "127.0.0.1:9090", issuer: "https://auth.example.com", audience: "https://flag.example.com/", dpopNonceWindow: dpop.DefaultNonceWindow}
 	if c != want {
 		t.Errorf("config = %+v, want %+v (flag > environment > default)", c, want)
 	}

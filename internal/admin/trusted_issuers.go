@@ -24,7 +24,9 @@ type CreateTrustedIssuerRequest struct {
 	Issuer  string `json:"issuer,omitempty"`
 	JWKSURI string `json:"jwks_uri,omitempty"`
 	// JWKS holds public keys only (kubernetes), or is a SPIFFE bundle
-	// (spiffe: keys with use jwt-svid are used, x509-svid ones ignored).
+	// (spiffe: keys with use jwt-svid verify JWT-SVIDs; the x5c
+	// certificates of those with use x509-svid are the roots of
+	// X.509-SVIDs for tls_client_auth).
 	JWKS        json.RawMessage `json:"jwks,omitempty"`
 	TrustDomain string          `json:"trust_domain,omitempty"`
 	BundleURL   string          `json:"bundle_url,omitempty"`

@@ -200,7 +200,7 @@ func TestParseBundle(t *testing.T) {
 		name string
 		raw  []byte
 	}{
-		{"only x509-svid keys", bundle(t, nil, x509Key)},
+		{"only x509-svid keys, without x5c", bundle(t, nil, x509Key)},
 		{"a key with use sig", bundle(t, nil, jwtKey, svidKey(t, "s", "sig"))},
 		{"a key without use", bundle(t, nil, jwtKey, svidKey(t, "n", ""))},
 		{"a private key", bundle(t, nil, jwtKey, jose.JSONWebKey{Key: priv, KeyID: "p", Use: UseJWTSVID})},

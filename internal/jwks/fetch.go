@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,12 +90,13 @@ type entryKey struct {
 type entry struct {
 	fetchMu sync.Mutex // held for the whole of a fetch
 
-	mu          sync.RWMutex // guards the fields below
-	set         Set          // kindJWKS, kindBundle
-	jwksURI     string       // kindDiscovery: the document's jwks_uri
-	ok          bool         // the fields above hold a successful fetch
-	expires     time.Time    // when its max-age runs out
-	lastAttempt time.Time    // start of the latest fetch, successful or not
+	mu          sync.RWMutex        // guards the fields below
+	set         Set                 // kindJWKS, kindBundle
+	authorities []*x509.Certificate // kindBundle: the x509-svid CA certificates
+	jwksURI     string              // kindDiscovery: the document's jwks_uri
+	ok          bool                // the fields above hold a successful fetch
+	expires     time.Time           // when its max-age runs out
+	lastAttempt time.Time           // start of the latest fetch, successful or not
 }
 
 // NewFetcher returns a Fetcher with cfg.
@@ -158,13 +160,53 @@ func (f *Fetcher) Lookup(ctx context.Context, rawURL, kid string) ([]jose.JSONWe
 
 // LookupBundle is Lookup for the SPIFFE bundle at rawURL (a bundle
 // endpoint of the https_web profile, SPIFFE Trust Domain and Bundle §5):
-// only its jwt-svid keys are returned, and it is cached for its
-// spiffe_refresh_hint, bounded by MinTTL and MaxTTL.
+// only its jwt-svid keys are returned (its X.509 authorities:
+// LookupBundleAuthorities), and it is cached for its spiffe_refresh_hint,
+// bounded by MinTTL and MaxTTL.
 func (f *Fetcher) LookupBundle(ctx context.Context, rawURL, kid string) ([]jose.JSONWebKey, error) {
 	if err := CheckURL(rawURL, f.cfg.AllowInsecure); err != nil {
 		return nil, err
 	}
 	return f.keys(ctx, entryKey{kindBundle, rawURL}, kid)
+}
+
+// LookupBundleAuthorities returns the X.509 authorities of the SPIFFE
+// bundle at rawURL (its x509-svid keys' CA certificates, SPIFFE X509-SVID
+// §6.2), the roots of its trust domain's X.509-SVIDs. It reads the same
+// cached document as LookupBundle: fetched if not cached, refreshed once
+// its spiffe_refresh_hint (bounded by MinTTL and MaxTTL) ran out, the
+// last good authorities served meanwhile and kept if a refresh fails.
+// Returns an error if rawURL is refused by CheckURL or if no fetch ever
+// succeeded (wrapping the cause); a bundle without x509-svid keys has no
+// authorities, and no error.
+func (f *Fetcher) LookupBundleAuthorities(ctx context.Context, rawURL string) ([]*x509.Certificate, error) {
+	if err := CheckURL(rawURL, f.cfg.AllowInsecure); err != nil {
+		return nil, err
+	}
+	k := entryKey{kindBundle, rawURL}
+	e := f.entry(k)
+	if e.fetched() {
+		// Stale: refresh unless another goroutine is, and answer with the
+		// last good authorities meanwhile.
+		if e.stale(f.cfg.Now()) && e.fetchMu.TryLock() {
+			_ = f.refreshIfDue(ctx, k, e)
+			e.fetchMu.Unlock()
+		}
+		return e.bundleAuthorities(), nil
+	}
+	e.fetchMu.Lock()
+	defer e.fetchMu.Unlock()
+	if e.fetched() {
+		return e.bundleAuthorities(), nil // another goroutine fetched while this one waited
+	}
+	err := f.refreshIfDue(ctx, k, e)
+	if !e.fetched() {
+		if err == nil {
+			err = errors.New("fetch rate-limited after a failure")
+		}
+		return nil, fmt.Errorf("jwks: %s: %w", k.url, err)
+	}
+	return e.bundleAuthorities(), nil
 }
 
 // LookupDiscovered is Lookup for the JWKS of issuer, found by OpenID
@@ -312,6 +354,13 @@ func (e *entry) discovered(now time.Time) (jwksURI string, fresh bool) {
 	return e.jwksURI, now.Before(e.expires)
 }
 
+// bundleAuthorities returns a copy of e's X.509 authorities.
+func (e *entry) bundleAuthorities() []*x509.Certificate {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.Clone(e.authorities)
+}
+
 // lookup returns the keys with kid in e, or ErrUnknownKey.
 func (e *entry) lookup(kid string) ([]jose.JSONWebKey, error) {
 	e.mu.RLock()
@@ -346,16 +395,18 @@ func (f *Fetcher) refreshIfDue(ctx context.Context, k entryKey, e *entry) error 
 		return err
 	}
 	e.mu.Lock()
-	e.set, e.jwksURI, e.ok, e.expires = d.set, d.jwksURI, true, now.Add(ttl)
+	e.set, e.authorities, e.jwksURI, e.ok, e.expires = d.set, d.authorities, d.jwksURI, true, now.Add(ttl)
 	e.mu.Unlock()
-	f.cfg.Log.Debug("jwks: fetched", "url", k.url, "keys", len(d.set.Keys), "ttl", ttl)
+	f.cfg.Log.Debug("jwks: fetched", "url", k.url, "keys", len(d.set.Keys), "authorities", len(d.authorities), "ttl", ttl)
 	return nil
 }
 
-// document is what a fetch read: keys, or a discovered jwks_uri.
+// document is what a fetch read: keys (and a bundle's X.509
+// authorities), or a discovered jwks_uri.
 type document struct {
-	set     Set
-	jwksURI string
+	set         Set
+	authorities []*x509.Certificate
+	jwksURI     string
 }
 
 // fetch GETs document k and returns it with how long it may be cached.
@@ -395,7 +446,7 @@ func (f *Fetcher) fetch(ctx context.Context, k entryKey) (document, time.Duratio
 		if b.RefreshHint > 0 {
 			ttl = min(max(b.RefreshHint, f.cfg.MinTTL), f.cfg.MaxTTL)
 		}
-		return document{set: b.Set}, ttl, nil
+		return document{set: b.Set, authorities: b.Authorities}, ttl, nil
 	case kindDiscovery:
 		uri, err := parseDiscovery(body, k.url, f.cfg.AllowInsecure)
 		if err != nil {

@@ -1,6 +1,8 @@
 package jwks
 
 import (
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,11 @@ type Bundle struct {
 	// Set holds the bundle's jwt-svid keys, with Use "sig"; the x509-svid
 	// keys are left out.
 	Set
+	// Authorities are the X.509 CA certificates of the bundle's x509-svid
+	// keys, the roots of the trust domain's X.509-SVIDs: each key's first
+	// x5c certificate; keys without a readable one are ignored (SPIFFE
+	// X509-SVID §6.2).
+	Authorities []*x509.Certificate
 	// Sequence is spiffe_sequence (§4.1.1), 0 if absent.
 	Sequence uint64
 	// RefreshHint is spiffe_refresh_hint (§4.1.2), how often the bundle
@@ -31,9 +38,10 @@ type Bundle struct {
 
 // ParseBundle reads raw, a SPIFFE bundle given inline, strictly: every key
 // must have "use" jwt-svid or x509-svid, every jwt-svid key must be a
-// public signing key CheckKey accepts, and there must be at least one.
-// x509-svid keys are not read. Returns an error naming the first key that
-// is not.
+// public signing key CheckKey accepts, and there must be at least one
+// jwt-svid key or X.509 authority. x509-svid keys are read as SPIFFE
+// X509-SVID §6.2 says, leniently: one without a readable x5c certificate
+// is ignored. Returns an error naming the first key that is refused.
 func ParseBundle(raw []byte) (Bundle, error) {
 	return parseBundle(raw, true)
 }
@@ -84,6 +92,9 @@ func parseBundle(raw []byte, strict bool) (Bundle, error) {
 		switch probe.Use {
 		case UseJWTSVID:
 		case UseX509SVID:
+			if c := authority(r); c != nil {
+				b.Authorities = append(b.Authorities, c)
+			}
 			continue
 		default:
 			if strict {
@@ -107,10 +118,33 @@ func parseBundle(raw []byte, strict bool) (Bundle, error) {
 		}
 		b.Keys = append(b.Keys, k)
 	}
-	if strict && len(b.Keys) == 0 {
-		return Bundle{}, errors.New("jwks: the bundle has no jwt-svid keys")
+	if strict && len(b.Keys) == 0 && len(b.Authorities) == 0 {
+		return Bundle{}, errors.New("jwks: the bundle has no jwt-svid keys and no x509-svid authorities")
 	}
 	return b, nil
+}
+
+// authority returns the CA certificate of the x509-svid key r: the first
+// value of its x5c, standard base64 DER (RFC 7517 §4.7), the rest
+// ignored; nil if there is none, it does not parse or it is not a CA
+// certificate (SPIFFE X509-SVID §4.1, §6.2). The JWK's own key members are
+// not used: the certificate is the authority.
+func authority(r json.RawMessage) *x509.Certificate {
+	var k struct {
+		X5C []string `json:"x5c"`
+	}
+	if json.Unmarshal(r, &k) != nil || len(k.X5C) == 0 {
+		return nil
+	}
+	der, err := base64.StdEncoding.DecodeString(k.X5C[0])
+	if err != nil {
+		return nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil || !c.BasicConstraintsValid || !c.IsCA {
+		return nil
+	}
+	return c
 }
 
 // parseUint reads a JSON number that must be a non-negative integer.

@@ -34,11 +34,11 @@ const (
 // client_id and neither secret nor assertion. Both methods refuse a leaf
 // certificate outside its validity period; then the application's
 // unexpired credentials of the two types are tried:
-//   - tls_client_auth: the chain verifies, for client authentication, to
-//     CAs or, for a san_uri that is a SPIFFE ID, to the X.509 roots of its
-//     trust domain's spiffe trusted issuer; and the leaf's subject is the
-//     registered subject_dn (RDN by RDN, clientcert.MatchSubject) or it
-//     holds the registered SAN.
+//   - tls_client_auth: the leaf's subject is the registered subject_dn
+//     (RDN by RDN, clientcert.MatchSubject) or it holds the registered
+//     SAN, and the chain verifies, for client authentication, to CAs; a
+//     san_uri that is a SPIFFE ID is an X.509-SVID instead, verified to
+//     its trust domain's authorities only (see verifySVID).
 //   - self_signed_tls_client_auth: the leaf is the certificate of a
 //     registered key's x5c, or its SHA-256 is a registered x5t#S256.
 type TLSClientAuth struct {
@@ -48,9 +48,20 @@ type TLSClientAuth struct {
 	// --tls-client-ca-file); nil: only SPIFFE X.509-SVIDs verify.
 	CAs *x509.CertPool
 	// Issuers finds the spiffe trusted issuer of a SPIFFE ID's trust
-	// domain; its inline bundle's x509-svid keys are the roots of that
-	// trust domain's X.509-SVIDs. nil: no SPIFFE X.509-SVIDs.
+	// domain; its bundle's x509-svid keys are the roots of that trust
+	// domain's X.509-SVIDs. nil: no SPIFFE X.509-SVIDs.
 	Issuers TrustedIssuerSource
+	// Bundles fetches the bundle of a spiffe trusted issuer with a bundle
+	// endpoint (jwks.Fetcher); nil: only inline bundles.
+	Bundles BundleAuthoritySource
+}
+
+// BundleAuthoritySource fetches SPIFFE bundles' X.509 authorities
+// (jwks.Fetcher).
+type BundleAuthoritySource interface {
+	// LookupBundleAuthorities returns the x509-svid CA certificates of the
+	// SPIFFE bundle at rawURL, cached; an error if none could be fetched.
+	LookupBundleAuthorities(ctx context.Context, rawURL string) ([]*x509.Certificate, error)
 }
 
 // Authenticators returns the methods tls_client_auth and
@@ -169,11 +180,13 @@ func (v *chainCheck) matchTLSClientAuth(ctx context.Context, cr authz.Credential
 	if !matchesCertificate(leaf, cfg) {
 		return false, "client certificate subject or SAN not registered", nil
 	}
+	// A SPIFFE ID is its trust domain's to vouch for: never the client
+	// CAs' (draft-ietf-oauth-spiffe-client-auth, X.509-SVID).
+	if strings.HasPrefix(strings.ToLower(cfg.SANURI), "spiffe:") {
+		return v.verifySVID(ctx, cfg.SANURI)
+	}
 	if v.toCAs() {
 		return true, "", nil
-	}
-	if _, spiffe := SPIFFETrustDomain(cfg.SANURI); spiffe {
-		return v.verifySVID(ctx, cfg.SANURI)
 	}
 	return false, "client certificate chain not trusted", nil
 }
@@ -214,20 +227,25 @@ func matchesCertificate(leaf *x509.Certificate, cfg authz.TLSClientAuthConfig) b
 }
 
 // verifySVID checks the chain as an X.509-SVID of id (SPIFFE X509-SVID
-// §4, §5): a leaf that is no CA with exactly one URI SAN, chaining to the
-// x509-svid roots of the inline bundle of the spiffe trusted issuer of
-// id's trust domain. A trusted issuer with a bundle endpoint instead of an
-// inline bundle has no X.509 roots here (the shared fetcher reads the
-// jwt-svid keys only).
+// §4, §5.2): id is a SPIFFE ID with a path, the leaf's only URI SAN, the
+// leaf is no CA and has neither keyCertSign nor cRLSign, and the chain
+// verifies for client authentication to the X.509 authorities of the
+// bundle of the spiffe trusted issuer of id's trust domain: inline, or
+// fetched from its bundle endpoint through Bundles. Neither the system
+// roots nor CAs are trusted for it. A bundle that cannot be had is a
+// refusal (logged), as for JWT-SVIDs.
 func (v *chainCheck) verifySVID(ctx context.Context, id string) (bool, string, error) {
 	leaf := v.chain[0]
-	if leaf.IsCA || len(leaf.URIs) != 1 {
-		return false, "not an X.509-SVID (a CA, or not exactly one URI SAN)", nil
+	td, ok := SPIFFETrustDomain(id)
+	if !ok {
+		return false, "registered san_uri is not a SPIFFE ID of a workload", nil
+	}
+	if leaf.IsCA || leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 || len(leaf.URIs) != 1 || leaf.URIs[0].String() != id {
+		return false, "not an X.509-SVID of the registered SPIFFE ID (a CA, or not exactly one URI SAN)", nil
 	}
 	if v.a.Issuers == nil {
 		return false, "client certificate chain not trusted", nil
 	}
-	td, _ := SPIFFETrustDomain(id)
 	ti, err := v.a.Issuers.TrustedIssuerByIssuer(ctx, "spiffe://"+td)
 	if errors.Is(err, authz.ErrNotFound) {
 		return false, "client certificate chain not trusted (no trusted issuer for its SPIFFE trust domain)", nil
@@ -235,50 +253,35 @@ func (v *chainCheck) verifySVID(ctx context.Context, id string) (bool, string, e
 	if err != nil {
 		return false, "", fmt.Errorf("looking up the trusted issuer: %w", err)
 	}
-	if ti.Kind != authz.TrustedIssuerSPIFFE {
+	if ti.Kind != authz.TrustedIssuerSPIFFE || ti.TrustDomain != td {
 		return false, "client certificate chain not trusted", nil
 	}
-	roots := bundleRoots(ti.JWKS)
-	if roots == nil {
-		return false, "the SPIFFE trusted issuer has no inline x509-svid keys", nil
+	var authorities []*x509.Certificate
+	switch {
+	case len(ti.JWKS) > 0:
+		b, err := jwks.ParseBundle(ti.JWKS)
+		if err != nil {
+			v.a.S.Log.Warn("stored SPIFFE bundle does not parse", "issuer", ti.Issuer, "error", err)
+			return false, "trusted issuer's bundle unavailable", nil
+		}
+		authorities = b.Authorities
+	case ti.BundleURL != "" && v.a.Bundles != nil:
+		if authorities, err = v.a.Bundles.LookupBundleAuthorities(ctx, ti.BundleURL); err != nil {
+			v.a.S.Log.Warn("trusted issuer's bundle unavailable", "issuer", ti.Issuer, "error", err)
+			return false, "trusted issuer's bundle unavailable", nil
+		}
+	}
+	if len(authorities) == 0 {
+		return false, "the SPIFFE trusted issuer's bundle has no x509-svid authorities", nil
+	}
+	roots := x509.NewCertPool()
+	for _, c := range authorities {
+		roots.AddCert(c)
 	}
 	if !v.verify(roots) {
 		return false, "X.509-SVID chain not trusted by its trust domain's bundle", nil
 	}
 	return true, "", nil
-}
-
-// bundleRoots returns the CA certificates of a SPIFFE bundle's x509-svid
-// keys (SPIFFE Trust Domain and Bundle §4.2.2: one certificate in x5c),
-// nil if there are none.
-func bundleRoots(raw json.RawMessage) *x509.CertPool {
-	if len(raw) == 0 {
-		return nil
-	}
-	var doc struct {
-		Keys []struct {
-			Use string   `json:"use"`
-			X5C [][]byte `json:"x5c"` // standard base64 (RFC 7517 §4.7)
-		} `json:"keys"`
-	}
-	if json.Unmarshal(raw, &doc) != nil {
-		return nil
-	}
-	var pool *x509.CertPool
-	for _, k := range doc.Keys {
-		if k.Use != jwks.UseX509SVID || len(k.X5C) != 1 {
-			continue
-		}
-		c, err := x509.ParseCertificate(k.X5C[0])
-		if err != nil {
-			continue
-		}
-		if pool == nil {
-			pool = x509.NewCertPool()
-		}
-		pool.AddCert(c)
-	}
-	return pool
 }
 
 // matchSelfSigned checks leaf against a self_signed_tls_client_auth

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/clientcert"
 	"github.com/m2mauth/m2mauth/internal/fake"
+	"github.com/m2mauth/m2mauth/internal/jwks"
 )
 
 // certAuthority issues certificates valid around a fixed time.
@@ -56,7 +58,7 @@ func (ca *certAuthority) leaf(t *testing.T, now time.Time, tmpl x509.Certificate
 		tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(time.Hour)
 	}
 	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.KeyUsage |= x509.KeyUsageDigitalSignature
 	parent, signer := &tmpl, any(key)
 	if ca != nil {
 		parent, signer = ca.cert, ca.key
@@ -67,6 +69,36 @@ func (ca *certAuthority) leaf(t *testing.T, now time.Time, tmpl x509.Certificate
 	}
 	cert, _ := x509.ParseCertificate(der)
 	return cert
+}
+
+// sub issues an intermediate CA under ca.
+func (ca *certAuthority) sub(t *testing.T, now time.Time, name string) *certAuthority {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &certAuthority{cert: cert, key: key}
+}
+
+// spiffeBundle is a SPIFFE bundle whose x509-svid keys are the CAs, with a
+// refresh hint in seconds (SPIFFE Trust Domain and Bundle §4).
+func spiffeBundle(t *testing.T, refreshHint int, cas ...*certAuthority) []byte {
+	t.Helper()
+	keys := []jose.JSONWebKey{}
+	for _, ca := range cas {
+		keys = append(keys, jose.JSONWebKey{Key: ca.key.Public(), Certificates: []*x509.Certificate{ca.cert}, Use: "x509-svid"})
+	}
+	b, err := json.Marshal(map[string]any{"keys": keys, "spiffe_refresh_hint": refreshHint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func tlsCredential(id string, cfg authz.TLSClientAuthConfig) authz.Credential {
@@ -264,4 +296,141 @@ func TestMTLSBinding(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTLSClientAuthSPIFFEBundleURL: an X.509-SVID as tls_client_auth
+// against the bundle a spiffe trusted issuer's bundle endpoint serves
+// (SPIFFE X509-SVID §5, draft-ietf-oauth-spiffe-client-auth): accepted
+// when its only URI SAN is the registered SPIFFE ID and its chain reaches
+// the trust domain's authorities; refused for another trust domain, two
+// URI SANs, a CA or certificate-signing leaf, a chain to the client CAs or
+// another trust domain's CA, and an unreachable bundle. A rotation at the
+// endpoint is picked up when the refresh hint runs out, and a failed
+// refresh keeps the last good authorities.
+func TestTLSClientAuthSPIFFEBundleURL(t *testing.T) {
+	f := newFixture(t)
+	now := f.clock.Now()
+	clientCA := newCertAuthority(t, now, "clients CA")
+	tdCA := newCertAuthority(t, now, "example.org SPIFFE CA")
+	nextCA := newCertAuthority(t, now, "example.org next SPIFFE CA")
+	otherCA := newCertAuthority(t, now, "other.example SPIFFE CA")
+	inter := tdCA.sub(t, now, "example.org SPIFFE intermediate")
+	const id, otherID, unknownID = "spiffe://example.org/ns/billing/sa/worker", "spiffe://other.example/ns/billing/sa/worker", "spiffe://unknown.example/ns/billing/sa/worker"
+	u := func(s string) *url.URL { v, _ := url.Parse(s); return v }
+	clientAuth := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+
+	var mu sync.Mutex
+	bodies := map[string][]byte{"/example.org": spiffeBundle(t, 300, tdCA), "/other.example": spiffeBundle(t, 300, otherCA)}
+	fail := false
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		b, ok := bodies[r.URL.Path]
+		if !ok || fail {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	fetcher := jwks.NewFetcher(jwks.FetcherConfig{RootCAs: roots, Now: f.clock.Now})
+	spiffeIssuer := func(id, td, path string) authz.TrustedIssuer {
+		return authz.TrustedIssuer{ID: id, Kind: authz.TrustedIssuerSPIFFE, Issuer: "spiffe://" + td, TrustDomain: td, BundleURL: srv.URL + path}
+	}
+	issuers := fedIssuers{
+		"spiffe://example.org":   spiffeIssuer("tis_1", "example.org", "/example.org"),
+		"spiffe://other.example": spiffeIssuer("tis_2", "other.example", "/other.example"),
+		"spiffe://down.example":  spiffeIssuer("tis_3", "down.example", "/down.example"),
+	}
+	creds := memCredentials{}
+	events := &fake.Events{}
+	f.srv.Events = events
+	auth := &TLSClientAuth{S: f.srv, Credentials: creds, CAs: clientCA.pool, Issuers: issuers, Bundles: fetcher}
+	f.srv.ClientAuth = append(SecretAuthenticators(f.srv), auth.Authenticators()...)
+
+	// try registers san_uri registered as owner's one credential and asks
+	// for a token with chain: "" if issued, else the refusal reason.
+	try := func(t *testing.T, registered string, chain ...*x509.Certificate) string {
+		t.Helper()
+		creds["owner"] = []authz.Credential{tlsCredential("cred_svid", authz.TLSClientAuthConfig{SANURI: registered})}
+		w := postMTLS(f, chain, nil)
+		if w.Code == http.StatusOK {
+			return ""
+		}
+		if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), ErrInvalidClient) {
+			t.Fatalf("%d %s, want 200 or 401 invalid_client", w.Code, w.Body)
+		}
+		fails := events.AuthFailures()
+		return fails[len(fails)-1].Reason
+	}
+
+	svid := tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id)}, ExtKeyUsage: clientAuth})
+	for _, tc := range []struct {
+		name       string
+		registered string
+		chain      []*x509.Certificate
+		reason     string // "" accepted
+	}{
+		{"an X.509-SVID of the trust domain", id, []*x509.Certificate{svid}, ""},
+		{"an X.509-SVID without extKeyUsage", id, []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id)}})}, ""},
+		{"through an intermediate", id, []*x509.Certificate{inter.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id)}}), inter.cert}, ""},
+		{"another trust domain's SVID, by its own CA", otherID, []*x509.Certificate{otherCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(otherID)}})}, ""},
+		{"another trust domain's SVID for this trust domain's ID", id, []*x509.Certificate{otherCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(otherID)}})}, "not registered"},
+		{"an SVID of other.example signed by example.org's CA", otherID, []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(otherID)}})}, "not trusted by its trust domain's bundle"},
+		{"a trust domain without a trusted issuer", unknownID, []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(unknownID)}})}, "no trusted issuer"},
+		{"two URI SANs", id, []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id), u("urn:example:x")}})}, "exactly one URI SAN"},
+		{"a CA leaf", id, []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id)}, IsCA: true, BasicConstraintsValid: true})}, "exactly one URI SAN"},
+		{"a leaf with keyCertSign", id, []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id)}, KeyUsage: x509.KeyUsageCertSign})}, "exactly one URI SAN"},
+		{"a chain to the client CAs", id, []*x509.Certificate{clientCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id)}, ExtKeyUsage: clientAuth})}, "not trusted by its trust domain's bundle"},
+		{"not for client authentication", id, []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})}, "not trusted by its trust domain's bundle"},
+		{"a registered san_uri that is no workload's SPIFFE ID", "spiffe://example.org", []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u("spiffe://example.org")}})}, "not a SPIFFE ID"},
+		{"an unreachable bundle endpoint", "spiffe://down.example/w", []*x509.Certificate{tdCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u("spiffe://down.example/w")}})}, "bundle unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := try(t, tc.registered, tc.chain...)
+			if tc.reason == "" && got != "" {
+				t.Fatalf("refused (%s), want a token", got)
+			}
+			if tc.reason != "" && !strings.Contains(got, tc.reason) {
+				t.Fatalf("reason %q, want one with %q", got, tc.reason)
+			}
+		})
+	}
+
+	t.Run("the CA is rotated at the bundle endpoint", func(t *testing.T) {
+		next := nextCA.leaf(t, now, x509.Certificate{URIs: []*url.URL{u(id)}})
+		mu.Lock()
+		bodies["/example.org"] = spiffeBundle(t, 300, nextCA)
+		mu.Unlock()
+		if got := try(t, id, next); got == "" {
+			t.Fatal("the new CA's SVID accepted before the refresh hint ran out")
+		}
+		if got := try(t, id, svid); got != "" {
+			t.Fatalf("the cached CA's SVID refused: %s", got)
+		}
+		f.clock.Add(300 * time.Second)
+		if got := try(t, id, next); got != "" {
+			t.Fatalf("the new CA's SVID after the refresh: %s", got)
+		}
+		if got := try(t, id, svid); got == "" {
+			t.Fatal("the withdrawn CA's SVID accepted after the refresh")
+		}
+		// The endpoint fails: the last good authorities stay in use.
+		mu.Lock()
+		fail = true
+		mu.Unlock()
+		f.clock.Add(300 * time.Second)
+		if got := try(t, id, next); got != "" {
+			t.Fatalf("after a failed refresh: %s", got)
+		}
+	})
+	t.Run("without a fetcher only inline bundles work", func(t *testing.T) {
+		auth.Bundles = nil
+		defer func() { auth.Bundles = fetcher }()
+		if got := try(t, id, svid); !strings.Contains(got, "no x509-svid authorities") {
+			t.Fatalf("reason %q", got)
+		}
+	})
 }

@@ -234,7 +234,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	// proxy.
 	mtls := s.cfg.TLSClientCAFile != "" || s.cfg.ClientCertHeader != ""
 	if mtls {
-		tlsAuth := &oauth.TLSClientAuth{S: s.oauth, Credentials: s.store, Issuers: s.store}
+		tlsAuth := &oauth.TLSClientAuth{S: s.oauth, Credentials: s.store, Issuers: s.store, Bundles: fetcher}
 		if s.cfg.TLSClientCAFile != "" {
 			if tlsAuth.CAs, err = clientCAs(s.cfg.TLSClientCAFile); err != nil {
 				return err
