@@ -15,6 +15,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,8 +160,13 @@ const ResultIssued = "issued"
 
 func grantTypeLabel(gt string) string {
 	switch gt {
-	case "client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer": // RFC 6749 §4.4, RFC 7523 §2.1
-		return gt
+	// Literals, never gt: a label value is kept for the life of the
+	// process, and gt is a substring of the request body, which may hold
+	// a client secret.
+	case "client_credentials": // RFC 6749 §4.4
+		return "client_credentials"
+	case "urn:ietf:params:oauth:grant-type:jwt-bearer": // RFC 7523 §2.1
+		return "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	case "":
 		return LabelNone
 	}
@@ -225,33 +231,38 @@ func (m *Metrics) StoreError(op string) {
 // labelSet admits up to max distinct values of a label; others read as
 // LabelOther.
 type labelSet struct {
-	max  int
-	mu   sync.RWMutex
-	seen map[string]bool
+	max int
+	mu  sync.RWMutex
+	// seen maps an admitted value to the copy of it that is the label:
+	// a value comes from a request (an audience, a client_id), and a
+	// substring of the request body may hold a client secret, so the
+	// label never shares its memory.
+	seen map[string]string
 }
 
-func newLabelSet(max int) *labelSet { return &labelSet{max: max, seen: map[string]bool{}} }
+func newLabelSet(max int) *labelSet { return &labelSet{max: max, seen: map[string]string{}} }
 
 // value returns v if it was admitted, admitting it first if admit and
 // there is room; otherwise LabelOther.
 func (l *labelSet) value(v string, admit bool) string {
 	l.mu.RLock()
-	ok := l.seen[v]
+	label, ok := l.seen[v]
 	l.mu.RUnlock()
 	if ok {
-		return v
+		return label
 	}
 	if !admit {
 		return LabelOther
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.seen[v] {
-		return v
+	if label, ok := l.seen[v]; ok {
+		return label
 	}
 	if len(l.seen) >= l.max {
 		return LabelOther
 	}
-	l.seen[v] = true
-	return v
+	label = strings.Clone(v)
+	l.seen[label] = label
+	return label
 }

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -125,7 +126,8 @@ type tokenRequest struct {
 	scopeGiven bool
 }
 
-// tokenResponse is the successful response of RFC 6749 §5.1.
+// tokenResponse is the successful response of RFC 6749 §5.1, as
+// writeTokenResponse writes it.
 type tokenResponse struct {
 	AccessToken string `json:"access_token"`
 	TokenType   string `json:"token_type"`
@@ -465,14 +467,71 @@ func (s *Server) issue(w http.ResponseWriter, req token.Request) error {
 	if s.Events != nil {
 		s.Events.TokenIssued(claims.ClientID, claims.Audience, claims.JTI, time.Unix(claims.IssuedAt, 0))
 	}
-	s.Log.Debug("access token issued", "client_id", claims.ClientID, "audience", claims.Audience, "jti", claims.JTI)
-	writeJSON(w, http.StatusOK, tokenResponse{
-		AccessToken: tok,
-		TokenType:   tokenType(claims.Confirmation),
-		ExpiresIn:   claims.Expiry - claims.IssuedAt,
-		Scope:       claims.Scope,
-	})
+	// Guarded: the arguments alone cost three allocations per token.
+	if s.Log.Enabled(context.Background(), slog.LevelDebug) {
+		s.Log.Debug("access token issued", "client_id", claims.ClientID, "audience", claims.Audience, "jti", claims.JTI)
+	}
+	writeTokenResponse(w, tok, tokenType(claims.Confirmation), claims.Expiry-claims.IssuedAt, claims.Scope)
 	return nil
+}
+
+// Header values of the token response (writeJSON's), shared by every
+// response: net/http only reads them, and setting a slice of one value
+// replaces them, so a handler that changes a header after ours cannot
+// change them for the next response.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+	headerNoCache = []string{"no-cache"}
+)
+
+// tokenBodies are the buffers of token response bodies.
+var tokenBodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// writeTokenResponse writes the successful response of RFC 6749 §5.1, as
+// writeJSON would write a tokenResponse but without reflection: never
+// cached (Cache-Control: no-store, Pragma: no-cache), the members in
+// tokenResponse's order, scope omitted when empty, a newline at the end.
+func writeTokenResponse(w http.ResponseWriter, tok, typ string, expiresIn int64, scope string) {
+	h := w.Header()
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["Pragma"] = headerNoCache
+	w.WriteHeader(http.StatusOK)
+	bp := tokenBodies.Get().(*[]byte)
+	b := append((*bp)[:0], `{"access_token":`...)
+	b = appendJSONString(b, tok)
+	b = append(b, `,"token_type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"expires_in":`...)
+	b = strconv.AppendInt(b, expiresIn, 10)
+	if scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, scope)
+	}
+	b = append(b, "}\n"...)
+	_, _ = w.Write(b)
+	if cap(b) <= 16<<10 {
+		*bp = b[:0]
+		tokenBodies.Put(bp)
+	}
+}
+
+// appendJSONString appends s to b as a JSON string (RFC 8259 §7). The
+// token endpoint's strings are base64url, dots, and scope tokens of
+// printable ASCII without quotation mark or reverse solidus (RFC 6749
+// §3.3), so they need no escape; any other string takes encoding/json's,
+// with its HTML escapes, as writeJSON would write it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // HandleMethodNotAllowed answers a token, introspection or revocation

@@ -21,6 +21,7 @@ import (
 	"github.com/m2mauth/m2mauth/internal/limits"
 	"github.com/m2mauth/m2mauth/internal/manage"
 	"github.com/m2mauth/m2mauth/internal/oauth"
+	"github.com/m2mauth/m2mauth/internal/store/cache"
 )
 
 // Config is the configuration of `m2mauth serve` and `m2mauth admin
@@ -78,6 +79,10 @@ type Config struct {
 	// CacheMaxStale is how long an application already in memory keeps
 	// getting tokens while the database cannot be read. Default 5 min.
 	CacheMaxStale time.Duration
+	// CacheMaxEntries bounds the applications each replica keeps in
+	// memory (about 1 KB each with one secret); past it the least recently
+	// used is dropped and read again when next used. Default 200 000.
+	CacheMaxEntries int
 	// AdminTokenLifetime is the lifetime of management API tokens, set by
 	// operator configuration only: whole seconds from
 	// MinAdminTokenLifetime to manage.MaxAdminTokenLifetime. Default
@@ -176,6 +181,10 @@ const (
 	// CacheMaxStale's defaults.
 	DefaultCacheTTL      = 2 * time.Second
 	DefaultCacheMaxStale = 5 * time.Minute
+	// DefaultCacheMaxEntries is CacheMaxEntries' default, and
+	// MaxCacheMaxEntries its bound.
+	DefaultCacheMaxEntries = cache.DefaultMaxEntries
+	MaxCacheMaxEntries     = 100_000_000
 	// MinCacheTTL and MaxCacheTTL bound CacheTTL; CacheMaxStale is at
 	// least CacheTTL and at most MaxCacheMaxStale.
 	MinCacheTTL      = 100 * time.Millisecond
@@ -329,6 +338,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheMaxStale == 0 {
 		c.CacheMaxStale = DefaultCacheMaxStale
+	}
+	if c.CacheMaxEntries == 0 {
+		c.CacheMaxEntries = DefaultCacheMaxEntries
+	}
+	if c.CacheMaxEntries < 1 || c.CacheMaxEntries > MaxCacheMaxEntries {
+		errs = append(errs, fieldError("cache-max-entries", strconv.Itoa(c.CacheMaxEntries), "must be between 1 and 100000000"))
 	}
 	if c.CacheTTL < MinCacheTTL || c.CacheTTL > MaxCacheTTL {
 		errs = append(errs, fieldError("cache-ttl", c.CacheTTL.String(), "must be between 100ms and 5m"))

@@ -156,7 +156,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	// The token endpoint reads applications from memory; writes made
 	// through this replica drop what they change at once, other replicas'
 	// writes through the change feed, and entries are reread after CacheTTL.
-	s.cache = cache.New(st, s.withCacheHooks(cache.Options{Now: s.now, TTL: cfg.CacheTTL, MaxStale: cfg.CacheMaxStale}))
+	// On SQLite this process is the only writer (it holds the data
+	// directory's lock) and every write goes through the cache, so entries
+	// never go stale by age; PostgreSQL replicas learn of each other's
+	// writes from the change feed and the TTL.
+	_, shared := st.(authz.ChangeFeed)
+	s.cache = cache.New(st, s.withCacheHooks(cache.Options{Now: s.now, SoleWriter: !shared, TTL: cfg.CacheTTL, MaxStale: cfg.CacheMaxStale, MaxEntries: cfg.CacheMaxEntries}))
 	s.store = s.cache
 	if err := s.init(ctx, sealer); err != nil {
 		st.Close()

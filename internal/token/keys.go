@@ -60,7 +60,7 @@ type keySet struct {
 type signingKey struct {
 	meta   authz.SigningKey
 	public jose.JSONWebKey
-	signer jose.Signer // nil unless active
+	signer *jwsKey // nil unless active
 }
 
 // NewKeys returns an empty key set backed by store; call Load or Ensure
@@ -181,10 +181,7 @@ func (k *Keys) open(m authz.SigningKey) (*signingKey, error) {
 	sk := &signingKey{meta: m, public: jose.JSONWebKey{Key: signer.Public(), KeyID: m.KID, Algorithm: m.Alg, Use: "sig"}}
 	sk.meta.Private = nil
 	if m.State == authz.KeyActive {
-		sk.signer, err = jose.NewSigner(
-			jose.SigningKey{Algorithm: jose.SignatureAlgorithm(m.Alg), Key: jose.JSONWebKey{Key: priv, KeyID: m.KID}},
-			(&jose.SignerOptions{}).WithType("at+jwt"), // RFC 9068 §2.1
-		)
+		sk.signer, err = newJWSKey(m.Alg, m.KID, signer)
 		if err != nil {
 			return nil, fmt.Errorf("token: signer for %s: %w", m.KID, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -93,10 +94,11 @@ type Request struct {
 
 // Issuer mints access tokens. It is safe for concurrent use.
 type Issuer struct {
-	url  string
-	keys *Keys
-	now  func() time.Time
-	rand io.Reader
+	url    string
+	issSub string // the claims' start, up to sub (issSubPrefix)
+	keys   *Keys
+	now    func() time.Time
+	rand   io.Reader
 	// Signing, if set before the first Issue, is called as a token's
 	// signature starts with its algorithm; the function it returns is
 	// called when the signature ends (metrics.Metrics.StartSigning).
@@ -104,24 +106,43 @@ type Issuer struct {
 }
 
 // NewIssuer returns an Issuer whose tokens carry iss = url and are signed
-// by keys; jti values read 16 bytes each from r; now is the clock.
+// by keys; jti values read 16 bytes each from r, and so do the signers
+// that take randomness (PS256's salt); now is the clock.
 func NewIssuer(url string, keys *Keys, now func() time.Time, r io.Reader) *Issuer {
-	return &Issuer{url: url, keys: keys, now: now, rand: r}
+	return &Issuer{url: url, issSub: issSubPrefix(url), keys: keys, now: now, rand: r}
 }
 
 // URL returns the issuer identifier.
 func (i *Issuer) URL() string { return i.url }
 
+// issueBufs are Issue's scratch buffers: the claims JSON, then the signing
+// input, digest and signature after it.
+var issueBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxPooledBuf bounds the buffers issueBufs keeps, so that one token with
+// large custom claims does not pin its buffer.
+const maxPooledBuf = 16 << 10
+
 // Issue signs an access token for req with the active key of req.Alg.
 // Returns the compact JWS and its claims; an error only if there is no
-// active key for the algorithm or randomness fails.
+// active key for the algorithm, randomness fails or the key fails to sign.
+//
+// The JWS is built by hand (jwsKey): the claims are marshalled without
+// reflection as encoding/json would marshal Claims, with req.Claims'
+// members after jti, and the token is one allocation.
 func (i *Issuer) Issue(req Request) (string, Claims, error) {
 	sk, err := i.keys.signer(req.Alg)
 	if err != nil {
 		return "", Claims{}, err
 	}
-	var b [16]byte
-	if _, err := io.ReadFull(i.rand, b[:]); err != nil {
+	bp := issueBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf {
+			issueBufs.Put(bp)
+		}
+	}()
+	buf := (*bp)[:16] // the pool's buffers hold at least 2048 bytes
+	if _, err := io.ReadFull(i.rand, buf); err != nil {
 		return "", Claims{}, fmt.Errorf("token: reading randomness: %w", err)
 	}
 	now := i.now().Unix()
@@ -133,35 +154,41 @@ func (i *Issuer) Issue(req Request) (string, Claims, error) {
 		Scope:    strings.Join(req.Scopes, " "),
 		IssuedAt: now,
 		Expiry:   now + int64(req.Lifetime/time.Second),
-		JTI:      base64.RawURLEncoding.EncodeToString(b[:]),
+		JTI:      base64.RawURLEncoding.EncodeToString(buf),
 
 		Confirmation: req.Confirmation,
 	}
-	payload, err := json.Marshal(&c)
-	if err != nil {
-		return "", Claims{}, err
-	}
+	buf = appendClaims(buf[:0], i.issSub, &c)
 	if len(req.Claims) > 2 { // not "{}": its members go after jti
-		payload = append(payload[:len(payload)-1], ',')
-		payload = append(payload, req.Claims[1:]...)
-		c.payload = string(payload)
+		buf = append(buf[:len(buf)-1], ',')
+		buf = append(buf, req.Claims[1:]...)
+		c.payload = string(buf)
 	}
+	// buf: claims | header "." base64url(claims) | signature.
+	n := len(buf)
+	buf = append(buf, sk.signer.header...)
+	buf = base64.RawURLEncoding.AppendEncode(buf, buf[:n])
+	input := buf[n:]
 	var done func()
 	if i.Signing != nil {
 		done = i.Signing(req.Alg)
 	}
-	jws, err := sk.signer.Sign(payload)
+	buf, err = sk.signer.appendSignature(buf, i.rand, input)
 	if done != nil {
 		done()
 	}
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("token: signing: %w", err)
 	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		return "", Claims{}, fmt.Errorf("token: serializing: %w", err)
-	}
-	return s, c, nil
+	sig := buf[n+len(input):]
+	var tok strings.Builder
+	tok.Grow(len(input) + 1 + base64.RawURLEncoding.EncodedLen(len(sig)))
+	tok.Write(input)
+	tok.WriteByte('.')
+	buf = base64.RawURLEncoding.AppendEncode(buf, sig)
+	tok.Write(buf[n+len(input)+len(sig):])
+	*bp = buf[:0]
+	return tok.String(), c, nil
 }
 
 // Verification errors. Verify wraps them with detail that never includes

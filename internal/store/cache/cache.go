@@ -1,15 +1,25 @@
 // Package cache keeps the token endpoint's reads in memory: it wraps an
 // authz.Store so that Client (an application with its secrets and grants)
-// is answered from a map, and every write made through it drops what it
-// changed. Writes made elsewhere (another replica) reach it through
-// Invalidate or, at the latest, after the entry's time to live.
+// is answered from a bounded table, and every write made through it drops
+// what it changed. Writes made elsewhere (another replica) reach it
+// through Invalidate or, at the latest, after the entry's time to live;
+// a store with no other writer (Options.SoleWriter) has no time to live.
+//
+// Nothing cached refers to the memory of the request that caused a read:
+// the client_id a lookup is given is often a substring of the decoded
+// "id:secret" of a Basic header or of a form body holding the secret, so
+// the cache keeps its own copy, and the store is read with that copy.
 package cache
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
@@ -28,6 +38,13 @@ const (
 
 // Options tune a Store. Zero fields take the defaults.
 type Options struct {
+	// SoleWriter says that every write to the store goes through this
+	// Store, or is announced by Invalidate: SQLite, whose data directory
+	// one process holds locked. Entries then never go stale by age (TTL,
+	// MaxStale and NegativeTTL are not used): an unchanged application
+	// costs no store read after its first, and a write through this Store
+	// drops what it changed at once.
+	SoleWriter bool
 	// TTL is how long an entry is used before it is reread: the bound on
 	// staleness for writes this process was not told about (plus the
 	// reread's own time, as the first request after TTL still gets the old
@@ -37,7 +54,9 @@ type Options struct {
 	// database cannot be read, known applications keep getting tokens for
 	// this long.
 	MaxStale time.Duration
-	// MaxEntries bounds memory; past it an arbitrary entry is evicted.
+	// MaxEntries bounds the applications kept; past it the least recently
+	// used one is evicted (approximately: a second-chance clock, so that a
+	// hit takes no write lock).
 	MaxEntries int
 	// NegativeTTL is how long a client_id the store does not know is
 	// answered authz.ErrNotFound from memory, without a store read. An
@@ -80,16 +99,26 @@ type Store struct {
 	authz.Store
 	opt Options
 
-	mu         sync.RWMutex
-	entries    map[string]entry
-	negative   map[string]time.Time // unknown client_id → when it was found unknown
-	refreshing map[string]bool      // clients being reread in the background
-	gen        uint64               // bumped by every invalidation, so a load racing one is not kept
+	mu sync.RWMutex
+	// index and slots are the cached applications: slots is a ring, at
+	// most MaxEntries long, that the clock hand sweeps to evict; free are
+	// the slots that invalidations emptied, reused first.
+	index      map[string]int32 // client_id → slot
+	slots      []slot
+	free       []int32
+	hand       int32
+	negative   map[string]int64 // unknown client_id → when it was found unknown (Unix ns)
+	refreshing map[string]bool  // clients being reread in the background
+	gen        uint64           // bumped by every invalidation, so a load racing one is not kept
+	shared     sharedValues
 }
 
-type entry struct {
+// slot is one cached application, under the key client.Application.ClientID:
+// the cache's own copy of the client_id, never request memory.
+type slot struct {
 	client   *authz.Client
-	loadedAt time.Time
+	loadedAt int64  // Unix ns
+	used     uint32 // atomic: 1 if looked up since the clock hand last passed
 }
 
 // New wraps s.
@@ -103,6 +132,7 @@ func New(s authz.Store, opt Options) *Store {
 	if opt.MaxEntries <= 0 {
 		opt.MaxEntries = DefaultMaxEntries
 	}
+	opt.MaxEntries = min(opt.MaxEntries, math.MaxInt32) // slots are numbered by int32
 	if opt.NegativeTTL <= 0 {
 		opt.NegativeTTL = DefaultNegativeTTL
 	}
@@ -112,53 +142,78 @@ func New(s authz.Store, opt Options) *Store {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Store{Store: s, opt: opt, entries: map[string]entry{}, negative: map[string]time.Time{}, refreshing: map[string]bool{}}
+	return &Store{Store: s, opt: opt, index: map[string]int32{}, negative: map[string]int64{}, refreshing: map[string]bool{}}
 }
 
 // Client returns the application clientID with its secrets and grants from
-// memory. A missing entry is read from the store (the caller waits). An
-// entry older than TTL is still returned, and reread in the background
+// memory. A missing entry is read from the store (the caller waits). Unless
+// the store has no other writer (Options.SoleWriter), an entry older than
+// TTL is still returned, and reread in the background
 // (stale-while-revalidate), so a token request never waits on the database
 // for an application it already knows; an entry older than MaxStale is not
 // returned unless the store cannot be read. The returned value is shared:
 // callers must not modify it. Returns authz.ErrNotFound if there is no
-// such application; that answer is remembered for NegativeTTL, so that a
-// repeated unknown client_id costs no store read.
+// such application; that answer is remembered (for NegativeTTL unless the
+// store has no other writer), so that a repeated unknown client_id costs
+// no store read.
 func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, error) {
-	now := s.opt.Now()
+	var now int64 // Unix ns; not needed, so not read, for a hit on a sole writer's store
+	if !s.opt.SoleWriter {
+		now = s.opt.Now().UnixNano()
+	}
+	var (
+		c         *authz.Client
+		key       string
+		loadedAt  int64
+		unknown   bool
+		unknownAt int64
+	)
 	s.mu.RLock()
-	e, ok := s.entries[clientID]
-	unknownAt, unknown := s.negative[clientID]
+	i, ok := s.index[clientID]
+	if ok {
+		sl := &s.slots[i]
+		c, key, loadedAt = sl.client, sl.client.Application.ClientID, sl.loadedAt
+		if atomic.LoadUint32(&sl.used) == 0 { // a store only when it changes: no shared write per hit
+			atomic.StoreUint32(&sl.used, 1)
+		}
+	} else {
+		unknownAt, unknown = s.negative[clientID]
+	}
 	gen := s.gen
 	s.mu.RUnlock()
-	if !ok && unknown && now.Sub(unknownAt) < s.opt.NegativeTTL {
-		s.lookup(LookupNegativeHit)
-		return nil, errUnknown
-	}
 	if ok {
-		age := now.Sub(e.loadedAt)
-		if age < s.opt.TTL {
+		age := time.Duration(now - loadedAt)
+		if s.opt.SoleWriter || age < s.opt.TTL {
 			s.lookup(LookupHit)
-			return e.client, nil
+			return c, nil
 		}
 		if age < s.opt.MaxStale {
 			s.lookup(LookupStale)
-			s.revalidate(clientID)
-			return e.client, nil
+			s.revalidate(key)
+			return c, nil
 		}
+	} else if unknown && (s.opt.SoleWriter || time.Duration(now-unknownAt) < s.opt.NegativeTTL) {
+		s.lookup(LookupNegativeHit)
+		return nil, errUnknown
 	}
 	s.lookup(LookupMiss)
-	c, err := s.load(ctx, clientID, gen, now)
-	if err != nil && ok && !isNotFound(err) && now.Sub(e.loadedAt) < s.opt.MaxStale {
-		return e.client, nil
+	if s.opt.SoleWriter {
+		now = s.opt.Now().UnixNano()
 	}
-	return c, err
+	if !ok {
+		key = strings.Clone(clientID) // the caller's string may share memory with the secret
+	}
+	got, err := s.load(ctx, key, gen, now)
+	if err != nil && ok && !isNotFound(err) && time.Duration(now-loadedAt) < s.opt.MaxStale {
+		return c, nil
+	}
+	return got, err
 }
 
-// load reads clientID from the store and caches it unless an invalidation
-// happened since gen was read.
-func (s *Store) load(ctx context.Context, clientID string, gen uint64, now time.Time) (*authz.Client, error) {
-	c, err := s.Store.Client(ctx, clientID)
+// load reads key (a client_id in the cache's own memory) from the store
+// and caches it unless an invalidation happened since gen was read.
+func (s *Store) load(ctx context.Context, key string, gen uint64, now int64) (*authz.Client, error) {
+	c, err := s.Store.Client(ctx, key)
 	if err != nil {
 		if !isNotFound(err) && s.opt.OnStoreError != nil {
 			s.opt.OnStoreError()
@@ -166,51 +221,195 @@ func (s *Store) load(ctx context.Context, clientID string, gen uint64, now time.
 		if isNotFound(err) {
 			s.mu.Lock()
 			s.gen++
-			delete(s.entries, clientID)
+			s.drop(key)
 			if s.gen == gen+1 { // no invalidation raced this load: remember it is unknown
-				if _, had := s.negative[clientID]; !had && len(s.negative) >= s.opt.MaxNegative {
+				if _, had := s.negative[key]; !had && len(s.negative) >= s.opt.MaxNegative {
 					for k := range s.negative {
 						delete(s.negative, k)
 						break
 					}
 				}
-				s.negative[clientID] = now
+				s.negative[key] = now
 			}
 			s.mu.Unlock()
 		}
 		return nil, err
 	}
 	s.mu.Lock()
-	if s.gen == gen { // no invalidation raced this load
-		if _, had := s.entries[clientID]; !had && len(s.entries) >= s.opt.MaxEntries {
-			for k := range s.entries {
-				delete(s.entries, k)
-				break
-			}
-		}
-		s.entries[clientID] = entry{client: c, loadedAt: now}
+	if s.gen == gen && c.Application.ClientID == key { // no invalidation raced this load
+		c = s.compact(c, key)
+		s.insert(key, c, now)
 	}
 	s.mu.Unlock()
 	return c, nil
 }
 
-// revalidate rereads clientID in the background, once at a time per
-// client. A failure keeps the stale entry (the database may be down).
-func (s *Store) revalidate(clientID string) {
+// compact returns a copy of from, equal to it, that takes less memory to
+// keep: every client_id in it is the one string key (from's
+// Application.ClientID equals key), its secrets and grants lists have no
+// spare capacity, a secret's id shares the memory of its prefix
+// ("m2ms_<id>"), and the strings and scope lists of grants and their
+// APIs, the same in every application granted an API, are shared through
+// s.shared. from is left as it is: the wrapped store may share it. Runs
+// under s.mu.
+func (s *Store) compact(from *authz.Client, key string) *authz.Client {
+	in := &s.shared
+	c := &authz.Client{Application: from.Application, Secrets: slices.Clone(from.Secrets), Grants: slices.Clone(from.Grants)}
+	c.Application.ClientID = key
+	for i := range c.Secrets {
+		sec := &c.Secrets[i]
+		if sec.ClientID == key {
+			sec.ClientID = key
+		}
+		if strings.HasSuffix(sec.Prefix, sec.ID) {
+			sec.ID = sec.Prefix[len(sec.Prefix)-len(sec.ID):]
+		}
+	}
+	for i := range c.Grants {
+		g, a := &c.Grants[i].Grant, &c.Grants[i].API
+		if g.ClientID == key {
+			g.ClientID = key
+		}
+		g.APIID, g.Audience, g.Scopes = in.str(g.APIID), in.str(g.Audience), in.scopeSet(g.Scopes)
+		a.ID, a.Identifier, a.Name, a.SigningAlg = in.str(a.ID), in.str(a.Identifier), in.str(a.Name), in.str(a.SigningAlg)
+		a.DPoP, a.MTLSBound, a.Profile = in.str(a.DPoP), in.str(a.MTLSBound), in.str(a.Profile)
+		a.Scopes = in.apiScopes(a.ID, a.Scopes)
+	}
+	return c
+}
+
+// maxShared bounds each table of a sharedValues; a full table starts
+// again empty (what entries already share stays shared).
+const maxShared = 4096
+
+// sharedValues are the strings and lists that cached applications share,
+// each kept once. Only values read from the store are kept.
+type sharedValues struct {
+	strs      map[string]string
+	scopeSets map[string][]string      // a grant's scopes, by their values joined with " "
+	apis      map[string][]authz.Scope // an API's scopes, by its id
+}
+
+func (in *sharedValues) str(v string) string {
+	if v == "" {
+		return v
+	}
+	if w, ok := in.strs[v]; ok {
+		return w
+	}
+	if in.strs == nil || len(in.strs) >= maxShared {
+		in.strs = map[string]string{}
+	}
+	in.strs[v] = v
+	return v
+}
+
+func (in *sharedValues) scopeSet(v []string) []string {
+	if len(v) == 0 {
+		return v
+	}
+	k := strings.Join(v, " ")
+	if w, ok := in.scopeSets[k]; ok && slices.Equal(w, v) {
+		return w
+	}
+	if in.scopeSets == nil || len(in.scopeSets) >= maxShared {
+		in.scopeSets = map[string][]string{}
+	}
+	w := make([]string, len(v))
+	for i := range v {
+		w[i] = in.str(v[i])
+	}
+	in.scopeSets[k] = w
+	return w
+}
+
+func (in *sharedValues) apiScopes(apiID string, v []authz.Scope) []authz.Scope {
+	if len(v) == 0 {
+		return v
+	}
+	if w, ok := in.apis[apiID]; ok && slices.Equal(w, v) {
+		return w
+	}
+	if in.apis == nil || len(in.apis) >= maxShared {
+		in.apis = map[string][]authz.Scope{}
+	}
+	v = slices.Clone(v)
+	in.apis[apiID] = v // the API's current scopes: an older list is replaced
+	return v
+}
+
+// insert caches c under key, replacing the entry key has or taking a free
+// slot, a new one while there are fewer than MaxEntries, or else the
+// least recently used one. Runs under s.mu.
+func (s *Store) insert(key string, c *authz.Client, now int64) {
+	if i, ok := s.index[key]; ok {
+		sl := &s.slots[i]
+		sl.client, sl.loadedAt = c, now
+		return
+	}
+	var i int32
+	switch {
+	case len(s.free) > 0:
+		i = s.free[len(s.free)-1]
+		s.free = s.free[:len(s.free)-1]
+	case len(s.slots) < s.opt.MaxEntries:
+		s.slots = append(s.slots, slot{})
+		i = int32(len(s.slots) - 1)
+	default:
+		i = s.evict()
+	}
+	s.slots[i] = slot{client: c, loadedAt: now}
+	s.index[key] = i
+}
+
+// evict frees the slot the clock hand finds first that was not looked up
+// since the hand last passed it, giving each one it passes a second
+// chance, and returns it. Every slot is in use. Runs under s.mu.
+func (s *Store) evict() int32 {
+	for {
+		i := s.hand
+		if s.hand++; int(s.hand) == len(s.slots) {
+			s.hand = 0
+		}
+		sl := &s.slots[i]
+		if atomic.LoadUint32(&sl.used) != 0 {
+			atomic.StoreUint32(&sl.used, 0)
+			continue
+		}
+		delete(s.index, sl.client.Application.ClientID)
+		return i
+	}
+}
+
+// drop removes the entry of clientID, if any. Runs under s.mu.
+func (s *Store) drop(clientID string) {
+	i, ok := s.index[clientID]
+	if !ok {
+		return
+	}
+	delete(s.index, clientID)
+	s.slots[i] = slot{}
+	s.free = append(s.free, i)
+}
+
+// revalidate rereads key (the cache's own client_id) in the background,
+// once at a time per client. A failure keeps the stale entry (the database
+// may be down).
+func (s *Store) revalidate(key string) {
 	s.mu.Lock()
-	if s.refreshing[clientID] {
+	if s.refreshing[key] {
 		s.mu.Unlock()
 		return
 	}
-	s.refreshing[clientID] = true
+	s.refreshing[key] = true
 	gen := s.gen
 	s.mu.Unlock()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, _ = s.load(ctx, clientID, gen, s.opt.Now())
+		_, _ = s.load(ctx, key, gen, s.opt.Now().UnixNano())
 		s.mu.Lock()
-		delete(s.refreshing, clientID)
+		delete(s.refreshing, key)
 		s.mu.Unlock()
 		if s.opt.afterRevalidate != nil {
 			s.opt.afterRevalidate()
@@ -229,20 +428,28 @@ func (s *Store) Invalidate(clientID string) {
 	s.mu.Lock()
 	s.gen++
 	if clientID == "" {
-		clear(s.entries)
-		clear(s.negative)
+		s.dropAll()
 	} else {
-		delete(s.entries, clientID)
+		s.drop(clientID)
 		delete(s.negative, clientID)
 	}
 	s.mu.Unlock()
+}
+
+// dropAll empties the cache, keeping its slots' memory for the rereads
+// that follow. Runs under s.mu.
+func (s *Store) dropAll() {
+	clear(s.index)
+	clear(s.slots)
+	s.slots, s.free, s.hand = s.slots[:0], s.free[:0], 0
+	clear(s.negative)
 }
 
 // Len returns the number of cached applications.
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.entries)
+	return len(s.index)
 }
 
 // NegativeLen returns the number of unknown client_ids remembered.
@@ -258,6 +465,16 @@ func (s *Store) after(err error, clientID string) error {
 		s.Invalidate(clientID)
 	}
 	return err
+}
+
+// Bootstrap writes through and, if it created anything, invalidates
+// everything: the client_id it created may be remembered as unknown.
+func (s *Store) Bootstrap(ctx context.Context, b authz.Bootstrap) (bool, error) {
+	created, err := s.Store.Bootstrap(ctx, b)
+	if created {
+		s.Invalidate("")
+	}
+	return created, err
 }
 
 // Writes that change what Client returns. API changes touch every
@@ -350,7 +567,7 @@ func (s *Store) Manage(ctx context.Context, fn func(tx authz.Tx) error) error {
 		s.mu.Lock()
 		s.gen++
 		for id := range w.clients {
-			delete(s.entries, id)
+			s.drop(id)
 			delete(s.negative, id)
 		}
 		s.mu.Unlock()
@@ -366,7 +583,8 @@ type touched struct {
 
 // tx is the authz.Tx that Manage gives fn: the wrapped store's, noting
 // what its writes touch. A write method added to authz.Tx must be added
-// here too, or its writes go unnoticed until the entries' TTL.
+// here too, or its writes go unnoticed until the entries' TTL, and on a
+// SoleWriter store until the entry is evicted.
 type tx struct {
 	authz.Tx
 	touched *touched

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -17,12 +18,28 @@ import (
 
 func setup(t *testing.T) (*sqlite.Store, *cache.Store, *fake.Clock) {
 	t.Helper()
+	return setupWith(t, cache.Options{TTL: 2 * time.Second, MaxStale: time.Minute})
+}
+
+// setupWith is setup with the cache's options opt (and the fake clock).
+func setupWith(t *testing.T, opt cache.Options) (*sqlite.Store, *cache.Store, *fake.Clock) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "m2mauth.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	clk := fixture(t, db)
+	opt.Now = clk.Now
+	return db, cache.New(db, opt), clk
+}
+
+// fixture creates API api_1 (scopes a and b) and application c1 with
+// secret s1 and a grant g1 of scope a in db, and returns the clock.
+func fixture(t *testing.T, db authz.Store) *fake.Clock {
+	t.Helper()
+	ctx := context.Background()
 	clk := fake.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	now := authz.StoreTime(clk.Now())
 	api := authz.API{ID: "api_1", Identifier: "https://api/", Name: "api", Scopes: []authz.Scope{{Value: "a"}, {Value: "b"}}, TokenLifetime: time.Hour, SigningAlg: "ES256", CreatedAt: now, UpdatedAt: now}
@@ -35,12 +52,20 @@ func setup(t *testing.T) (*sqlite.Store, *cache.Store, *fake.Clock) {
 	if err := db.CreateApplication(ctx, app, []authz.Secret{sec}, []authz.Grant{g}); err != nil {
 		t.Fatal(err)
 	}
-	return db, cache.New(db, cache.Options{TTL: 2 * time.Second, MaxStale: time.Minute, Now: clk.Now}), clk
+	return clk
 }
 
 func TestWritesThroughTheCacheShowAtOnce(t *testing.T) {
+	for _, soleWriter := range []bool{false, true} {
+		t.Run(fmt.Sprint("sole writer ", soleWriter), func(t *testing.T) {
+			testWritesShowAtOnce(t, cache.Options{SoleWriter: soleWriter, TTL: 2 * time.Second, MaxStale: time.Minute})
+		})
+	}
+}
+
+func testWritesShowAtOnce(t *testing.T, opt cache.Options) {
 	ctx := context.Background()
-	_, c, _ := setup(t)
+	_, c, _ := setupWith(t, opt)
 	cl, err := c.Client(ctx, "c1")
 	if err != nil || cl.Application.Disabled {
 		t.Fatalf("%+v %v", cl, err)
