@@ -134,6 +134,25 @@ type Config struct {
 	// resource identifier; MetadataHandler serves the document. Default
 	// "": no resource_metadata attribute.
 	ResourceMetadataURL string
+
+	// TokenCacheEntries bounds the cache of verified tokens: a token
+	// Validate has verified is remembered, by its SHA-256 and never
+	// itself, and when presented again costs no parsing and no signature
+	// verification. Default DefaultTokenCacheEntries (10000); a negative
+	// value turns the cache off. Only the token's own checks are cached:
+	// Middleware checks a DPoP proof or a client certificate on every
+	// request, and in introspection mode every Validate still asks the
+	// introspection cache (IntrospectionConfig.CacheTTL), so revocation
+	// takes effect as fast as without this cache.
+	TokenCacheEntries int
+
+	// TokenCacheMaxAge is how long a verified token is reused, never past
+	// its exp: the longest a token signed by a key the issuer has since
+	// withdrawn from its JWKS stays accepted, once this API has fetched the
+	// new JWKS (a cached token whose kid is no longer published is
+	// verified again, and refused). Default DefaultTokenCacheMaxAge (60 s);
+	// at most MaxTokenCacheMaxAge (10 min).
+	TokenCacheMaxAge time.Duration
 }
 
 // settings is a Config with its defaults applied and its values checked.
@@ -152,6 +171,9 @@ type settings struct {
 	mtls        *mtlsSettings // nil without Config.MTLS
 	externalURL string        // without a trailing slash; "" for none
 	metadataURL string
+
+	cacheEntries int // 0: no verified-token cache
+	cacheMaxAge  time.Duration
 }
 
 // check validates c and fills in defaults.
@@ -237,6 +259,21 @@ func (c Config) check() (settings, error) {
 			return s, fmt.Errorf("rs: Config.ResourceMetadataURL %q is not an absolute http(s) URL", c.ResourceMetadataURL)
 		}
 		s.metadataURL = c.ResourceMetadataURL
+	}
+
+	switch {
+	case c.TokenCacheEntries == 0:
+		s.cacheEntries = DefaultTokenCacheEntries
+	case c.TokenCacheEntries > 0:
+		s.cacheEntries = c.TokenCacheEntries
+	}
+	switch {
+	case c.TokenCacheMaxAge == 0:
+		s.cacheMaxAge = DefaultTokenCacheMaxAge
+	case c.TokenCacheMaxAge < 0 || c.TokenCacheMaxAge > MaxTokenCacheMaxAge:
+		return s, fmt.Errorf("rs: Config.TokenCacheMaxAge %v outside (0, %v]", c.TokenCacheMaxAge, MaxTokenCacheMaxAge)
+	default:
+		s.cacheMaxAge = c.TokenCacheMaxAge
 	}
 	return s, nil
 }

@@ -2,7 +2,6 @@ package rs
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -156,6 +155,11 @@ type Validator struct {
 	keys     *keyCache
 	// introspection is nil unless Config.Introspection is set.
 	introspection *introspector
+	// tokens is nil when Config.TokenCacheEntries is negative.
+	tokens *tokenCache
+	// verified, if set, is called after each full verification; tests
+	// count cache misses with it.
+	verified func()
 
 	policy      Policy
 	dpop        dpopSettings
@@ -205,7 +209,12 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 	if !keys.hasKeyFor(s.algs) {
 		return nil, fmt.Errorf("rs: JWKS at %s has no usable key for algorithms %v", jwksURL, s.algs)
 	}
+	var tokens *tokenCache
+	if s.cacheEntries > 0 {
+		tokens = newTokenCache(s.cacheEntries, s.cacheMaxAge)
+	}
 	return &Validator{
+		tokens:   tokens,
 		issuer:   s.issuer,
 		audience: cfg.Audience,
 		algs:     s.algs,
@@ -275,7 +284,33 @@ func (v *Validator) Policy() Policy { return v.policy }
 // ErrAlgorithm, ..., ErrInactive) with errors.Is, except
 // ErrIntrospectionUnavailable, which matches only itself.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
-	if token == "" || len(token) > maxTokenBytes || !isCanonical(token) {
+	claims, err := v.validateLocally(ctx, token)
+	if err != nil || v.introspection == nil {
+		return claims, err
+	}
+	// Cached or not, a token is introspected: the introspector's own
+	// cache, by jti, bounds how long a revoked token stays accepted.
+	if err := v.introspection.check(ctx, token, claims); err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
+// validateLocally is Validate without introspection. A token it verified
+// before is answered from v.tokens while its entry lasts and the key that
+// verified it is still in the JWKS.
+func (v *Validator) validateLocally(ctx context.Context, token string) (*Claims, error) {
+	if token == "" || len(token) > maxTokenBytes {
+		return nil, invalid(ErrMalformed)
+	}
+	var key [32]byte
+	if v.tokens != nil {
+		key = tokenKey(token)
+		if c, kid, ok := v.tokens.get(key, v.now()); ok && len(v.keys.lookup(ctx, kid)) > 0 {
+			return c, nil
+		}
+	}
+	if !isCanonical(token) {
 		return nil, invalid(ErrMalformed)
 	}
 	jws, err := jose.ParseSignedCompact(token, v.algs)
@@ -290,16 +325,20 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	if !isAccessTokenType(header.ExtraHeaders[jose.HeaderType]) {
 		return nil, invalid(ErrTokenType)
 	}
-	payload, err := v.verify(ctx, jws, header)
+	payload, err := v.verify(ctx, jws, header, token)
 	if err != nil {
 		return nil, err
 	}
-	claims, err := v.checkClaims(payload)
-	if err != nil || v.introspection == nil {
-		return claims, err
-	}
-	if err := v.introspection.check(ctx, token, claims); err != nil {
+	now := v.now()
+	claims, err := v.checkClaims(payload, now)
+	if err != nil {
 		return nil, err
+	}
+	if v.tokens != nil {
+		v.tokens.put(key, header.KeyID, claims, now)
+	}
+	if v.verified != nil {
+		v.verified()
 	}
 	return claims, nil
 }
@@ -311,14 +350,44 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 // accepted spellings, and a token with its last character changed could
 // still verify.
 func isCanonical(token string) bool {
-	if strings.ContainsAny(token, "\r\n") {
-		return false
-	}
-	strict := base64.RawURLEncoding.Strict()
 	for seg := range strings.SplitSeq(token, ".") {
-		if _, err := strict.DecodeString(seg); err != nil {
+		if !isCanonicalSegment(seg) {
 			return false
 		}
+	}
+	return true
+}
+
+// isCanonicalSegment reports whether seg is canonical unpadded base64url:
+// only the 64 alphabet characters, a length that is not 1 mod 4, and the
+// unused low bits of the last character zero, which is exactly what
+// base64.RawURLEncoding.Strict() accepts, without decoding.
+func isCanonicalSegment(seg string) bool {
+	var last byte
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			last = c - 'A'
+		case 'a' <= c && c <= 'z':
+			last = c - 'a' + 26
+		case '0' <= c && c <= '9':
+			last = c - '0' + 52
+		case c == '-':
+			last = 62
+		case c == '_':
+			last = 63
+		default:
+			return false
+		}
+	}
+	switch len(seg) % 4 {
+	case 1:
+		return false
+	case 2: // 8 bits of 12: the last character's low 4 bits are unused
+		return last&0x0f == 0
+	case 3: // 16 bits of 18: its low 2 bits are unused
+		return last&0x03 == 0
 	}
 	return true
 }
@@ -332,8 +401,11 @@ func isAccessTokenType(typ any) bool {
 }
 
 // verify checks the signature with the key the header's kid names and
-// returns the payload.
-func (v *Validator) verify(ctx context.Context, jws *jose.JSONWebSignature, header jose.Header) ([]byte, error) {
+// returns the payload. token is the compact serialization jws was parsed
+// from: its signing input (RFC 7515 §5.2) is the text before the last dot,
+// so the signature is checked over it directly (verifySignature), without
+// go-jose decoding the header a second time and re-encoding the payload.
+func (v *Validator) verify(ctx context.Context, jws *jose.JSONWebSignature, header jose.Header, token string) ([]byte, error) {
 	if header.KeyID == "" {
 		return nil, &tokenError{reason: ErrUnknownKey, detail: "no kid in header"}
 	}
@@ -341,12 +413,27 @@ func (v *Validator) verify(ctx context.Context, jws *jose.JSONWebSignature, head
 	if len(keys) == 0 {
 		return nil, invalid(ErrUnknownKey)
 	}
+	// With "crit" or "b64" (RFC 7797) the signing input may differ from
+	// the text; go-jose's Verify decides those rare tokens.
+	_, crit := header.ExtraHeaders["crit"]
+	_, b64 := header.ExtraHeaders["b64"]
+	direct := !crit && !b64
+	input := token[:strings.LastIndexByte(token, '.')]
+	sig := jws.Signatures[0].Signature
 	fits := false
 	for i := range keys {
 		if !keyFits(&keys[i], header.Algorithm) {
 			continue
 		}
 		fits = true
+		if direct {
+			if ok, known := verifySignature(keys[i].Key, header.Algorithm, input, sig); known {
+				if ok {
+					return jws.UnsafePayloadWithoutVerification(), nil
+				}
+				continue
+			}
+		}
 		if payload, err := jws.Verify(keys[i].Key); err == nil {
 			return payload, nil
 		}
@@ -359,20 +446,84 @@ func (v *Validator) verify(ctx context.Context, jws *jose.JSONWebSignature, head
 
 // claimsSet is the JSON payload of an access token (RFC 9068 §2.2).
 type claimsSet struct {
-	Issuer    string           `json:"iss"`
-	Subject   string           `json:"sub"`
-	Audience  jwt.Audience     `json:"aud"`
-	Expiry    *jwt.NumericDate `json:"exp"`
-	NotBefore *jwt.NumericDate `json:"nbf"`
-	IssuedAt  *jwt.NumericDate `json:"iat"`
-	ID        string           `json:"jti"`
-	ClientID  string           `json:"client_id"`
-	Scope     string           `json:"scope"`
-	Cnf       json.RawMessage  `json:"cnf"`
+	Issuer    string          `json:"iss"`
+	Subject   string          `json:"sub"`
+	Audience  audience        `json:"aud"`
+	Expiry    numericDate     `json:"exp"`
+	NotBefore numericDate     `json:"nbf"`
+	IssuedAt  numericDate     `json:"iat"`
+	ID        string          `json:"jti"`
+	ClientID  string          `json:"client_id"`
+	Scope     string          `json:"scope"`
+	Cnf       json.RawMessage `json:"cnf"`
 }
 
-// checkClaims decodes a verified payload and checks its claims.
-func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
+// numericDate is a NumericDate claim (RFC 7519 §2), read as go-jose's
+// jwt.NumericDate reads it (a JSON number, its fraction dropped, below
+// 2^62 in magnitude) but without a pointer: set is false when the claim is
+// absent or null.
+type numericDate struct {
+	set  bool
+	unix int64
+}
+
+func (n *numericDate) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	// Integers of up to 15 digits, every real date, are exact as float64:
+	// parse them without strconv's copy of b.
+	if len(b) <= 15 {
+		var u int64
+		digits := true
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				digits = false
+				break
+			}
+			u = u*10 + int64(c-'0')
+		}
+		if digits {
+			n.set, n.unix = true, u
+			return nil
+		}
+	}
+	var d jwt.NumericDate
+	if err := d.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	n.set, n.unix = true, int64(d)
+	return nil
+}
+
+func (n numericDate) time() time.Time { return time.Unix(n.unix, 0) }
+
+// audience is the "aud" claim: a string or an array of strings (RFC 7519
+// §4.1.3), read as go-jose's jwt.Audience reads it, with one string, the
+// usual case, decoded without an intermediate interface value.
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	var aud jwt.Audience
+	if err := aud.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*a = audience(aud)
+	return nil
+}
+
+func (a audience) contains(s string) bool { return slices.Contains(a, s) }
+
+// checkClaims decodes a verified payload and checks its claims at now.
+func (v *Validator) checkClaims(payload []byte, now time.Time) (*Claims, error) {
 	var c claimsSet
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, &tokenError{reason: ErrMalformed, detail: "claims are not a valid JSON object"}
@@ -380,15 +531,15 @@ func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
 	if c.Issuer != v.issuer {
 		return nil, invalid(ErrIssuer)
 	}
-	if !c.Audience.Contains(v.audience) {
+	if !c.Audience.contains(v.audience) {
 		return nil, invalid(ErrAudience)
 	}
 	for _, m := range []struct {
 		name    string
 		missing bool
 	}{
-		{"exp", c.Expiry == nil},
-		{"iat", c.IssuedAt == nil},
+		{"exp", !c.Expiry.set},
+		{"iat", !c.IssuedAt.set},
 		{"sub", c.Subject == ""},
 		{"client_id", c.ClientID == ""},
 		{"jti", c.ID == ""},
@@ -398,15 +549,14 @@ func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
 		}
 	}
 
-	now := v.now()
 	// RFC 7519 §4.1.4: reject at or after exp.
-	if !now.Before(c.Expiry.Time().Add(v.leeway)) {
+	if !now.Before(c.Expiry.time().Add(v.leeway)) {
 		return nil, invalid(ErrExpired)
 	}
-	if c.NotBefore != nil && now.Add(v.leeway).Before(c.NotBefore.Time()) {
+	if c.NotBefore.set && now.Add(v.leeway).Before(c.NotBefore.time()) {
 		return nil, &tokenError{reason: ErrNotYetValid, detail: "nbf is in the future"}
 	}
-	if now.Add(v.leeway).Before(c.IssuedAt.Time()) {
+	if now.Add(v.leeway).Before(c.IssuedAt.time()) {
 		return nil, &tokenError{reason: ErrNotYetValid, detail: "iat is in the future"}
 	}
 
@@ -416,10 +566,16 @@ func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
 	}
 
 	var scopes []string
+	if c.Scope != "" {
+		scopes = make([]string, 0, strings.Count(c.Scope, " ")+1)
+	}
 	for s := range strings.SplitSeq(c.Scope, " ") {
 		if s != "" {
 			scopes = append(scopes, s)
 		}
+	}
+	if len(scopes) == 0 {
+		scopes = nil
 	}
 	return &Claims{
 		Issuer:    c.Issuer,
@@ -428,8 +584,8 @@ func (v *Validator) checkClaims(payload []byte) (*Claims, error) {
 		JTI:       c.ID,
 		Audience:  []string(c.Audience),
 		Scopes:    scopes,
-		IssuedAt:  c.IssuedAt.Time().UTC(),
-		ExpiresAt: c.Expiry.Time().UTC(),
+		IssuedAt:  c.IssuedAt.time().UTC(),
+		ExpiresAt: c.Expiry.time().UTC(),
 
 		Confirmation: cnf,
 		payload:      payload,

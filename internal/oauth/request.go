@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/m2mauth/m2mauth/internal/clientcert"
@@ -41,32 +42,123 @@ func (p params) get(name string) (string, *Error) {
 // in the URI are refused (RFC 6749 section 2.3.1); unknown parameters are ignored
 // (RFC 6749 §3.2).
 func readParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
-	if q := r.URL.Query(); q.Has("client_secret") {
+	// URL.Query would allocate an empty map for a URI without a query.
+	if r.URL.RawQuery != "" && r.URL.Query().Has("client_secret") {
 		return nil, invalidRequest("client_secret must not be sent in the URI (RFC 6749 section 2.3.1)")
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil {
+	mt, ok := mediaType(r.Header.Get("Content-Type"))
+	if !ok {
 		return nil, invalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, &Error{Code: ErrInvalidRequest, Description: "request body exceeds 16384 bytes", Status: http.StatusRequestEntityTooLarge}
-		}
-		return nil, invalidRequest("cannot read the request body")
+	body, e := readBody(w, r)
+	if e != nil {
+		return nil, e
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		v, err := url.ParseQuery(string(body))
-		if err != nil {
+		p, ok := parseForm(string(body))
+		if !ok {
 			return nil, invalidRequest("the body is not a valid form")
 		}
-		return params(v), nil
+		return p, nil
 	case "application/json":
 		return parseJSONParams(body)
 	}
 	return nil, invalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
+}
+
+// mediaType returns the media type of a Content-Type header, lower case,
+// as mime.ParseMediaType does; ok is false if the header does not parse.
+// The forms clients send are answered without ParseMediaType, which builds
+// a map of the parameters on every call.
+func mediaType(contentType string) (mt string, ok bool) {
+	switch contentType {
+	case "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8", "application/x-www-form-urlencoded; charset=UTF-8":
+		return "application/x-www-form-urlencoded", true
+	case "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8":
+		return "application/json", true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return mt, err == nil
+}
+
+// readBody reads at most MaxBodyBytes of the request body into a buffer
+// sized by the Content-Length. A longer body is read again through
+// http.MaxBytesReader, so that the answer (a 413) and the connection's
+// handling (closed after the response) are those of http.MaxBytesReader;
+// the common case does without its allocation.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	size := 512 // io.ReadAll's first buffer, for an unknown length
+	if n := r.ContentLength; n >= 0 && n <= MaxBodyBytes {
+		size = int(n) + 1 // one more byte to see the EOF, or a body longer than announced
+	}
+	buf := make([]byte, 0, size)
+	for len(buf) <= MaxBodyBytes {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, len(buf)) // doubled, as io.ReadAll would
+		}
+		n, err := r.Body.Read(buf[len(buf):min(cap(buf), MaxBodyBytes+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF && len(buf) <= MaxBodyBytes {
+			return buf, nil
+		}
+		if err != nil && len(buf) <= MaxBodyBytes {
+			return nil, invalidRequest("cannot read the request body")
+		}
+	}
+	_, err := io.ReadAll(http.MaxBytesReader(w, io.NopCloser(io.MultiReader(bytes.NewReader(buf), r.Body)), MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, &Error{Code: ErrInvalidRequest, Description: "request body exceeds 16384 bytes", Status: http.StatusRequestEntityTooLarge}
+	}
+	return nil, invalidRequest("cannot read the request body")
+}
+
+// maxFormParams bounds the forms parseForm reads itself; a form with more
+// parameters is read by url.ParseQuery, whose own limit (10000 by default,
+// GODEBUG urlmaxqueryparams) then applies. A token request has a handful.
+const maxFormParams = 32
+
+// parseForm parses an application/x-www-form-urlencoded body (RFC 6749
+// Appendix B) as url.ParseQuery does, for the same parameters and values in
+// the same order, and ok is false wherever url.ParseQuery returns an error:
+// invalid percent-encoding, a ';' in a parameter (Go's rule since 1.17).
+// Repeated parameters keep every value, so params.get can refuse them (RFC
+// 6749 §3.2). It allocates the map and one array for all the values rather
+// than one slice per parameter; a value needing no unescaping is a
+// substring of body. FuzzParseForm checks it against url.ParseQuery.
+func parseForm(body string) (p params, ok bool) {
+	n := strings.Count(body, "&") + 1
+	if n > maxFormParams {
+		v, err := url.ParseQuery(body)
+		return params(v), err == nil
+	}
+	p = make(params, n)
+	values := make([]string, n)
+	for i := 0; body != ""; i++ {
+		var pair string
+		pair, body, _ = strings.Cut(body, "&")
+		if strings.Contains(pair, ";") {
+			return nil, false
+		}
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(key)
+		if err != nil {
+			return nil, false
+		}
+		if values[i], err = url.QueryUnescape(value); err != nil {
+			return nil, false
+		}
+		if v, repeated := p[key]; repeated {
+			p[key] = append(v, values[i])
+		} else {
+			p[key] = values[i : i+1 : i+1] // an append to it copies
+		}
+	}
+	return p, true
 }
 
 // parseJSONParams reads a JSON object. Members with string values become

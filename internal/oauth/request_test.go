@@ -3,12 +3,17 @@ package oauth
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
@@ -323,4 +328,139 @@ func TestLoggableClientID(t *testing.T) {
 			t.Errorf("loggableClientID(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestParseForm: parseForm reads what url.ParseQuery reads and refuses
+// what it refuses, on both sides of maxFormParams.
+func TestParseForm(t *testing.T) {
+	many := strings.Repeat("x=1&", maxFormParams) + "grant_type=client_credentials"
+	for _, tc := range []struct {
+		name, body string
+		wantOK     bool
+	}{
+		{"typical", "grant_type=client_credentials&audience=https%3A%2F%2Fusage%2F", true},
+		{"repeated parameter", "scope=a&scope=b&audience=x", true},
+		{"plus and percent", "scope=a+b%20c&client%5Fid=x", true},
+		{"no value, no equals, empty pairs", "&a&=v&&b=&", true},
+		{"equals in the value", "a==b=c", true},
+		{"empty body", "", true},
+		{"invalid percent-encoding", "client_secret=%zz", false},
+		{"truncated percent-encoding", "grant_type=client_credentials&a=%4", false},
+		{"invalid key", "%g=1", false},
+		{"semicolon", "grant_type=client_credentials;client_id=x", false},
+		{"encoded semicolon", "a=%3B", true},
+		{"many parameters", many, true},
+		{"many parameters, one invalid", many + "&%", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := parseForm(tc.body)
+			want, err := url.ParseQuery(tc.body)
+			if ok != tc.wantOK || ok != (err == nil) {
+				t.Fatalf("ok = %v, url.ParseQuery error %v, want ok = %v", ok, err, tc.wantOK)
+			}
+			if ok && !reflect.DeepEqual(map[string][]string(got), map[string][]string(want)) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// FuzzParseForm: for any body, parseForm and url.ParseQuery agree on every
+// parameter and value, or both refuse.
+func FuzzParseForm(f *testing.F) {
+	f.Add("grant_type=client_credentials&audience=https%3A%2F%2Fusage%2F&scope=read+write")
+	f.Add("a=1&a=2&b&=c&&d=%41%zz")
+	f.Add("a=1;b=2")
+	f.Add("%=&+=%2b")
+	f.Add(strings.Repeat("a=b&", maxFormParams+1))
+	f.Fuzz(func(t *testing.T, body string) {
+		got, ok := parseForm(body)
+		want, err := url.ParseQuery(body)
+		if ok != (err == nil) {
+			t.Fatalf("parseForm ok = %v, url.ParseQuery error %v", ok, err)
+		}
+		if !ok {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		for k, v := range want {
+			if !slices.Equal(got[k], v) {
+				t.Fatalf("%q = %q, want %q", k, got[k], v)
+			}
+		}
+	})
+}
+
+// TestMediaType: the Content-Types answered without mime.ParseMediaType
+// get the answer it gives.
+func TestMediaType(t *testing.T) {
+	for _, ct := range []string{
+		"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8", "application/x-www-form-urlencoded; charset=UTF-8",
+		"application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8",
+		"Application/JSON", "application/json;charset=utf-8", "text/plain", "", "application/json; charset", "a/b; c=d; c=e",
+	} {
+		mt, ok := mediaType(ct)
+		want, _, err := mime.ParseMediaType(ct)
+		if ok != (err == nil) || (ok && mt != want) {
+			t.Errorf("mediaType(%q) = %q, %v; mime.ParseMediaType: %q, %v", ct, mt, ok, want, err)
+		}
+	}
+}
+
+// oneByteReader returns its body a byte at a time, as a slow client's
+// connection may.
+type oneByteReader struct{ r io.Reader }
+
+func (o oneByteReader) Read(p []byte) (int, error) { return o.r.Read(p[:min(len(p), 1)]) }
+
+// TestReadBody: the body is read whole up to MaxBodyBytes, with or without
+// a Content-Length, and a longer one is a 413.
+func TestReadBody(t *testing.T) {
+	exact := "a=" + strings.Repeat("b", MaxBodyBytes-2)
+	for _, tc := range []struct {
+		name          string
+		body          string
+		contentLength int64 // -1: unknown (chunked)
+		slow          bool
+		wantStatus    int // 0: read
+	}{
+		{"small", "grant_type=client_credentials", 29, false, 0},
+		{"empty", "", 0, false, 0},
+		{"exactly the limit", exact, MaxBodyBytes, false, 0},
+		{"exactly the limit, chunked", exact, -1, false, 0},
+		{"exactly the limit, a byte at a time", exact, -1, true, 0},
+		{"longer than announced", "grant_type=client_credentials", 4, false, 0},
+		{"one byte over", exact + "c", MaxBodyBytes + 1, false, http.StatusRequestEntityTooLarge},
+		{"one byte over, announced as short", exact + "c", 10, false, http.StatusRequestEntityTooLarge},
+		{"one byte over, chunked", exact + "c", -1, false, http.StatusRequestEntityTooLarge},
+		{"far over, a byte at a time", exact + exact, -1, true, http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, r := newRequest(form, "", nil)
+			var body io.Reader = strings.NewReader(tc.body)
+			if tc.slow {
+				body = oneByteReader{body}
+			}
+			r.Body, r.ContentLength = io.NopCloser(body), tc.contentLength
+			got, e := readBody(w, r)
+			if tc.wantStatus != 0 {
+				if e == nil || e.Status != tc.wantStatus || e.Code != ErrInvalidRequest {
+					t.Fatalf("error = %+v, want %d", e, tc.wantStatus)
+				}
+				return
+			}
+			if e != nil || string(got) != tc.body {
+				t.Fatalf("read %d bytes, %v; want %d", len(got), e, len(tc.body))
+			}
+		})
+	}
+	t.Run("read error", func(t *testing.T) {
+		w, r := newRequest(form, "", nil)
+		r.Body = io.NopCloser(io.MultiReader(strings.NewReader("a=b"), iotest.ErrReader(errors.New("reset"))))
+		if _, e := readBody(w, r); e == nil || e.Status != http.StatusBadRequest {
+			t.Fatalf("error = %+v, want a 400", e)
+		}
+	})
 }

@@ -15,6 +15,24 @@ type Entry struct {
 
 type key struct{}
 
+// Context is a context.Context that carries an Entry, what With returns,
+// as a value: a caller that embeds it in a struct it allocates anyway (the
+// server's middleware, once per request) carries the Entry without an
+// allocation of its own. Set Context to the parent. Cancellation, deadline
+// and every other value are the parent's.
+type Context struct {
+	context.Context
+	Entry Entry
+}
+
+// Value returns the Entry for the key From uses, else the parent's value.
+func (c *Context) Value(k any) any {
+	if k == (key{}) {
+		return &c.Entry
+	}
+	return c.Context.Value(k)
+}
+
 // With returns ctx carrying e.
 func With(ctx context.Context, e *Entry) context.Context {
 	return context.WithValue(ctx, key{}, e)

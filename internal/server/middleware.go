@@ -35,6 +35,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// requestState is what the middleware needs per request, allocated once:
+// the status writer, the context carrying the access log's entry, the
+// random bytes of a generated request id and the values of the headers it
+// sets (a Header's values are slices; Header.Set would allocate each).
+type requestState struct {
+	sw        statusWriter
+	ctx       reqlog.Context
+	random    [16]byte
+	requestID [1]string
+	nosniff   [1]string
+}
+
 // middleware recovers panics as 500s, gives each request its request id
 // (requestID) and logs one access line per request (accessLog). It never
 // logs headers or bodies: they carry secrets and tokens.
@@ -42,10 +54,15 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	next = s.cors.handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
-		entry := &reqlog.Entry{RequestID: s.requestID(r)}
-		w.Header().Set(HeaderRequestID, entry.RequestID)
-		r = r.WithContext(reqlog.With(r.Context(), entry))
-		sw := &statusWriter{ResponseWriter: w}
+		st := &requestState{sw: statusWriter{ResponseWriter: w}, nosniff: [1]string{"nosniff"}}
+		entry := &st.ctx.Entry
+		entry.RequestID = s.requestID(r, &st.random)
+		st.requestID[0] = entry.RequestID
+		h := w.Header()
+		h[HeaderRequestID] = st.requestID[:] // as h.Set: the names are canonical
+		st.ctx.Context = r.Context()
+		r = r.WithContext(&st.ctx) // what reqlog.With(r.Context(), entry) returns, without its allocation
+		sw := &st.sw
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -60,7 +77,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			s.accessLog(r, entry, sw.status, d)
 			s.observeRequest(r, sw.status, d)
 		}()
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h["X-Content-Type-Options"] = st.nosniff[:]
 		s.drainRequest(w)
 		next.ServeHTTP(sw, r)
 	})
@@ -75,16 +92,17 @@ const maxRequestIDLen = 128
 
 // requestID returns the caller's X-Request-Id if it is 1 to 128 letters,
 // digits and - _ . : (what logs and audit records can carry verbatim),
-// else a new one: 16 random bytes in hex.
-func (s *Server) requestID(r *http.Request) string {
+// else a new one: 16 random bytes, read into random, in hex.
+func (s *Server) requestID(r *http.Request, random *[16]byte) string {
 	if id := r.Header.Get(HeaderRequestID); validRequestID(id) {
 		return id
 	}
-	b := make([]byte, 16)
-	if _, err := io.ReadFull(s.rand, b); err != nil {
+	if _, err := io.ReadFull(s.rand, random[:]); err != nil {
 		return "unavailable"
 	}
-	return hex.EncodeToString(b)
+	var id [2 * len(random)]byte
+	hex.Encode(id[:], random[:])
+	return string(id[:])
 }
 
 func validRequestID(id string) bool {
@@ -105,6 +123,10 @@ func validRequestID(id string) bool {
 // handler authenticated, the client's address through the trusted-proxy
 // rule, and the request id.
 func (s *Server) accessLog(r *http.Request, e *reqlog.Entry, status int, d time.Duration) {
+	ctx := r.Context()
+	if !s.log.Enabled(ctx, slog.LevelInfo) {
+		return // the client's address is not worth resolving
+	}
 	if status == 0 {
 		status = http.StatusOK // a handler that wrote nothing
 	}
@@ -112,15 +134,19 @@ func (s *Server) accessLog(r *http.Request, e *reqlog.Entry, status int, d time.
 	if route == "" {
 		route = "unmatched"
 	}
-	attrs := []slog.Attr{
-		slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
-		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-	}
+	var attrs [7]slog.Attr // on the stack: LogAttrs copies them
+	attrs[0] = slog.String("method", r.Method)
+	attrs[1] = slog.String("route", route)
+	attrs[2] = slog.Int("status", status)
+	attrs[3] = slog.Float64("duration_ms", float64(d.Microseconds())/1000)
+	n := 4
 	if e.ClientID != "" {
-		attrs = append(attrs, slog.String("client_id", e.ClientID))
+		attrs[n] = slog.String("client_id", e.ClientID)
+		n++
 	}
-	attrs = append(attrs, slog.String("remote_addr", s.oauth.ClientIP.String(r)), slog.String("request_id", e.RequestID))
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	attrs[n] = slog.String("remote_addr", s.oauth.ClientIP.String(r))
+	attrs[n+1] = slog.String("request_id", e.RequestID)
+	s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs[:n+2]...)
 }
 
 // drainRequest, during a shutdown, counts the request and has its
