@@ -2,19 +2,16 @@ package rs
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/m2mauth/m2mauth/dpop"
+	"github.com/m2mauth/m2mauth/internal/clientcert"
 )
 
 // Policy says which access tokens a Validator's Middleware accepts.
@@ -172,9 +169,6 @@ type MTLSConfig struct {
 	TrustedProxies []string
 }
 
-// maxCertHeaderBytes bounds a forwarded certificate header: 16 KiB.
-const maxCertHeaderBytes = 16 << 10
-
 type mtlsSettings struct {
 	header  string // canonical header name; "" for none
 	proxies []netip.Prefix
@@ -248,95 +242,16 @@ func (v *Validator) clientCertificate(r *http.Request) ([]byte, error) {
 	return r.TLS.PeerCertificates[0].Raw, nil
 }
 
-// parseForwardedCertificate decodes a certificate header value: URL-escaped
-// (or space-folded) PEM, or base64 DER (the first of a comma-separated
-// chain). It returns the leaf's DER; the proxy has verified it.
+// parseForwardedCertificate decodes a certificate header value as the
+// server does (clientcert.ParseHeader: URL-escaped, form-escaped or
+// space-folded PEM, or base64 DER, a comma-separated list being a chain)
+// and returns the leaf's DER; the proxy has verified it.
 func parseForwardedCertificate(v string) ([]byte, error) {
-	if len(v) > maxCertHeaderBytes {
+	ders, err := clientcert.ParseHeader(v)
+	if err != nil || len(ders) == 0 || len(ders[0]) == 0 {
 		return nil, errBadCertificateHeader
 	}
-	if strings.HasPrefix(v, "-----BEGIN") {
-		// PathUnescape, not QueryUnescape: a raw "+" of base64 stays "+".
-		unescaped, err := url.PathUnescape(v)
-		if err != nil {
-			return nil, errBadCertificateHeader
-		}
-		if der := firstCertificate(unescaped); der != nil {
-			return der, nil
-		}
-		// Form-style escaping turns spaces into "+" (and a base64 "+"
-		// into %2B): "-----BEGIN+CERTIFICATE-----".
-		if strings.HasPrefix(v, "-----BEGIN+") {
-			if unescaped, err := url.QueryUnescape(v); err == nil {
-				if der := firstCertificate(unescaped); der != nil {
-					return der, nil
-				}
-			}
-		}
-		return nil, errBadCertificateHeader
-	}
-	first, _, _ := strings.Cut(v, ",")
-	first = strings.TrimSpace(first)
-	der, err := base64.StdEncoding.DecodeString(first)
-	if err != nil {
-		der, err = base64.RawStdEncoding.DecodeString(first)
-	}
-	if err != nil || len(der) == 0 {
-		return nil, errBadCertificateHeader
-	}
-	return der, nil
-}
-
-// firstCertificate returns the DER of the first CERTIFICATE block of a PEM
-// text, or nil. Some proxies fold PEM's line breaks into spaces; the base64
-// body has none of its own, so they are restored first.
-func firstCertificate(text string) []byte {
-	for rest := []byte(unfoldPEM(text)); ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil
-		}
-		if block.Type == "CERTIFICATE" {
-			if len(block.Bytes) == 0 {
-				return nil
-			}
-			return block.Bytes
-		}
-	}
-}
-
-// unfoldPEM turns a PEM text whose line breaks became spaces back into
-// lines: the spaces inside "-----BEGIN CERTIFICATE-----" stay.
-func unfoldPEM(s string) string {
-	if strings.Contains(s, "\n") {
-		return s
-	}
-	var b strings.Builder
-	for len(s) > 0 {
-		i := strings.Index(s, "-----")
-		if i < 0 {
-			b.WriteString(strings.ReplaceAll(s, " ", "\n"))
-			break
-		}
-		b.WriteString(strings.ReplaceAll(s[:i], " ", "\n"))
-		s = s[i+5:]
-		j := strings.Index(s, "-----")
-		if j < 0 {
-			b.WriteString("-----" + s)
-			break
-		}
-		b.WriteString("-----" + s[:j] + "-----")
-		s = s[j+5:]
-	}
-	return b.String()
-}
-
-// certificateThumbprint is the x5t#S256 of a DER certificate (RFC 8705
-// §3.1): base64url of its SHA-256.
-func certificateThumbprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	return ders[0], nil
 }
 
 // requestURL is the request's URL as clients know it, without query: the
@@ -434,7 +349,7 @@ func (v *Validator) checkSenderConstraint(ctx context.Context, r *http.Request, 
 		if err != nil {
 			return nil, &tokenError{reason: ErrSenderConstraint, detail: "certificate-bound token: " + err.Error()}
 		}
-		if subtle.ConstantTimeCompare([]byte(certificateThumbprint(der)), []byte(cnf.X5TS256)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(clientcert.Thumbprint(der)), []byte(cnf.X5TS256)) != 1 {
 			return nil, &tokenError{reason: ErrSenderConstraint, detail: "the client certificate does not match the token's cnf.x5t#S256"}
 		}
 	}

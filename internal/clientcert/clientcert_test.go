@@ -247,3 +247,15 @@ func FuzzParseDN(f *testing.F) {
 		}
 	})
 }
+
+func TestUnfoldPEM(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"-----BEGIN CERTIFICATE----- AAAA BBBB -----END CERTIFICATE-----", "-----BEGIN CERTIFICATE-----\nAAAA\nBBBB\n-----END CERTIFICATE-----"},
+		{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
+		{"-----BEGIN CERTIFICATE", "-----BEGIN CERTIFICATE"},
+	} {
+		if got := unfoldPEM(tc.in); got != tc.want {
+			t.Errorf("unfoldPEM(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
