@@ -117,10 +117,21 @@ func NewSigner(key crypto.Signer, alg, kid string) (Signer, error) {
 	return nil, fmt.Errorf("m2mclient: a %T cannot sign %s", key.Public(), alg)
 }
 
-// LoadSigner reads a PEM private key from path (PKCS#8 "PRIVATE KEY", or
-// SEC 1 "EC PRIVATE KEY", or PKCS#1 "RSA PRIVATE KEY") and returns
-// NewSigner(key, "", kid).
+// LoadSigner reads a PEM private key from path (LoadPrivateKey) and
+// returns NewSigner(key, "", kid).
 func LoadSigner(path, kid string) (Signer, error) {
+	key, err := LoadPrivateKey(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewSigner(key, "", kid)
+}
+
+// LoadPrivateKey reads a PEM private key from path: PKCS#8 "PRIVATE KEY",
+// SEC 1 "EC PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY". Errors wrap the
+// file's read error (fs.ErrNotExist for a missing file) and never hold key
+// material.
+func LoadPrivateKey(path string) (crypto.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("m2mclient: reading the private key: %w", err)
@@ -148,7 +159,7 @@ func LoadSigner(path, kid string) (Signer, error) {
 	if !ok {
 		return nil, fmt.Errorf("m2mclient: unsupported key type %T in %s", key, path)
 	}
-	return NewSigner(s, "", kid)
+	return s, nil
 }
 
 // PrivateKeyJWT returns a source of tokens for an application that

@@ -2,14 +2,12 @@ package main
 
 import (
 	"bufio"
-	"crypto"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"strings"
@@ -240,39 +238,19 @@ func readSecret(r io.Reader) (string, error) {
 	return s, nil
 }
 
-// loadDPoPKey reads the PEM private key of --dpop-key: PKCS#8 "PRIVATE
-// KEY", SEC 1 "EC PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY". A missing file
-// is an error: a DPoP key is the token's other half, and one made up on
-// the spot would be lost with the process.
+// loadDPoPKey reads the PEM private key of --dpop-key
+// (m2mclient.LoadPrivateKey). A missing file is an error: a DPoP key is
+// the token's other half, and one made up on the spot would be lost with
+// the process.
 func loadDPoPKey(path string) (*m2mclient.DPoPKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	key, err := m2mclient.LoadPrivateKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("--dpop-key: %w (create a key with: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s)", err, path)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("--dpop-key: %s holds no PEM block", path)
-	}
-	var key any
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("--dpop-key: %s holds a %q PEM block, not a private key", path, block.Type)
-	}
 	if err != nil {
-		// The parser's error names no key material.
-		return nil, fmt.Errorf("--dpop-key: parsing %s: %w", path, err)
+		return nil, fmt.Errorf("--dpop-key: %w", err)
 	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("--dpop-key: unsupported key type %T in %s", key, path)
-	}
-	k, err := m2mclient.NewDPoPKey(signer, nil)
+	k, err := m2mclient.NewDPoPKey(key, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--dpop-key %s: %w", path, err)
 	}
