@@ -155,7 +155,9 @@ func (f *Federated) authenticate(ctx context.Context, c credentials, spiffe bool
 		return authenticated{}, authFailure("assertion signature")
 	}
 	now := f.S.Now()
-	if reason := checkFederatedTimes(cl.Claims, now); reason != "" {
+	// Less than a second left is expired: a token issued on it would be
+	// born expired (Server.FederatedLifetimeFull false).
+	if reason := checkAssertionTimes(cl.Claims, now, time.Second, MaxFederatedLifetime); reason != "" {
 		return authenticated{}, authFailure(reason)
 	}
 	cred, reason, err := f.match(ctx, ti, cl, c.clientID, now)
@@ -268,28 +270,6 @@ func (f *Federated) keys(ctx context.Context, ti authz.TrustedIssuer, kid, alg s
 	return out, nil
 }
 
-// checkFederatedTimes returns the reason to refuse a verified JWT for its
-// times, "" if none: exp required, at least a second ahead and at most
-// MaxFederatedLifetime ahead; iat and nbf at most AssertionClockSkew ahead
-// (RFC 7523 §3, FAPI 2.0).
-func checkFederatedTimes(cl jwt.Claims, now time.Time) string {
-	switch {
-	case cl.Expiry == nil:
-		return "assertion without exp"
-	case cl.Expiry.Time().Sub(now) < time.Second:
-		// Less than a second left is expired: a token issued on it would
-		// be born expired (Server.FederatedLifetimeFull false).
-		return "assertion expired"
-	case cl.Expiry.Time().Sub(now) > MaxFederatedLifetime:
-		return "assertion lifetime too long"
-	case cl.IssuedAt != nil && cl.IssuedAt.Time().Sub(now) > AssertionClockSkew:
-		return "assertion issued in the future"
-	case cl.NotBefore != nil && cl.NotBefore.Time().Sub(now) > AssertionClockSkew:
-		return "assertion not yet valid"
-	}
-	return ""
-}
-
 // match returns the one federated credential of ti that the verified
 // claims meet: its subject pattern, its audience and its claim conditions,
 // unexpired, of application clientID if it is given. Several credentials
@@ -300,6 +280,7 @@ func (f *Federated) match(ctx context.Context, ti authz.TrustedIssuer, cl federa
 	if err != nil {
 		return authz.Credential{}, "", fmt.Errorf("listing federated credentials: %w", err)
 	}
+	issuer := f.S.Issuer.URL()
 	var first authz.Credential
 	apps := map[string]bool{}
 	for _, cr := range creds {
@@ -311,7 +292,11 @@ func (f *Federated) match(ctx context.Context, ti authz.TrustedIssuer, cl federa
 			f.S.Log.Warn("stored federated credential does not parse", "client_id", cr.ClientID, "credential_id", cr.ID, "error", err)
 			continue
 		}
-		if !authz.MatchSubject(cfg.Subject, cl.Subject) || !f.audienceOK(cl.Audience, cfg.Audience) || !claimsMeet(cl.raw, cfg.Claims) {
+		want := cfg.Audience
+		if want == "" {
+			want = issuer // the credential's default: our issuer identifier
+		}
+		if !authz.MatchSubject(cfg.Subject, cl.Subject) || !assertionAudienceOK(cl.Audience, want, issuer, f.Audience) || !claimsMeet(cl.raw, cfg.Claims) {
 			continue
 		}
 		if len(apps) == 0 {
@@ -326,24 +311,6 @@ func (f *Federated) match(ctx context.Context, ti authz.TrustedIssuer, cl federa
 		return first, "", nil
 	}
 	return authz.Credential{}, fmt.Sprintf("ambiguous: %d applications match; send client_id", len(apps)), nil
-}
-
-// audienceOK reports whether aud names want, a credential's audience (""
-// for the server's issuer identifier): as its sole value, or, in lenient
-// mode, among others, and then the token endpoint URL stands for the
-// issuer (RFC 7523bis strict audience; RFC 7523 §3 point 3 lenient).
-func (f *Federated) audienceOK(aud jwt.Audience, want string) bool {
-	issuer := f.S.Issuer.URL()
-	if want == "" {
-		want = issuer
-	}
-	if len(aud) == 1 && aud[0] == want {
-		return true
-	}
-	if f.Audience != AudienceLenient {
-		return false
-	}
-	return aud.Contains(want) || (want == issuer && aud.Contains(issuer+PathToken))
 }
 
 // claimsMeet reports whether the JWT's members meet every condition.

@@ -244,40 +244,20 @@ func (a *PrivateKeyJWT) keys(ctx context.Context, clientID, kid, alg string) ([]
 
 // checkClaims returns the reason to refuse verified claims, "" if none.
 func (a *PrivateKeyJWT) checkClaims(cl jwt.Claims, clientID string) string {
-	now := a.S.Now()
 	issuer := a.S.Issuer.URL()
 	switch {
 	case cl.Issuer != clientID || cl.Subject != clientID:
 		return "assertion issuer"
-	case !a.audienceOK(cl.Audience, issuer):
+	case !assertionAudienceOK(cl.Audience, issuer, issuer, a.Audience):
 		return "assertion audience"
-	case cl.Expiry == nil:
-		return "assertion without exp"
-	case !now.Before(cl.Expiry.Time()):
-		return "assertion expired"
-	case cl.Expiry.Time().Sub(now) > MaxAssertionLifetime:
-		return "assertion lifetime too long"
-	case cl.IssuedAt != nil && cl.IssuedAt.Time().Sub(now) > AssertionClockSkew:
-		return "assertion issued in the future"
-	case cl.NotBefore != nil && cl.NotBefore.Time().Sub(now) > AssertionClockSkew:
-		return "assertion not yet valid"
-	case cl.ID == "":
+	}
+	if reason := checkAssertionTimes(cl, a.S.Now(), 0, MaxAssertionLifetime); reason != "" {
+		return reason
+	}
+	if cl.ID == "" {
 		return "assertion without jti"
 	}
 	return ""
-}
-
-func (a *PrivateKeyJWT) audienceOK(aud jwt.Audience, issuer string) bool {
-	if len(aud) == 1 && aud[0] == issuer {
-		return true
-	}
-	if a.Audience != AudienceLenient {
-		return false
-	}
-	if len(aud) == 1 && aud[0] == issuer+PathToken {
-		return true
-	}
-	return aud.Contains(issuer)
 }
 
 // isAssertionType reports whether a typ header value is
@@ -292,27 +272,9 @@ func isAssertionType(typ any) bool {
 	return strings.TrimPrefix(s, "application/") == AssertionJWTType
 }
 
-// assertionSubject returns the unverified sub of a client assertion, to
-// name the client when the body has no client_id (RFC 7521 §4.2); "" if
-// it cannot be read. Any algorithm an authenticator may accept is read
-// here; the authenticator applies its own allow-list and verifies.
-func assertionSubject(assertion string) string {
-	tok, err := jwt.ParseSigned(assertion, supportedAllow)
-	if err != nil {
-		return ""
-	}
-	var cl jwt.Claims
-	if tok.UnsafeClaimsWithoutVerification(&cl) != nil {
-		return ""
-	}
-	return cl.Subject
-}
-
 // supportedAssertionAlgs are the algorithms PrivateKeyJWT.Algs may name:
 // asymmetric only (no none, no HMAC, RFC 7523bis), RS256 by option.
 var supportedAssertionAlgs = []string{"PS256", "ES256", "EdDSA", "RS256"}
-
-var supportedAllow = signatureAlgs(supportedAssertionAlgs)
 
 // signatureAlgs converts algorithm names for go-jose's parse-time allow-list.
 func signatureAlgs(names []string) []jose.SignatureAlgorithm {
