@@ -255,7 +255,9 @@ func (f *Federated) keys(ctx context.Context, ti authz.TrustedIssuer, kid, alg s
 		found, err = f.Keys.LookupDiscovered(ctx, ti.Issuer, kid)
 	}
 	if err != nil && !errors.Is(err, jwks.ErrUnknownKey) {
-		f.S.Log.Warn("trusted issuer's keys unavailable", "issuer", ti.Issuer, "error", err)
+		// Debug: the caller chose the issuer, and the fetcher has warned of
+		// the failure once per (rate-limited) fetch attempt.
+		f.S.Log.Debug("trusted issuer's keys unavailable", "issuer", ti.Issuer, "error", err)
 		return nil, authFailure("trusted issuer's keys unavailable")
 	}
 	var out []jose.JSONWebKey

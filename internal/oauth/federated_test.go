@@ -9,12 +9,15 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,12 +75,16 @@ type fedKeys struct {
 	mu      sync.Mutex
 	sets    map[string][]jose.JSONWebKey
 	lookups int
+	fail    error // set: every lookup fails so (the issuer cannot be reached)
 }
 
 func (k *fedKeys) find(key, kid string) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.lookups++
+	if k.fail != nil {
+		return nil, k.fail
+	}
 	keys := jwks.Set{Keys: k.sets[key]}.Lookup(kid)
 	if len(keys) == 0 {
 		return nil, jwks.ErrUnknownKey
@@ -691,4 +698,36 @@ func FuzzUnverifiedIssuerSubject(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.eyJpc3MiOjEsInN1YiI6InMifQ.")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, a string) { _, _ = unverifiedIssuerSubject(a) })
+}
+
+// warnCounter is a slog.Handler counting records at Warn and above.
+type warnCounter struct{ n atomic.Int64 }
+
+func (w *warnCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (w *warnCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		w.n.Add(1)
+	}
+	return nil
+}
+func (w *warnCounter) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnCounter) WithGroup(string) slog.Handler      { return w }
+
+// An unauthenticated caller naming a trusted issuer whose keys cannot be
+// had costs no warning per request: the fetcher warns once per fetch
+// attempt, which it rate-limits.
+func TestFederatedUnreachableIssuerLogsNoWarningPerRequest(t *testing.T) {
+	f := newFedFixture(t)
+	warns := &warnCounter{}
+	f.srv.Log = slog.New(warns)
+	f.keys.fail = errors.New("dial tcp: connection refused")
+	a := signJWT(t, jose.RS256, f.rsa, "r1", f.ghClaims(nil))
+	for range 20 {
+		if w := f.assert(a, AssertionTypeJWTBearer, nil); w.Code != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", w.Code)
+		}
+	}
+	if n := warns.n.Load(); n != 0 {
+		t.Fatalf("%d warnings for 20 requests, want none", n)
+	}
 }

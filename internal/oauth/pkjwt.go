@@ -225,7 +225,9 @@ func (a *PrivateKeyJWT) keys(ctx context.Context, clientID, kid, alg string) ([]
 			found, err = a.Fetcher.Lookup(ctx, cfg.JWKSURI, kid)
 			if err != nil {
 				if !errors.Is(err, jwks.ErrUnknownKey) {
-					a.S.Log.Warn("cannot fetch jwks_uri", "client_id", clientID, "error", err)
+					// Debug: the fetcher warned once per (rate-limited)
+					// fetch attempt; this runs per request.
+					a.S.Log.Debug("cannot fetch jwks_uri", "client_id", clientID, "error", err)
 				}
 				continue
 			}

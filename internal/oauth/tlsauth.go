@@ -267,7 +267,9 @@ func (v *chainCheck) verifySVID(ctx context.Context, id string) (bool, string, e
 		authorities = b.Authorities
 	case ti.BundleURL != "" && v.a.Bundles != nil:
 		if authorities, err = v.a.Bundles.LookupBundleAuthorities(ctx, ti.BundleURL); err != nil {
-			v.a.S.Log.Warn("trusted issuer's bundle unavailable", "issuer", ti.Issuer, "error", err)
+			// Debug: the fetcher warned once per (rate-limited) fetch
+			// attempt; this runs per request.
+			v.a.S.Log.Debug("trusted issuer's bundle unavailable", "issuer", ti.Issuer, "error", err)
 			return false, "trusted issuer's bundle unavailable", nil
 		}
 	}
