@@ -298,7 +298,9 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 
 // validateLocally is Validate without introspection. A token it verified
 // before is answered from v.tokens while its entry lasts and the key that
-// verified it is still in the JWKS.
+// verified it is still in the JWKS. A token of the usual shape is parsed
+// by hand (parseFast, fastjws.go), any other by go-jose, with the same
+// checks and errors either way.
 func (v *Validator) validateLocally(ctx context.Context, token string) (*Claims, error) {
 	if token == "" || len(token) > maxTokenBytes {
 		return nil, invalid(ErrMalformed)
@@ -312,6 +314,12 @@ func (v *Validator) validateLocally(ctx context.Context, token string) (*Claims,
 	}
 	if !isCanonical(token) {
 		return nil, invalid(ErrMalformed)
+	}
+	var sigBuf [512]byte // RSA-4096's signature
+	if j, ok := parseFast(token, v.algs, sigBuf[:0]); ok {
+		if claims, done, err := v.validateFast(ctx, &j, key); done {
+			return claims, err
+		}
 	}
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
@@ -341,6 +349,56 @@ func (v *Validator) validateLocally(ctx context.Context, token string) (*Claims,
 		v.verified()
 	}
 	return claims, nil
+}
+
+// validateFast is the rest of validateLocally for a token parseFast read,
+// with the same checks in the same order and the same errors as
+// go-jose's path. done is false if go-jose must decide: a key whose type
+// verifySignature does not handle.
+func (v *Validator) validateFast(ctx context.Context, j *fastJWS, key [32]byte) (_ *Claims, done bool, _ error) {
+	if !j.typOK {
+		return nil, true, invalid(ErrTokenType)
+	}
+	if j.kid == "" {
+		return nil, true, &tokenError{reason: ErrUnknownKey, detail: "no kid in header"}
+	}
+	keys := v.keys.lookup(ctx, j.kid)
+	if len(keys) == 0 {
+		return nil, true, invalid(ErrUnknownKey)
+	}
+	fits, verified := false, false
+	for i := range keys {
+		if !keyFits(&keys[i], string(j.alg)) {
+			continue
+		}
+		fits = true
+		ok, known := verifySignature(keys[i].Key, string(j.alg), j.input, j.sig)
+		if !known {
+			return nil, false, nil
+		}
+		if ok {
+			verified = true
+			break
+		}
+	}
+	if !fits {
+		return nil, true, &tokenError{reason: ErrAlgorithm, detail: "alg does not match the key"}
+	}
+	if !verified {
+		return nil, true, invalid(ErrSignature)
+	}
+	now := v.now()
+	claims, err := v.checkClaims(j.payload, now)
+	if err != nil {
+		return nil, true, err
+	}
+	if v.tokens != nil {
+		v.tokens.put(key, j.kid, claims, now)
+	}
+	if v.verified != nil {
+		v.verified()
+	}
+	return claims, true, nil
 }
 
 // isCanonical reports whether every dot-separated segment of token is
@@ -397,6 +455,10 @@ func isCanonicalSegment(seg string) bool {
 // §2.1, §4). Media types compare case-insensitively (RFC 2045 §5.1).
 func isAccessTokenType(typ any) bool {
 	s, _ := typ.(string)
+	return isAccessTokenTypeString(s)
+}
+
+func isAccessTokenTypeString(s string) bool {
 	return strings.EqualFold(s, "at+jwt") || strings.EqualFold(s, "application/at+jwt")
 }
 
@@ -525,8 +587,11 @@ func (a audience) contains(s string) bool { return slices.Contains(a, s) }
 // checkClaims decodes a verified payload and checks its claims at now.
 func (v *Validator) checkClaims(payload []byte, now time.Time) (*Claims, error) {
 	var c claimsSet
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, &tokenError{reason: ErrMalformed, detail: "claims are not a valid JSON object"}
+	if !fastClaims(payload, &c) {
+		c = claimsSet{}
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return nil, &tokenError{reason: ErrMalformed, detail: "claims are not a valid JSON object"}
+		}
 	}
 	if c.Issuer != v.issuer {
 		return nil, invalid(ErrIssuer)
