@@ -106,6 +106,9 @@ func (k *Keys) Load(ctx context.Context) error {
 // reports whether it did. Keys already opened are reused, so a reload
 // costs one store read unless keys changed state.
 func (k *Keys) load(ctx context.Context) (changed bool, err error) {
+	if err := backendErr(); err != nil {
+		return false, err
+	}
 	stored, err := k.store.ListKeys(ctx)
 	if err != nil {
 		return false, fmt.Errorf("token: loading signing keys: %w", err)
@@ -181,6 +184,10 @@ func (k *Keys) open(m authz.SigningKey) (*signingKey, error) {
 	sk := &signingKey{meta: m, public: jose.JSONWebKey{Key: signer.Public(), KeyID: m.KID, Algorithm: m.Alg, Use: "sig"}}
 	sk.meta.Private = nil
 	if m.State == authz.KeyActive {
+		// The build's backend signs: OpenSSL for RS256, PS256 and ES256 with -tags fastcrypto.
+		if signer, err = backendSigner(m.Alg, signer); err != nil {
+			return nil, fmt.Errorf("token: signer for %s: %w", m.KID, err)
+		}
 		sk.signer, err = newJWSKey(m.Alg, m.KID, signer)
 		if err != nil {
 			return nil, fmt.Errorf("token: signer for %s: %w", m.KID, err)

@@ -229,6 +229,8 @@ func runCompare(ctx context.Context, args []string) error {
 	warm := fs.Duration("warmup", time.Second, "unmeasured run before each measured one, on the same connections")
 	serveArgs := fs.String("serve-args", "", "extra space-separated arguments to m2mauth serve")
 	keep := fs.Bool("keep", false, "keep the temporary data directory and m2mauth's log")
+	fastBin := fs.String("fastcrypto", "", "`path` of a second m2mauth binary, built with -tags fastcrypto, measured beside the first")
+	peerDir := fs.String("peer", "", "`directory` of node-oidc-provider's server.mjs (tools/load/peer, after npm ci there), measured beside m2mauth (RS256, ES256)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -303,6 +305,15 @@ func runCompare(ctx context.Context, args []string) error {
 		all = append(all, f, m)
 		pairs[alg] = [2]*measured{f, m}
 	}
+	base := map[string]*measured{}
+	for alg, p := range pairs {
+		base[alg] = p[1]
+	}
+	more, extra, err := startOthers(ctx, *fastBin, *peerDir, dir, strings.Fields(*serveArgs), algs, &stops)
+	if err != nil {
+		return err
+	}
+	all = append(all, extra...)
 
 	printMachine()
 	fmt.Printf("%d connections, %v per run after a %v warm-up, %d repetitions, server CPU from /proc/<pid>/stat\n\n", *conns, *dur, *warm, *reps)
@@ -339,6 +350,7 @@ func runCompare(ctx context.Context, args []string) error {
 		f, m := pairs[alg][0], pairs[alg][1]
 		fmt.Printf("| %s | %.4f ms | %.4f ms | %.4f ms | %.2f× | %.0f |\n", alg, median(bare.cpu), median(f.cpu), median(m.cpu), median(m.cpu)/median(f.cpu), median(m.tps))
 	}
+	more.print(algs, base)
 	return nil
 }
 

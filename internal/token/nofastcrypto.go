@@ -1,0 +1,19 @@
+//go:build !fastcrypto
+
+package token
+
+import "crypto"
+
+// Backend names the code that signs access tokens, as `m2mauth version`
+// shows it: Go's crypto for every algorithm in the default build.
+func Backend() string { return "Go crypto (the pure Go build; -tags fastcrypto signs with OpenSSL)" }
+
+// backendErr returns nil: the default build needs no library.
+func backendErr() error { return nil }
+
+// backendSigner returns priv: the default build signs with Go's crypto.
+func backendSigner(_ string, priv crypto.Signer) (crypto.Signer, error) { return priv, nil }
+
+// signerOwnsRandomness reports whether alg's signer draws randomness of its
+// own rather than from the issuer's injected source: none does here.
+func signerOwnsRandomness(string) bool { return false }
