@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,6 +24,9 @@ type target struct {
 	ClientID string
 	Secret   string
 	Audience string
+	// Spread, when set, replaces the one client above: each request is
+	// the next of its clients, round-robin (scale.go).
+	Spread *ring
 }
 
 // loadOpts bound one run: Conns keep-alive connections, each with one
@@ -95,8 +96,7 @@ func drive(ctx context.Context, client *http.Client, t target, o loadOpts) (resu
 		path = "/oauth/token"
 	}
 	endpoint := t.URL + path
-	form := []byte(url.Values{"grant_type": {"client_credentials"}, "audience": {t.Audience}}.Encode())
-	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(t.ClientID)+":"+url.QueryEscape(t.Secret)))
+	pick := t.picker()
 
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
@@ -120,9 +120,10 @@ func drive(ctx context.Context, client *http.Client, t target, o loadOpts) (resu
 				if o.Requests > 0 && sent.Add(1) > o.Requests {
 					break
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(form))
+				next := pick()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(next.form))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("Authorization", basic)
+				req.Header.Set("Authorization", next.basic)
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {

@@ -5,13 +5,18 @@
 //	    --audience https://api.example.com/ --conns 32 --duration 10s --pid PID
 //	load floor --addr 127.0.0.1:0 --sign ES256
 //	load compare --m2mauth ./m2mauth --algs ES256,EdDSA,RS256 --reps 3
+//	load run --url http://127.0.0.1:8080 --clients-file clients.txt --pid PID
+//	load scale --m2mauth ./m2mauth --seeder ./loadseed --apps 10,100000,1000000
 //
 // run drives a server already running (or, with --floor, a floor server
 // it starts itself). floor serves the cheapest honest token endpoint,
 // optionally with one bare signature per token. compare runs, in one
 // invocation, the floor with and without a signature and a real m2mauth
 // it starts on a temporary data directory, and prints the CPU per token
-// of each and their ratio (docs/benchmarks.md).
+// of each and their ratio (docs/benchmarks.md). run --clients-file takes
+// turns over many clients, and scale seeds databases of several sizes
+// (internal/loadseed) and measures, on each, startup, memory and the cost
+// of many clients taking turns against one client (scale_run.go).
 //
 // It is its own module so that it stays out of the server's dependencies.
 // It sends traffic only to loopback addresses, and every run is bounded in
@@ -52,8 +57,10 @@ func dispatch(ctx context.Context, args []string) error {
 		return runFloor(args[1:])
 	case "compare":
 		return runCompare(ctx, args[1:])
+	case "scale":
+		return runScale(ctx, args[1:])
 	}
-	return fmt.Errorf("unknown command %q: want run, floor or compare", args[0])
+	return fmt.Errorf("unknown command %q: want run, floor, compare or scale", args[0])
 }
 
 // runLoad is "load run".
@@ -70,6 +77,7 @@ func runLoad(ctx context.Context, args []string) error {
 	count := fs.Int64("requests", 0, "stop after this many requests; 0: only --duration bounds the run")
 	warm := fs.Duration("warmup", time.Second, "unmeasured run first, on the same connections")
 	pid := fs.Int("pid", 0, "the server's process id, for CPU per token and RSS (Linux /proc)")
+	clientsFile := fs.String("clients-file", "", "take turns over the clients of this `file` (internal/loadseed writes it), one request each, instead of --client-id")
 	floorAlg := fs.String("floor", "", "start a floor server with this signature (none, ES256, EdDSA, RS256) and drive it instead of --url")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,8 +92,15 @@ func runLoad(ctx context.Context, args []string) error {
 		t = target{URL: p.url, ClientID: floorClientID, Secret: floorSecret, Audience: floorAudience}
 		*pid = p.pid()
 	}
-	if t.ClientID == "" || t.Secret == "" {
-		return errors.New("--client-id and --client-secret are required")
+	if *clientsFile != "" {
+		clients, err := loadClients(*clientsFile)
+		if err != nil {
+			return err
+		}
+		t.Spread = newRing(clients)
+		fmt.Printf("taking turns over %d clients\n", t.Spread.Len())
+	} else if t.ClientID == "" || t.Secret == "" {
+		return errors.New("--client-id and --client-secret (or --clients-file) are required")
 	}
 	if err := checkLoopbackURL(t.URL); err != nil {
 		return fmt.Errorf("--url: %w", err)
