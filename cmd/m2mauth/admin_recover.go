@@ -82,7 +82,9 @@ and delete or disable those you do not trust.`,
 			}
 			defer os.Remove(tmp.Name()) // after the rename, there is none
 			defer tmp.Close()
-			rec, err := server.Recover(cmd.Context(), cfg, server.Deps{Log: newLogger(cfg)})
+			log, logs := newLogger(cfg, os.Stderr)
+			defer logs.Close()
+			rec, err := server.Recover(cmd.Context(), cfg, server.Deps{Log: log})
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/m2mauth/m2mauth/internal/logbuf"
 	"github.com/m2mauth/m2mauth/internal/server"
 )
 
@@ -39,7 +41,8 @@ what it comes to.`,
 			if err := cfg.Validate(); err != nil {
 				return settings.explain(err)
 			}
-			log := newLogger(cfg)
+			log, logs := newLogger(cfg, os.Stderr)
+			defer logs.Close() // after srv.Close: the last lines are written out
 			srv, err := server.New(cmd.Context(), cfg, server.Deps{Log: log})
 			if err != nil {
 				return err
@@ -60,14 +63,23 @@ what it comes to.`,
 	return cmd
 }
 
-func newLogger(cfg server.Config) *slog.Logger {
+// newLogger returns the server's logger onto out, at --log-level in
+// --log-format, and the buffer it writes through (logbuf): access lines
+// reach out within logbuf.DefaultInterval (100 ms) in batches, warnings
+// and errors at once. The caller closes the buffer last, which writes out
+// what it holds.
+func newLogger(cfg server.Config, out io.Writer) (*slog.Logger, *logbuf.Writer) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	w := logbuf.New(out, 0, 0)
+	var h slog.Handler
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(logbuf.Handler(h, w, slog.LevelWarn)), w
 }
 
 // notifyShutdown returns a context that is cancelled after SIGTERM or
