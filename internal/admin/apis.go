@@ -24,6 +24,7 @@ type APIResource struct {
 	DPoPNonce     bool          `json:"dpop_nonce"`
 	MTLSBound     string        `json:"mtls_bound"`
 	Profile       string        `json:"profile"`
+	TokenReuse    *TokenReuse   `json:"token_reuse"` // null: off
 	System        bool          `json:"system"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
@@ -39,7 +40,8 @@ func apiResource(a authz.API) APIResource {
 		TokenLifetime: int64(a.TokenLifetime / time.Second), SigningAlg: a.SigningAlg,
 		DPoP: cmp.Or(a.DPoP, authz.PolicyOptional), DPoPNonce: a.DPoPNonce,
 		MTLSBound: cmp.Or(a.MTLSBound, authz.PolicyOptional), Profile: cmp.Or(a.Profile, authz.ProfileNone),
-		System: a.System, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		TokenReuse: tokenReuseResource(a.TokenReuse),
+		System:     a.System, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
 
@@ -61,6 +63,7 @@ type CreateAPIRequest struct {
 	DPoPNonce     bool          `json:"dpop_nonce"`     // DPoP proofs need a server nonce (RFC 9449 §8)
 	MTLSBound     string        `json:"mtls_bound"`     // "optional" or "required"; "": optional
 	Profile       string        `json:"profile"`        // "none" or "fapi2"; "": none
+	TokenReuse    *TokenReuse   `json:"token_reuse"`    // opt-in token reuse; null or absent: off
 }
 
 // UpdateAPIRequest is the body of PATCH /admin/v1/apis/{id}: present
@@ -76,6 +79,8 @@ type UpdateAPIRequest struct {
 	DPoPNonce     *bool          `json:"dpop_nonce"`
 	MTLSBound     *string        `json:"mtls_bound"`
 	Profile       *string        `json:"profile"`
+	// TokenReuse sets the token reuse; null removes it.
+	TokenReuse TokenReusePatch `json:"token_reuse,omitzero"`
 }
 
 // CreateAPI serves POST /admin/v1/apis: 201 with the API.
@@ -87,6 +92,7 @@ func (h *Handler) CreateAPI(w http.ResponseWriter, r *http.Request, actor *Actor
 	a, err := h.Manage.CreateAPI(r.Context(), *actor, manage.NewAPI{
 		Identifier: req.Identifier, Name: req.Name, Scopes: req.Scopes, TokenLifetime: req.TokenLifetime, SigningAlg: req.SigningAlg,
 		DPoP: req.DPoP, DPoPNonce: req.DPoPNonce, MTLSBound: req.MTLSBound, Profile: req.Profile,
+		TokenReuse: tokenReuseInput(req.TokenReuse),
 	})
 	if err != nil {
 		return err
@@ -147,6 +153,7 @@ func (h *Handler) UpdateAPI(w http.ResponseWriter, r *http.Request, actor *Actor
 	a, err := h.Manage.UpdateAPI(r.Context(), *actor, r.PathValue("id"), manage.APIChange{
 		Identifier: req.Identifier, Name: req.Name, Scopes: req.Scopes, TokenLifetime: req.TokenLifetime, SigningAlg: req.SigningAlg,
 		DPoP: req.DPoP, DPoPNonce: req.DPoPNonce, MTLSBound: req.MTLSBound, Profile: req.Profile,
+		TokenReuse: req.TokenReuse.change(),
 	})
 	if err != nil {
 		return err

@@ -134,6 +134,9 @@ type ApplicationResource struct {
 	// Policy is the application's own token policy; {} when it has none
 	// and the server's default applies.
 	Policy Policy `json:"policy"`
+	// TokenReuse is the application's own opt-in token reuse
+	// (docs/token-reuse.md); null when it has none and its APIs' apply.
+	TokenReuse *TokenReuse `json:"token_reuse"`
 }
 
 func applicationResource(a authz.Application, grants []authz.Grant) ApplicationResource {
@@ -144,6 +147,7 @@ func applicationResource(a authz.Application, grants []authz.Grant) ApplicationR
 	out := ApplicationResource{
 		ClientID: a.ClientID, Name: a.Name, Description: a.Description, Disabled: a.Disabled, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 		IntrospectAudiences: aud, CanIntrospect: len(aud) > 0, Policy: policyResource(a.Policy),
+		TokenReuse: tokenReuseResource(a.TokenReuse),
 	}
 	if grants != nil {
 		out.Grants = make([]GrantResource, 0, len(grants))
@@ -212,6 +216,9 @@ type CreateApplicationRequest struct {
 	CanIntrospect *bool `json:"can_introspect"`
 	// Policy is the application's token policy; needs update:applications.
 	Policy *Policy `json:"policy"`
+	// TokenReuse is the application's opt-in token reuse
+	// (docs/token-reuse.md); needs update:applications.
+	TokenReuse *TokenReuse `json:"token_reuse"`
 	// ClientSecret false creates the application without a client secret,
 	// for one that authenticates with a credential (POST …/credentials);
 	// absent: without one if credentials are given, else with one; true:
@@ -239,6 +246,9 @@ type UpdateApplicationRequest struct {
 	// Policy replaces the whole policy; {} clears it (the server's default
 	// applies).
 	Policy *Policy `json:"policy"`
+	// TokenReuse sets the application's token reuse; null removes it (its
+	// APIs' apply).
+	TokenReuse TokenReusePatch `json:"token_reuse,omitzero"`
 }
 
 // CreateApplication serves POST /admin/v1/applications: 201 with the
@@ -251,6 +261,7 @@ func (h *Handler) CreateApplication(w http.ResponseWriter, r *http.Request, acto
 	in := manage.NewApplication{Name: req.Name, Description: req.Description,
 		Introspection: manage.Introspection{Audiences: req.IntrospectAudiences, CanIntrospect: req.CanIntrospect},
 		Policy:        req.Policy.input(),
+		TokenReuse:    tokenReuseInput(req.TokenReuse),
 		// client_secret false, or credentials given without client_secret:
 		// no secret (issue 10: a secretless application needs none).
 		NoSecret: (req.ClientSecret != nil && !*req.ClientSecret) || (req.ClientSecret == nil && len(req.Credentials) > 0)}
@@ -325,6 +336,7 @@ func (h *Handler) UpdateApplication(w http.ResponseWriter, r *http.Request, acto
 		Name: req.Name, Description: req.Description, Disabled: req.Disabled,
 		Introspection: manage.Introspection{Audiences: req.IntrospectAudiences, CanIntrospect: req.CanIntrospect},
 		Policy:        req.Policy.input(),
+		TokenReuse:    req.TokenReuse.change(),
 	})
 	if err != nil {
 		return err

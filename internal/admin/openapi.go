@@ -175,6 +175,8 @@ func (g *schemaGen) schema(t reflect.Type, response bool) map[string]any {
 		return map[string]any{"type": "string", "format": "date-time"}
 	case t == rawType:
 		return map[string]any{"type": "object"}
+	case t == tokenReusePatchType:
+		return map[string]any{"oneOf": []any{g.schema(reflect.TypeOf(TokenReuse{}), response), map[string]any{"type": "null"}}}
 	case t == claimConditionType:
 		return map[string]any{"oneOf": []any{
 			map[string]any{"type": "string"},

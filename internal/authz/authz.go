@@ -145,9 +145,35 @@ type API struct {
 	MTLSBound string
 	// Profile is ProfileNone or ProfileFAPI2 (FAPI 2.0 Security Profile,
 	// client credentials: docs/fapi2.md). "" reads as ProfileNone.
-	Profile   string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Profile string
+	// TokenReuse is the API's opt-in token reuse (docs/token-reuse.md);
+	// an application's own setting overrides it (EffectiveTokenReuse).
+	TokenReuse TokenReuse
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// TokenReuse is the opt-in token reuse of an application or an API
+// (docs/token-reuse.md): a repeated token request gets the token already
+// issued for the same client, audience, scopes and sender-constraint key
+// while it has at least MinRemaining left. The zero TokenReuse is off.
+type TokenReuse struct {
+	// MinRemaining is in whole seconds: at least one, and less than the
+	// API's token lifetime (checked by manage); 0 is off.
+	MinRemaining time.Duration
+}
+
+// Enabled reports whether r turns token reuse on.
+func (r TokenReuse) Enabled() bool { return r.MinRemaining > 0 }
+
+// EffectiveTokenReuse returns the token reuse that applies to a token of
+// app for api: the application's own setting if it has one, else the
+// API's; the zero TokenReuse (off) if neither has one.
+func EffectiveTokenReuse(app *Application, api *API) TokenReuse {
+	if app.TokenReuse.Enabled() {
+		return app.TokenReuse
+	}
+	return api.TokenReuse
 }
 
 // Sender-constraint policies of an API (API.DPoP, API.MTLSBound).
@@ -198,9 +224,12 @@ type Application struct {
 	TokensNotBefore time.Time
 	// Policy is the application's rate, quotas and allowed source
 	// addresses; the zero Policy: the server's default.
-	Policy    Policy
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Policy Policy
+	// TokenReuse is the application's opt-in token reuse, for every API
+	// it is granted; the zero TokenReuse: the API's (EffectiveTokenReuse).
+	TokenReuse TokenReuse
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // MayIntrospect reports whether the application may introspect a token
@@ -231,6 +260,9 @@ type ApplicationPatch struct {
 	TokensNotBefore time.Time
 	// Policy replaces the whole policy when not nil.
 	Policy *Policy
+	// TokenReuse replaces the token reuse when not nil; a pointer to the
+	// zero TokenReuse removes it.
+	TokenReuse *TokenReuse
 	// UpdatedAt is the time of the change; required.
 	UpdatedAt time.Time
 }
@@ -246,6 +278,9 @@ type APIPatch struct {
 	DPoPNonce     *bool
 	MTLSBound     *string
 	Profile       *string
+	// TokenReuse replaces the token reuse when not nil; a pointer to the
+	// zero TokenReuse removes it.
+	TokenReuse *TokenReuse
 	// UpdatedAt is the time of the change; required.
 	UpdatedAt time.Time
 }
@@ -469,7 +504,7 @@ type Client struct {
 // ClientGrant is a grant together with the API it is for.
 type ClientGrant struct {
 	Grant Grant
-	API   API
+	API   *API
 }
 
 // Secret returns the secret with the given id, or nil.

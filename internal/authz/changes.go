@@ -26,6 +26,14 @@ const (
 	// ChangeSettings: a setting (the sealed pepper after a master-key
 	// rotation). Key is "".
 	ChangeSettings ChangeKind = "settings"
+	// ChangeSynced: no write changed anything, but the feed has checked
+	// that every change committed before its previous check (PostgreSQL:
+	// at most 0.5 s before this one) has been delivered, none lost, and
+	// it finds one lost within a bounded time (1.5 s) and then delivers
+	// ChangeAll: what a cache holds, and the changes delivered have not
+	// dropped, is current. A feed that cannot check never sends it. Key
+	// is "".
+	ChangeSynced ChangeKind = "synced"
 )
 
 // ChangeFeed is implemented by stores that several replicas share.

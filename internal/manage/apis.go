@@ -179,6 +179,9 @@ type NewAPI struct {
 	DPoPNonce     bool   // require server nonces in DPoP proofs (RFC 9449 §8)
 	MTLSBound     string // authz.PolicyOptional or PolicyRequired; "": optional
 	Profile       string // authz.ProfileNone or ProfileFAPI2; "": none
+	// TokenReuse is the API's opt-in token reuse (docs/token-reuse.md);
+	// the zero TokenReuse: off.
+	TokenReuse authz.TokenReuse
 }
 
 // CreateAPI registers an API (a resource server). An API with profile
@@ -204,6 +207,9 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in NewAPI) (authz.
 		in.TokenLifetime = int64(authz.DefaultTokenLifetime / time.Second)
 	}
 	if err := validLifetime(in.TokenLifetime); err != nil {
+		return authz.API{}, err
+	}
+	if err := validTokenReuse(in.TokenReuse, time.Duration(in.TokenLifetime)*time.Second); err != nil {
 		return authz.API{}, err
 	}
 	in.DPoP = cmp.Or(in.DPoP, authz.PolicyOptional)
@@ -239,7 +245,7 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in NewAPI) (authz.
 		ID: id, Identifier: in.Identifier, Name: in.Name, Scopes: in.Scopes,
 		TokenLifetime: time.Duration(in.TokenLifetime) * time.Second, SigningAlg: in.SigningAlg,
 		DPoP: in.DPoP, DPoPNonce: in.DPoPNonce, MTLSBound: in.MTLSBound, Profile: in.Profile,
-		CreatedAt: now, UpdatedAt: now,
+		TokenReuse: in.TokenReuse, CreatedAt: now, UpdatedAt: now,
 	}
 	if a.Scopes == nil {
 		a.Scopes = []authz.Scope{}
@@ -251,9 +257,13 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in NewAPI) (authz.
 			}
 			return err
 		}
-		return t.audit(ctx, actor, "api.create", a.ID, senderDetails(map[string]any{
+		d := senderDetails(map[string]any{
 			"identifier": a.Identifier, "scopes": a.ScopeValues(), "signing_alg": a.SigningAlg,
-		}, a))
+		}, a)
+		if a.TokenReuse.Enabled() {
+			d["token_reuse"] = tokenReuseDetails(a.TokenReuse)
+		}
+		return t.audit(ctx, actor, "api.create", a.ID, d)
 	})
 	return a, err
 }
@@ -288,6 +298,9 @@ type APIChange struct {
 	DPoPNonce     *bool
 	MTLSBound     *string // authz.PolicyOptional or PolicyRequired
 	Profile       *string // authz.ProfileNone or ProfileFAPI2
+	// TokenReuse replaces the API's token reuse (docs/token-reuse.md); a
+	// pointer to the zero TokenReuse removes it.
+	TokenReuse *authz.TokenReuse
 }
 
 // UpdateAPI changes the fields of the API with id that ch names, and no
@@ -302,7 +315,13 @@ func (s *Service) UpdateAPI(ctx context.Context, actor Actor, id string, ch APIC
 		return authz.API{}, err
 	}
 	p := authz.APIPatch{Name: ch.Name, Scopes: ch.Scopes, SigningAlg: ch.SigningAlg,
-		DPoP: ch.DPoP, DPoPNonce: ch.DPoPNonce, MTLSBound: ch.MTLSBound, Profile: ch.Profile}
+		DPoP: ch.DPoP, DPoPNonce: ch.DPoPNonce, MTLSBound: ch.MTLSBound, Profile: ch.Profile, TokenReuse: ch.TokenReuse}
+	if ch.TokenReuse != nil {
+		// Checked against the lifetime again in the transaction.
+		if err := validTokenReuse(*ch.TokenReuse, authz.MaxTokenLifetime); err != nil {
+			return authz.API{}, err
+		}
+	}
 	if ch.DPoP != nil {
 		if err := validPolicy("dpop", *ch.DPoP); err != nil {
 			return authz.API{}, err
@@ -374,15 +393,22 @@ func (s *Service) UpdateAPI(ctx context.Context, actor Actor, id string, ch APIC
 		if err := fapi2After(a, ch); err != nil {
 			return err
 		}
+		if err := tokenReuseAfter(a, ch); err != nil {
+			return err
+		}
 		p.UpdatedAt = s.now()
 		if out, err = t.UpdateAPI(ctx, id, p); err != nil {
 			return err
 		}
-		return t.audit(ctx, actor, "api.update", id, senderDetails(map[string]any{
+		d := senderDetails(map[string]any{
 			"identifier": out.Identifier, "scopes": out.ScopeValues(),
 			"token_lifetime": int64(out.TokenLifetime / time.Second), "signing_alg": out.SigningAlg,
 			"changed": changedFields(ch),
-		}, out))
+		}, out)
+		if ch.TokenReuse != nil || out.TokenReuse.Enabled() {
+			d["token_reuse"] = tokenReuseDetails(out.TokenReuse) // null: removed
+		}
+		return t.audit(ctx, actor, "api.update", id, d)
 	})
 	return out, err
 }
@@ -398,6 +424,7 @@ func changedFields(ch APIChange) []string {
 		{"name", ch.Name != nil}, {"scopes", ch.Scopes != nil}, {"token_lifetime", ch.TokenLifetime != nil},
 		{"signing_alg", ch.SigningAlg != nil}, {"dpop", ch.DPoP != nil}, {"dpop_nonce", ch.DPoPNonce != nil},
 		{"mtls_bound", ch.MTLSBound != nil}, {"profile", ch.Profile != nil},
+		{"token_reuse", ch.TokenReuse != nil},
 	} {
 		if f.set {
 			out = append(out, f.name)

@@ -52,6 +52,11 @@ type NewApplication struct {
 	// Policy, when not nil, is the application's token policy; setting it
 	// needs update:applications.
 	Policy *PolicyInput
+	// TokenReuse is the application's opt-in token reuse
+	// (docs/token-reuse.md), less than the token lifetime of every API
+	// granted; the zero TokenReuse: off (the APIs' own apply). Setting it
+	// needs update:applications.
+	TokenReuse authz.TokenReuse
 	// NoSecret creates the application without a client secret, for one
 	// that authenticates with a credential added next (CreateCredential)
 	// or given in Credentials. Credentials alone do not: the application
@@ -98,10 +103,13 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 	}
 	// A policy, custom claims and a token lifetime shape every token the
 	// application gets: the same privilege as changing them later.
-	if in.Policy != nil || slices.ContainsFunc(in.Grants, GrantInput.tokenPolicy) {
+	if in.Policy != nil || in.TokenReuse != (authz.TokenReuse{}) || slices.ContainsFunc(in.Grants, GrantInput.tokenPolicy) {
 		if err := actor.require(authz.ScopeUpdateApplications); err != nil {
 			return CreatedApplication{}, err
 		}
+	}
+	if err := validTokenReuse(in.TokenReuse, authz.MaxTokenLifetime); err != nil {
+		return CreatedApplication{}, err
 	}
 	var policy authz.Policy
 	if in.Policy != nil {
@@ -142,7 +150,11 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 			}
 			grants = append(grants, g)
 		}
-		app := authz.Application{ClientID: clientID, Name: in.Name, Description: in.Description, Policy: policy, CreatedAt: now, UpdatedAt: now}
+		if err := appTokenReuseFits(ctx, t, in.TokenReuse, grants); err != nil {
+			return err
+		}
+		app := authz.Application{ClientID: clientID, Name: in.Name, Description: in.Description, Policy: policy,
+			TokenReuse: in.TokenReuse, CreatedAt: now, UpdatedAt: now}
 		if in.given() {
 			aud, err := introspectAudiences(ctx, t, in.Introspection)
 			if err != nil {
@@ -172,6 +184,9 @@ func (s *Service) CreateApplication(ctx context.Context, actor Actor, in NewAppl
 		}
 		if !app.Policy.IsZero() {
 			details["policy"] = app.Policy
+		}
+		if app.TokenReuse.Enabled() {
+			details["token_reuse"] = tokenReuseDetails(app.TokenReuse)
 		}
 		if claims := grantClaimsSummary(grants); len(claims) > 0 {
 			details["grant_token_policy"] = claims
@@ -391,6 +406,10 @@ type ApplicationChange struct {
 	// Policy replaces the whole policy; a zero PolicyInput clears it (the
 	// server's default applies).
 	Policy *PolicyInput
+	// TokenReuse replaces the application's token reuse
+	// (docs/token-reuse.md); a pointer to the zero TokenReuse removes it
+	// (the APIs' own apply).
+	TokenReuse *authz.TokenReuse
 }
 
 // UpdateApplication changes the fields of application clientID that ch
@@ -423,6 +442,11 @@ func (s *Service) UpdateApplication(ctx context.Context, actor Actor, clientID s
 	if ch.Disabled != nil && *ch.Disabled && clientID == actor.ClientID {
 		return authz.Application{}, nil, conflict("an application cannot disable itself; use another administrator")
 	}
+	if ch.TokenReuse != nil {
+		if err := validTokenReuse(*ch.TokenReuse, authz.MaxTokenLifetime); err != nil {
+			return authz.Application{}, nil, err
+		}
+	}
 	var policy *authz.Policy
 	if ch.Policy != nil {
 		p, err := resolvePolicy(*ch.Policy)
@@ -443,7 +467,17 @@ func (s *Service) UpdateApplication(ctx context.Context, actor Actor, clientID s
 		if err := mayActOn(ctx, t, actor, clientID); err != nil {
 			return err
 		}
-		p := authz.ApplicationPatch{Name: ch.Name, Description: ch.Description, Disabled: ch.Disabled, Policy: policy, UpdatedAt: s.now()}
+		if ch.TokenReuse != nil {
+			grants, err := t.ListGrants(ctx, clientID)
+			if err != nil {
+				return err
+			}
+			if err := appTokenReuseFits(ctx, t, *ch.TokenReuse, grants); err != nil {
+				return err
+			}
+		}
+		p := authz.ApplicationPatch{Name: ch.Name, Description: ch.Description, Disabled: ch.Disabled, Policy: policy,
+			TokenReuse: ch.TokenReuse, UpdatedAt: s.now()}
 		if ch.given() {
 			aud, err := introspectAudiences(ctx, t, ch.Introspection)
 			if err != nil {
@@ -480,6 +514,9 @@ func (s *Service) UpdateApplication(ctx context.Context, actor Actor, clientID s
 		}
 		if p.Policy != nil {
 			details["policy"] = policyDetails(app.Policy)
+		}
+		if p.TokenReuse != nil {
+			details["token_reuse"] = tokenReuseDetails(app.TokenReuse) // null: removed
 		}
 		if err := t.audit(ctx, actor, "application.update", clientID, details); err != nil {
 			return err

@@ -68,6 +68,7 @@ type Metrics struct {
 	signingDuration *prometheus.HistogramVec
 	cacheLookups    *prometheus.CounterVec
 	storeErrors     *prometheus.CounterVec
+	tokenReuse      *prometheus.CounterVec
 }
 
 // New returns Metrics on a new registry holding m2mauth's collectors,
@@ -111,13 +112,17 @@ func New(o Options) *Metrics {
 		Name: "m2mauth_store_errors_total",
 		Help: "Database errors seen by the server, by operation.",
 	}, []string{"op"})
+	m.tokenReuse = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "m2mauth_token_reuse_total",
+		Help: "Token requests under opt-in token reuse, by result: hit (the cached token answered, no signature), miss (none cached: a new token) or invalidated (the cached one was revoked, its application or key changed, or too little of it was left: a new token).",
+	}, []string{"result"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "m2mauth_build_info",
 		Help:        "Always 1; its labels describe the running build.",
 		ConstLabels: prometheus.Labels{"version": o.Build.Version, "revision": o.Build.Revision, "go_version": o.Build.GoVersion},
 	})
 	buildInfo.Set(1)
-	m.reg.MustRegister(m.tokenRequests, m.requestDuration, m.signingDuration, m.cacheLookups, m.storeErrors, buildInfo,
+	m.reg.MustRegister(m.tokenRequests, m.requestDuration, m.signingDuration, m.cacheLookups, m.storeErrors, m.tokenReuse, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -217,6 +222,15 @@ func (m *Metrics) CacheLookup(result string) {
 		return
 	}
 	m.cacheLookups.WithLabelValues(result).Inc()
+}
+
+// TokenReuse counts one token request under token reuse by its result:
+// hit, miss or invalidated (oauth.ReuseCache.OnLookup).
+func (m *Metrics) TokenReuse(result string) {
+	if m == nil {
+		return
+	}
+	m.tokenReuse.WithLabelValues(result).Inc()
 }
 
 // StoreError counts one database error of operation op (a fixed name, such

@@ -49,7 +49,7 @@ func BenchmarkHandleToken(b *testing.B) {
 	clients := &fake.Clients{ByID: map[string]*authz.Client{"owner": {
 		Application: authz.Application{ClientID: "owner"},
 		Secrets:     []authz.Secret{{ID: id, ClientID: "owner", Hash: hasher.Hash(plain)}},
-		Grants:      []authz.ClientGrant{{Grant: authz.Grant{Scopes: []string{"read"}}, API: api}},
+		Grants:      []authz.ClientGrant{{Grant: authz.Grant{Scopes: []string{"read"}}, API: &api}},
 	}}}
 	srv := &Server{Clients: clients, Hasher: hasher, Issuer: token.NewIssuer("https://issuer", keys, now, rand.Reader), Now: now, Log: log}
 	const body = "grant_type=client_credentials&audience=https%3A%2F%2Fusage%2F"
@@ -101,7 +101,7 @@ func BenchmarkHandleTokenPrivateKeyJWT(b *testing.B) {
 	api := authz.API{Identifier: testAudience, Scopes: []authz.Scope{{Value: "read"}}, TokenLifetime: time.Hour, SigningAlg: authz.ES256}
 	clients := &fake.Clients{ByID: map[string]*authz.Client{"owner": {
 		Application: authz.Application{ClientID: "owner"},
-		Grants:      []authz.ClientGrant{{Grant: authz.Grant{Scopes: []string{"read"}}, API: api}},
+		Grants:      []authz.ClientGrant{{Grant: authz.Grant{Scopes: []string{"read"}}, API: &api}},
 	}}}
 	srv := &Server{Clients: clients, Issuer: token.NewIssuer("https://issuer", keys, now, rand.Reader), Now: now, Log: log}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -46,7 +46,7 @@ func newDPoPFixture(t *testing.T, api func(*authz.API)) *dpopFixture {
 	f.nonces = dpop.NewNonces(make([]byte, 32), time.Minute, f.clock.Now)
 	f.srv.DPoPReplay, f.srv.DPoPNonces = f.replay, f.nonces
 	if api != nil {
-		api(&f.clients.ByID["owner"].Grants[0].API)
+		api(f.clients.ByID["owner"].Grants[0].API)
 	}
 	f.signer = newProofSigner(t, f.clock.Now)
 	return f
@@ -470,7 +470,7 @@ func BenchmarkHandleTokenDPoP(b *testing.B) {
 	clients := &fake.Clients{ByID: map[string]*authz.Client{"owner": {
 		Application: authz.Application{ClientID: "owner"},
 		Secrets:     []authz.Secret{{ID: id, ClientID: "owner", Hash: hasher.Hash(plain)}},
-		Grants:      []authz.ClientGrant{{Grant: authz.Grant{Scopes: []string{"read"}}, API: api}},
+		Grants:      []authz.ClientGrant{{Grant: authz.Grant{Scopes: []string{"read"}}, API: &api}},
 	}}}
 	srv := &Server{Clients: clients, Hasher: hasher, Issuer: token.NewIssuer("https://issuer", keys, now, rand.Reader), Now: now, Log: log, DPoPReplay: acceptAll{}}
 	proof, err := newProofSigner(b, now).Proof(http.MethodPost, "https://issuer"+PathToken, "", "")

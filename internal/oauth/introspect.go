@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -115,7 +116,9 @@ func (in Introspection) MarshalJSON() ([]byte, error) {
 // {"active":false} and nothing else, the answer to a string that is no
 // token at all. If the store cannot tell whether a token is live, the
 // answer is an error (503, or 500), never a guess. The answer is never
-// cached (no-store).
+// cached (no-store). A token introspected before is not verified again
+// (verifyCached): only its signature check and parse are saved, and every
+// rule above runs again on each request with the live state.
 func (s *Server) HandleIntrospect(w http.ResponseWriter, r *http.Request) {
 	req, e := parseTokenParams(w, r)
 	if e != nil {
@@ -149,7 +152,7 @@ func mayIntrospect(caller *authz.Application, claims *token.Claims) bool {
 // if the store cannot tell (the answer must not be a guess either way).
 func (s *Server) introspect(ctx context.Context, caller *authz.Application, tok string) (Introspection, error) {
 	inactive := Introspection{}
-	claims, err := s.Issuer.Verify(tok)
+	claims, extra, err := s.verifyCached(tok)
 	if err != nil {
 		s.Log.Debug("introspection: token not valid", "client_id", caller.ClientID, "error", err)
 		return inactive, nil
@@ -167,21 +170,13 @@ func (s *Server) introspect(ctx context.Context, caller *authz.Application, tok 
 		s.Log.Debug("introspection: token inactive", "client_id", caller.ClientID, "jti", claims.JTI, "reason", res.Inactive)
 		return inactive, nil
 	}
-	var extra []byte
-	if m, err := claims.Extra(); err != nil { // Verify read this payload; it cannot fail to decode
-		return inactive, err
-	} else if len(m) > 0 {
-		if extra, err = json.Marshal(m); err != nil {
-			return inactive, err
-		}
-	}
 	var cnf token.Confirmation
 	if claims.Confirmation != nil {
 		cnf = *claims.Confirmation
 	}
 	return Introspection{
 		Confirmation: cnf,
-		extra:        string(extra),
+		extra:        extra,
 		Active:       true,
 		Scope:        claims.Scope,
 		ClientID:     claims.ClientID,
@@ -193,4 +188,41 @@ func (s *Server) introspect(ctx context.Context, caller *authz.Application, tok 
 		JTI:          claims.JTI,
 		TokenType:    tokenType(claims.Confirmation),
 	}, nil
+}
+
+// verifyCached is s.Issuer.Verify(tok) with the custom claims' JSON
+// (Introspection.extra), answered from s's cache of verified tokens when
+// tok was verified before: then only what can change since is checked
+// again, exp at s.Now (RFC 7519 §4.1.4) and the signing key still
+// published, and no signature is verified. Returns Verify's error for a
+// token that is not valid, or one if the custom claims do not encode.
+func (s *Server) verifyCached(tok string) (*token.Claims, string, error) {
+	cache := s.verifiedTokenCache()
+	key := sha256.Sum256([]byte(tok))
+	now := s.Now()
+	if claims, kid, extra, ok := cache.get(key, now); ok {
+		if now.Unix() >= claims.Expiry {
+			return nil, "", token.ErrExpired
+		}
+		if !s.Issuer.Publishes(kid) {
+			return nil, "", token.ErrUnknownKey
+		}
+		return claims, extra, nil
+	}
+	claims, err := s.Issuer.Verify(tok)
+	if err != nil {
+		return nil, "", err
+	}
+	var extra []byte
+	if m, err := claims.Extra(); err != nil { // Verify read this payload; it cannot fail to decode
+		return nil, "", err
+	} else if len(m) > 0 {
+		if extra, err = json.Marshal(m); err != nil {
+			return nil, "", err
+		}
+	}
+	if kid := headerKID(tok); kid != "" {
+		cache.put(key, kid, claims, string(extra), now)
+	}
+	return claims, string(extra), nil
 }

@@ -90,9 +90,12 @@ type fixture struct {
 	deny    *fake.DenyList
 	secrets map[string]string // client_id → secret
 	clock   *fake.Clock
+	// keyStore and keys are the signing keys' store and manager.
+	keyStore *fake.Keys
+	keys     *token.Keys
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{
 		clients: &fake.Clients{ByID: map[string]*authz.Client{}},
@@ -106,10 +109,12 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := token.NewKeys(fake.NewKeys(), sealer, clock, rand.Reader, log)
+	f.keyStore = fake.NewKeys()
+	keys := token.NewKeys(f.keyStore, sealer, clock, rand.Reader, log)
 	if err := keys.Ensure(t.Context(), authz.ES256); err != nil {
 		t.Fatal(err)
 	}
+	f.keys = keys
 	hasher, err := clientsecret.NewHasher(make([]byte, clientsecret.PepperLen))
 	if err != nil {
 		t.Fatal(err)
@@ -130,9 +135,9 @@ func newFixture(t *testing.T) *fixture {
 		c := &authz.Client{Application: app, Secrets: []authz.Secret{{ID: id, ClientID: app.ClientID, Hash: hasher.Hash(plain)}}}
 		if app.ClientID == "owner" {
 			c.Grants = []authz.ClientGrant{
-				{Grant: authz.Grant{Scopes: []string{"read", "write"}}, API: api},
-				{Grant: authz.Grant{Scopes: []string{"read"}}, API: billing},
-				{Grant: authz.Grant{Scopes: []string{authz.ScopeReadAPIs}}, API: admin},
+				{Grant: authz.Grant{Scopes: []string{"read", "write"}}, API: &api},
+				{Grant: authz.Grant{Scopes: []string{"read"}}, API: &billing},
+				{Grant: authz.Grant{Scopes: []string{authz.ScopeReadAPIs}}, API: &admin},
 			}
 		}
 		f.clients.ByID[app.ClientID] = c
@@ -146,7 +151,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // issueFor mints a token for owner for audience with scopes.
-func (f *fixture) issueFor(t *testing.T, audience string, scopes ...string) (string, token.Claims) {
+func (f *fixture) issueFor(t testing.TB, audience string, scopes ...string) (string, token.Claims) {
 	t.Helper()
 	tok, c, err := f.srv.Issuer.Issue(token.Request{ClientID: "owner", Audience: audience, Scopes: scopes, Lifetime: time.Hour, Alg: authz.ES256})
 	if err != nil {
@@ -156,7 +161,7 @@ func (f *fixture) issueFor(t *testing.T, audience string, scopes ...string) (str
 }
 
 // issue mints a token for owner for testAudience with scopes.
-func (f *fixture) issue(t *testing.T, scopes ...string) (string, token.Claims) {
+func (f *fixture) issue(t testing.TB, scopes ...string) (string, token.Claims) {
 	t.Helper()
 	return f.issueFor(t, testAudience, scopes...)
 }
@@ -171,7 +176,7 @@ func (f *fixture) post(handler http.HandlerFunc, clientID string, form url.Value
 	return w
 }
 
-func (f *fixture) introspect(t *testing.T, clientID, tok string) Introspection {
+func (f *fixture) introspect(t testing.TB, clientID, tok string) Introspection {
 	t.Helper()
 	w := f.post(f.srv.HandleIntrospect, clientID, url.Values{"token": {tok}})
 	if w.Code != http.StatusOK {

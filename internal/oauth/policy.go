@@ -34,7 +34,18 @@ func (s *Server) rateLimitHeaders(w http.ResponseWriter, d quota.Decision) {
 // quotas (its policy's, or the server's default) and sets the rate-limit
 // headers; over a limit in enforce mode it is 429 with Retry-After.
 func (s *Server) takeQuota(w http.ResponseWriter, app *authz.Application) error {
-	d := s.Quota.Take(app)
+	return s.refused(w, app, s.Quota.Take(app))
+}
+
+// takeRate is takeQuota for a request answered with a reused token
+// (issueOrReuse): only the application's rate applies.
+func (s *Server) takeRate(w http.ResponseWriter, app *authz.Application) error {
+	return s.refused(w, app, s.Quota.TakeRate(app))
+}
+
+// refused sets the rate-limit headers of decision d and returns the
+// refusal it holds, if any.
+func (s *Server) refused(w http.ResponseWriter, app *authz.Application, d quota.Decision) error {
 	s.rateLimitHeaders(w, d)
 	if !d.Refused {
 		return nil

@@ -174,8 +174,8 @@ func testClient() *authz.Client {
 	return &authz.Client{
 		Application: authz.Application{ClientID: "c1"},
 		Grants: []authz.ClientGrant{
-			{Grant: authz.Grant{Scopes: []string{"create:meters", "read:meters"}}, API: usage},
-			{Grant: authz.Grant{Scopes: []string{"read:invoices"}}, API: billing},
+			{Grant: authz.Grant{Scopes: []string{"create:meters", "read:meters"}}, API: &usage},
+			{Grant: authz.Grant{Scopes: []string{"read:invoices"}}, API: &billing},
 		},
 	}
 }

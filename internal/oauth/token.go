@@ -87,6 +87,10 @@ type Server struct {
 	Quota *quota.Limiter
 	// Metrics counts token requests; nil: none are counted.
 	Metrics TokenMetrics
+	// Reuse holds the tokens of applications and APIs that opted in to
+	// token reuse (authz.TokenReuse, docs/token-reuse.md); nil: every
+	// request gets a new token, whatever their setting.
+	Reuse *ReuseCache
 
 	// ClientAuth are the client authentication methods the token,
 	// introspection and revocation endpoints accept, and discovery lists;
@@ -112,6 +116,10 @@ type Server struct {
 	hashes      atomic.Uint64 // client secrets hashed, for HashesComputed
 	defaultOnce sync.Once
 	defaultAuth []ClientAuthenticator
+
+	// verified caches the tokens introspection verified
+	// (introspectcache.go); made on first use.
+	verified atomic.Pointer[verifiedTokens]
 }
 
 // clientAddr is the address of the client of r, as text ("" if unknown).
@@ -187,12 +195,77 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req t
 	if err := s.bindToken(w, r, req, got, api, &iss); err != nil {
 		return err
 	}
+	if window := s.reuseWindow(client, api, &iss); window > 0 {
+		return s.issueOrReuse(w, client, got, iss, window)
+	}
 	if s.Quota != nil {
 		if err := s.takeQuota(w, &client.Application); err != nil {
 			return err
 		}
 	}
 	return s.issue(w, iss)
+}
+
+// issueOrReuse answers a token request authorized as iss, under token
+// reuse with min_remaining window (seconds): the cached token of the same
+// client, audience, scopes and sender-constraint key if it may still be
+// answered (ReuseCache.get), with expires_in its true remaining lifetime
+// (exp − now, RFC 6749 §5.1), and no signature; else a new token, which
+// is cached. Everything before (client authentication, the DPoP proof, its
+// nonce and replay check, the failure limiter) has run as for any
+// request, and the application's rate applies to a hit too; its hourly
+// and daily quotas count issued tokens only, so a hit is not counted, nor
+// reported as issued (Events.TokenIssued).
+func (s *Server) issueOrReuse(w http.ResponseWriter, client *authz.Client, got authenticated, iss token.Request, window int64) error {
+	bp := reuseKeys.Get().(*[]byte)
+	key := appendReuseKey((*bp)[:0], &iss)
+	defer func() {
+		if cap(key) <= 4<<10 {
+			*bp = key[:0]
+			reuseKeys.Put(bp)
+		}
+	}()
+	now := s.Now().Unix()
+	var notAfter int64
+	if !got.notAfter.IsZero() && !s.FederatedLifetimeFull {
+		notAfter = got.notAfter.Unix()
+	}
+	// The kid is read before signing: should the key rotate between the
+	// two, the entry names the older kid and its first hit misses.
+	kid := s.Issuer.ActiveKID(iss.Alg)
+	hit, ok, found := s.Reuse.get(key, client, kid, now, notAfter, s.DenyList)
+	if ok {
+		if s.Quota != nil {
+			if err := s.takeRate(w, &client.Application); err != nil {
+				return err
+			}
+		}
+		s.Reuse.lookup(ReuseHit)
+		writeTokenResponse(w, hit.token, hit.typ, hit.exp-now, hit.scope)
+		return nil
+	}
+	if found {
+		s.Reuse.lookup(ReuseInvalidated)
+	} else {
+		s.Reuse.lookup(ReuseMiss)
+	}
+	if s.Quota != nil {
+		if err := s.takeQuota(w, &client.Application); err != nil {
+			return err
+		}
+	}
+	tok, claims, err := s.mint(iss)
+	if err != nil {
+		return err
+	}
+	typ := tokenType(claims.Confirmation)
+	// claims.Scope may be the request's own scope string (strings.Join
+	// of one), a substring of a body that can hold the client secret: the
+	// entry keeps a copy. The token and jti are the Issuer's own memory.
+	s.Reuse.put(key, reuseEntry{client: client, kid: kid, token: tok, typ: typ, scope: strings.Clone(claims.Scope), jti: claims.JTI,
+		iat: claims.IssuedAt, exp: claims.Expiry, deadline: claims.Expiry - window}, now)
+	writeTokenResponse(w, tok, typ, claims.Expiry-claims.IssuedAt, claims.Scope)
+	return nil
 }
 
 // grantRefusal is err as the grant of req answers it: a failed client
@@ -385,7 +458,7 @@ func authorize(c *authz.Client, req tokenRequest) (token.Request, *authz.API, *E
 	} else {
 		var fits []*authz.ClientGrant
 		for i := range c.Grants {
-			if definesAll(&c.Grants[i].API, req.scopes) {
+			if definesAll(c.Grants[i].API, req.scopes) {
 				fits = append(fits, &c.Grants[i])
 			}
 		}
@@ -412,10 +485,10 @@ func authorize(c *authz.Client, req tokenRequest) (token.Request, *authz.API, *E
 		ClientID: c.Application.ClientID,
 		Audience: cg.API.Identifier,
 		Scopes:   scopes,
-		Lifetime: authz.EffectiveTokenLifetime(&cg.Grant, &cg.API),
+		Lifetime: authz.EffectiveTokenLifetime(&cg.Grant, cg.API),
 		Alg:      cg.API.SigningAlg,
 		Claims:   cg.Grant.Claims,
-	}, &cg.API, nil
+	}, cg.API, nil
 }
 
 func definesAll(api *authz.API, scopes []string) bool {
@@ -460,9 +533,20 @@ func audienceChoices(c *authz.Client, req tokenRequest, fits int) string {
 // otherwise, a certificate-bound token included (RFC 8705 §3). Returns an
 // error, and writes nothing, if the token cannot be signed.
 func (s *Server) issue(w http.ResponseWriter, req token.Request) error {
-	tok, claims, err := s.Issuer.Issue(req)
+	tok, claims, err := s.mint(req)
 	if err != nil {
 		return err
+	}
+	writeTokenResponse(w, tok, tokenType(claims.Confirmation), claims.Expiry-claims.IssuedAt, claims.Scope)
+	return nil
+}
+
+// mint signs the token of req and reports it issued (Events, the debug
+// log). Returns an error if the token cannot be signed.
+func (s *Server) mint(req token.Request) (string, token.Claims, error) {
+	tok, claims, err := s.Issuer.Issue(req)
+	if err != nil {
+		return "", token.Claims{}, err
 	}
 	if s.Events != nil {
 		s.Events.TokenIssued(claims.ClientID, claims.Audience, claims.JTI, time.Unix(claims.IssuedAt, 0))
@@ -471,8 +555,7 @@ func (s *Server) issue(w http.ResponseWriter, req token.Request) error {
 	if s.Log.Enabled(context.Background(), slog.LevelDebug) {
 		s.Log.Debug("access token issued", "client_id", claims.ClientID, "audience", claims.Audience, "jti", claims.JTI)
 	}
-	writeTokenResponse(w, tok, tokenType(claims.Confirmation), claims.Expiry-claims.IssuedAt, claims.Scope)
-	return nil
+	return tok, claims, nil
 }
 
 // Header values of the token response (writeJSON's), shared by every

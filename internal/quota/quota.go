@@ -137,13 +137,20 @@ func keyOf(p authz.Policy) policyKey {
 // or the default) costs nothing: no lock, no allocation. In observe mode
 // nothing is refused; in either mode each crossing is reported once per
 // window. A request that is let through counts against the quotas.
-func (l *Limiter) Take(app *authz.Application) Decision { return l.decide(app, true) }
+func (l *Limiter) Take(app *authz.Application) Decision { return l.decide(app, true, true) }
+
+// TakeRate is Take for a request answered with a token already issued
+// (the token endpoint's opt-in reuse, docs/token-reuse.md): the rate
+// applies as to any request, but the hourly and daily quotas, which count
+// issued tokens, neither refuse it nor count it.
+func (l *Limiter) TakeRate(app *authz.Application) Decision { return l.decide(app, true, false) }
 
 // Peek is Take without counting or reporting anything: the headers of a
 // token response that issues nothing for another reason (invalid_scope).
-func (l *Limiter) Peek(app *authz.Application) Decision { return l.decide(app, false) }
+func (l *Limiter) Peek(app *authz.Application) Decision { return l.decide(app, false, false) }
 
-func (l *Limiter) decide(app *authz.Application, take bool) Decision {
+// decide is Take (take and quotas), TakeRate (take only) or Peek.
+func (l *Limiter) decide(app *authz.Application, take, quotas bool) Decision {
 	p, limited := l.Effective(app)
 	if !limited {
 		return Decision{}
@@ -175,10 +182,10 @@ func (l *Limiter) decide(app *authz.Application, take bool) Decision {
 			d.Refused, d.RetryAfter = true, retry
 		}
 	}
-	if k.perHour > 0 && st.hourBase+st.hourHere >= k.perHour {
+	if quotas && k.perHour > 0 && st.hourBase+st.hourHere >= k.perHour {
 		cross(LimitHour, k.perHour, st.hour, st.hour.Add(time.Hour).Sub(now))
 	}
-	if k.perDay > 0 && st.dayBase+st.dayHere >= k.perDay {
+	if quotas && k.perDay > 0 && st.dayBase+st.dayHere >= k.perDay {
 		cross(LimitDay, k.perDay, st.day, st.day.Add(24*time.Hour).Sub(now))
 	}
 	if st.bucket != nil && !d.Refused {
@@ -190,7 +197,7 @@ func (l *Limiter) decide(app *authz.Application, take bool) Decision {
 		}
 	}
 	st.lastUse, st.used = now, true
-	if !d.Refused {
+	if quotas && !d.Refused {
 		st.hourHere++
 		st.dayHere++
 	}

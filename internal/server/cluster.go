@@ -17,7 +17,8 @@ import (
 // followChanges drops or rereads what other replicas' writes changed, until
 // ctx is done: an application → its cache entry; keys → the key set; a
 // revocation → the deny-list (what is new in it); anything, or
-// notifications lost → all of it (the whole deny-list reread).
+// notifications lost → all of it (the whole deny-list reread); the feed's
+// version check found none lost → the cache's entries stay current.
 func (s *Server) followChanges(ctx context.Context, feed authz.ChangeFeed) {
 	for ch := range feed.Changes(ctx) {
 		switch ch.Kind {
@@ -27,6 +28,8 @@ func (s *Server) followChanges(ctx context.Context, feed authz.ChangeFeed) {
 			s.refreshKeys(ctx)
 		case authz.ChangeRevoked:
 			s.refreshDenyList(ctx)
+		case authz.ChangeSynced: // no notification lost: entries need no reread by age
+			s.cache.Synced()
 		case authz.ChangeAll:
 			s.cache.Invalidate("")
 			s.refreshKeys(ctx)

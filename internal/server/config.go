@@ -73,16 +73,21 @@ type Config struct {
 	// master key, which must be given (not generated).
 	DatabaseURL string // never logged: it may hold a password
 	// CacheTTL bounds how stale a replica's in-memory view of an
-	// application may be when a change notification was missed; changes
-	// normally arrive at once. Default 2 s.
+	// application may be while the change feed's version check cannot run
+	// (PostgreSQL; a lost notification is otherwise found within 1.5 s and
+	// entries never expire); changes normally arrive at once. Default 2 s.
 	CacheTTL time.Duration
 	// CacheMaxStale is how long an application already in memory keeps
 	// getting tokens while the database cannot be read. Default 5 min.
 	CacheMaxStale time.Duration
 	// CacheMaxEntries bounds the applications each replica keeps in
-	// memory (about 1 KB each with one secret); past it the least recently
+	// memory (about 0.85 KB each with one secret); past it the least recently
 	// used is dropped and read again when next used. Default 200 000.
 	CacheMaxEntries int
+	// TokenReuseMaxEntries bounds the tokens each replica keeps for
+	// opt-in token reuse (docs/token-reuse.md); past it the least recently
+	// used is dropped. Default oauth.DefaultReuseMaxEntries (100 000).
+	TokenReuseMaxEntries int
 	// AdminTokenLifetime is the lifetime of management API tokens, set by
 	// operator configuration only: whole seconds from
 	// MinAdminTokenLifetime to manage.MaxAdminTokenLifetime. Default
@@ -185,6 +190,10 @@ const (
 	// MaxCacheMaxEntries its bound.
 	DefaultCacheMaxEntries = cache.DefaultMaxEntries
 	MaxCacheMaxEntries     = 100_000_000
+	// DefaultTokenReuseMaxEntries is TokenReuseMaxEntries' default, and
+	// MaxTokenReuseMaxEntries its bound.
+	DefaultTokenReuseMaxEntries = oauth.DefaultReuseMaxEntries
+	MaxTokenReuseMaxEntries     = 10_000_000
 	// MinCacheTTL and MaxCacheTTL bound CacheTTL; CacheMaxStale is at
 	// least CacheTTL and at most MaxCacheMaxStale.
 	MinCacheTTL      = 100 * time.Millisecond
@@ -344,6 +353,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheMaxEntries < 1 || c.CacheMaxEntries > MaxCacheMaxEntries {
 		errs = append(errs, fieldError("cache-max-entries", strconv.Itoa(c.CacheMaxEntries), "must be between 1 and 100000000"))
+	}
+	if c.TokenReuseMaxEntries == 0 {
+		c.TokenReuseMaxEntries = DefaultTokenReuseMaxEntries
+	}
+	if c.TokenReuseMaxEntries < 1 || c.TokenReuseMaxEntries > MaxTokenReuseMaxEntries {
+		errs = append(errs, fieldError("token-reuse-max-entries", strconv.Itoa(c.TokenReuseMaxEntries), "must be between 1 and 10000000"))
 	}
 	if c.CacheTTL < MinCacheTTL || c.CacheTTL > MaxCacheTTL {
 		errs = append(errs, fieldError("cache-ttl", c.CacheTTL.String(), "must be between 100ms and 5m"))

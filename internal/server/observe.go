@@ -54,6 +54,7 @@ func (s *Server) instrument() error {
 	s.issuer.Signing = s.metrics.StartSigning
 	s.recorder.OnStoreError = func() { s.metrics.StoreError("audit_write") }
 	s.oauth.Metrics = s.metrics
+	s.oauth.Reuse.OnLookup = s.metrics.TokenReuse
 	s.metrics.Watch(metrics.Sources{
 		DenyListLen:  s.denyList.Len,
 		CacheEntries: s.cache.Len,

@@ -155,11 +155,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	s.db = st
 	// The token endpoint reads applications from memory; writes made
 	// through this replica drop what they change at once, other replicas'
-	// writes through the change feed, and entries are reread after CacheTTL.
+	// writes through the change feed.
 	// On SQLite this process is the only writer (it holds the data
 	// directory's lock) and every write goes through the cache, so entries
 	// never go stale by age; PostgreSQL replicas learn of each other's
-	// writes from the change feed and the TTL.
+	// writes from the change feed, whose version check (ChangeSynced every
+	// second) keeps entries from going stale by age; CacheTTL bounds
+	// staleness only while that check cannot run.
 	_, shared := st.(authz.ChangeFeed)
 	s.cache = cache.New(st, s.withCacheHooks(cache.Options{Now: s.now, SoleWriter: !shared, TTL: cfg.CacheTTL, MaxStale: cfg.CacheMaxStale, MaxEntries: cfg.CacheMaxEntries}))
 	s.store = s.cache
@@ -225,6 +227,8 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	// shares; nonces keyed from the master key, valid on every replica.
 	s.oauth.DPoPReplay = s.store
 	s.oauth.DPoPNonces = dpop.NewNonces(s.dpopNonceKey, dpop.DefaultNonceWindow, s.now)
+	// Opt-in token reuse (docs/token-reuse.md): per replica, bounded.
+	s.oauth.Reuse = oauth.NewReuseCache(s.cfg.TokenReuseMaxEntries)
 	// One fetcher of JWKS, discovery documents and SPIFFE bundles for
 	// every method that needs keys from elsewhere (docs/secretless-clients.md).
 	fetcher := jwks.NewFetcher(jwks.FetcherConfig{RootCAs: s.cfg.FetchRootCAs, AllowInsecure: s.cfg.AllowInsecureIssuers, Now: s.now, Log: s.log})

@@ -74,7 +74,7 @@ func TestCheck(t *testing.T) {
 				Application: authz.Application{ClientID: "client-1"},
 				Grants: []authz.ClientGrant{{
 					Grant: authz.Grant{ClientID: "client-1", Scopes: []string{"read:things"}},
-					API:   authz.API{Identifier: aud, Scopes: []authz.Scope{{Value: "read:things"}, {Value: "write:things"}}},
+					API:   &authz.API{Identifier: aud, Scopes: []authz.Scope{{Value: "read:things"}, {Value: "write:things"}}},
 				}},
 			}}}
 			tok, claims := f.issue(t, authz.ES256, time.Hour)

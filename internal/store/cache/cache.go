@@ -2,8 +2,10 @@
 // authz.Store so that Client (an application with its secrets and grants)
 // is answered from a bounded table, and every write made through it drops
 // what it changed. Writes made elsewhere (another replica) reach it
-// through Invalidate or, at the latest, after the entry's time to live;
-// a store with no other writer (Options.SoleWriter) has no time to live.
+// through Invalidate (the change feed). An entry has a time to live only
+// while nothing confirms that no change was missed: a store with no other
+// writer (Options.SoleWriter) has none, and on a shared store each Synced
+// (the change feed's version check) makes every entry as good as new.
 //
 // Nothing cached refers to the memory of the request that caused a read:
 // the client_id a lookup is given is often a substring of the decoded
@@ -16,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -45,14 +48,16 @@ type Options struct {
 	// costs no store read after its first, and a write through this Store
 	// drops what it changed at once.
 	SoleWriter bool
-	// TTL is how long an entry is used before it is reread: the bound on
-	// staleness for writes this process was not told about (plus the
-	// reread's own time, as the first request after TTL still gets the old
-	// entry while it is reread).
+	// TTL is how long an entry is used before it is reread, counted from
+	// when it was read or from the last Synced, whichever is later: the
+	// bound on staleness for writes this process was not told about while
+	// no Synced comes (plus the reread's own time, as the first request
+	// after TTL still gets the old entry while it is reread). While Synced
+	// comes more often than TTL, no entry is reread by age.
 	TTL time.Duration
-	// MaxStale is how old an entry may be and still answer: while the
-	// database cannot be read, known applications keep getting tokens for
-	// this long.
+	// MaxStale is how old an entry may be (counted as for TTL) and still
+	// answer: while the database cannot be read, known applications keep
+	// getting tokens for this long.
 	MaxStale time.Duration
 	// MaxEntries bounds the applications kept; past it the least recently
 	// used one is evicted (approximately: a second-chance clock, so that a
@@ -111,6 +116,10 @@ type Store struct {
 	refreshing map[string]bool  // clients being reread in the background
 	gen        uint64           // bumped by every invalidation, so a load racing one is not kept
 	shared     sharedValues
+
+	// synced is when Synced was last called (Unix ns, 0 for never):
+	// entries read before are as current as if read then.
+	synced atomic.Int64
 }
 
 // slot is one cached application, under the key client.Application.ClientID:
@@ -148,12 +157,13 @@ func New(s authz.Store, opt Options) *Store {
 // Client returns the application clientID with its secrets and grants from
 // memory. A missing entry is read from the store (the caller waits). Unless
 // the store has no other writer (Options.SoleWriter), an entry older than
-// TTL is still returned, and reread in the background
-// (stale-while-revalidate), so a token request never waits on the database
-// for an application it already knows; an entry older than MaxStale is not
-// returned unless the store cannot be read. The returned value is shared:
-// callers must not modify it. Returns authz.ErrNotFound if there is no
-// such application; that answer is remembered (for NegativeTTL unless the
+// TTL (counted from its read or the last Synced, whichever is later) is
+// still returned, and reread in the background (stale-while-revalidate),
+// so a token request never waits on the database for an application it
+// already knows; an entry older than MaxStale is not returned unless the
+// store cannot be read. The returned value is shared: callers must not
+// modify it. Returns authz.ErrNotFound if there is no such application;
+// that answer is remembered (for NegativeTTL, counted likewise, unless the
 // store has no other writer), so that a repeated unknown client_id costs
 // no store read.
 func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, error) {
@@ -181,6 +191,10 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 	}
 	gen := s.gen
 	s.mu.RUnlock()
+	if !s.opt.SoleWriter {
+		synced := s.synced.Load()
+		loadedAt, unknownAt = max(loadedAt, synced), max(unknownAt, synced)
+	}
 	if ok {
 		age := time.Duration(now - loadedAt)
 		if s.opt.SoleWriter || age < s.opt.TTL {
@@ -248,10 +262,10 @@ func (s *Store) load(ctx context.Context, key string, gen uint64, now int64) (*a
 // keep: every client_id in it is the one string key (from's
 // Application.ClientID equals key), its secrets and grants lists have no
 // spare capacity, a secret's id shares the memory of its prefix
-// ("m2ms_<id>"), and the strings and scope lists of grants and their
-// APIs, the same in every application granted an API, are shared through
-// s.shared. from is left as it is: the wrapped store may share it. Runs
-// under s.mu.
+// ("m2ms_<id>"), the strings and scope lists of grants are shared through
+// s.shared, and so is each grant's API: one *authz.API per API, which
+// every application granted it points to. from is left as it is: the
+// wrapped store may share it. Runs under s.mu.
 func (s *Store) compact(from *authz.Client, key string) *authz.Client {
 	in := &s.shared
 	c := &authz.Client{Application: from.Application, Secrets: slices.Clone(from.Secrets), Grants: slices.Clone(from.Grants)}
@@ -266,14 +280,12 @@ func (s *Store) compact(from *authz.Client, key string) *authz.Client {
 		}
 	}
 	for i := range c.Grants {
-		g, a := &c.Grants[i].Grant, &c.Grants[i].API
+		g := &c.Grants[i].Grant
 		if g.ClientID == key {
 			g.ClientID = key
 		}
 		g.APIID, g.Audience, g.Scopes = in.str(g.APIID), in.str(g.Audience), in.scopeSet(g.Scopes)
-		a.ID, a.Identifier, a.Name, a.SigningAlg = in.str(a.ID), in.str(a.Identifier), in.str(a.Name), in.str(a.SigningAlg)
-		a.DPoP, a.MTLSBound, a.Profile = in.str(a.DPoP), in.str(a.MTLSBound), in.str(a.Profile)
-		a.Scopes = in.apiScopes(a.ID, a.Scopes)
+		c.Grants[i].API = in.api(c.Grants[i].API)
 	}
 	return c
 }
@@ -286,8 +298,8 @@ const maxShared = 4096
 // each kept once. Only values read from the store are kept.
 type sharedValues struct {
 	strs      map[string]string
-	scopeSets map[string][]string      // a grant's scopes, by their values joined with " "
-	apis      map[string][]authz.Scope // an API's scopes, by its id
+	scopeSets map[string][]string   // a grant's scopes, by their values joined with " "
+	apis      map[string]*authz.API // an API as last read, by its id
 }
 
 func (in *sharedValues) str(v string) string {
@@ -323,19 +335,26 @@ func (in *sharedValues) scopeSet(v []string) []string {
 	return w
 }
 
-func (in *sharedValues) apiScopes(apiID string, v []authz.Scope) []authz.Scope {
-	if len(v) == 0 {
-		return v
+// api returns the shared copy of a, an API as the store read it: the one
+// kept if it equals a in every field (reflect.DeepEqual, so that a field
+// added to authz.API is compared too), else a new copy, kept in its place
+// (the API changed: entries holding the older copy are being dropped).
+func (in *sharedValues) api(a *authz.API) *authz.API {
+	if a == nil {
+		return nil
 	}
-	if w, ok := in.apis[apiID]; ok && slices.Equal(w, v) {
+	if w, ok := in.apis[a.ID]; ok && reflect.DeepEqual(w, a) {
 		return w
 	}
 	if in.apis == nil || len(in.apis) >= maxShared {
-		in.apis = map[string][]authz.Scope{}
+		in.apis = map[string]*authz.API{}
 	}
-	v = slices.Clone(v)
-	in.apis[apiID] = v // the API's current scopes: an older list is replaced
-	return v
+	w := *a
+	w.ID, w.Identifier, w.Name, w.SigningAlg = in.str(w.ID), in.str(w.Identifier), in.str(w.Name), in.str(w.SigningAlg)
+	w.DPoP, w.MTLSBound, w.Profile = in.str(w.DPoP), in.str(w.MTLSBound), in.str(w.Profile)
+	w.Scopes = slices.Clip(slices.Clone(w.Scopes))
+	in.apis[w.ID] = &w
+	return &w
 }
 
 // insert caches c under key, replacing the entry key has or taking a free
@@ -422,6 +441,22 @@ func (s *Store) revalidate(key string) {
 var errUnknown = fmt.Errorf("client: %w (remembered as unknown)", authz.ErrNotFound)
 
 func isNotFound(err error) bool { return errors.Is(err, authz.ErrNotFound) }
+
+// Synced tells the cache that every write committed before now that changed
+// what it holds has been announced through Invalidate (the change feed
+// checked that none of its notifications was lost, and delivered
+// authz.ChangeSynced after them): every entry and remembered unknown
+// client_id is then as current as one read now, and its TTL, MaxStale and
+// NegativeTTL count from now. It takes no lock.
+func (s *Store) Synced() {
+	now := s.opt.Now().UnixNano()
+	for {
+		old := s.synced.Load()
+		if old >= now || s.synced.CompareAndSwap(old, now) {
+			return
+		}
+	}
+}
 
 // Invalidate drops the entry of clientID, or every entry if clientID is "".
 func (s *Store) Invalidate(clientID string) {

@@ -121,39 +121,53 @@ func (g *generated) Client(_ context.Context, id string) (*authz.Client, error) 
 	return &authz.Client{
 		Application: authz.Application{ClientID: strings.Clone(id), Name: "app", CreatedAt: now, UpdatedAt: now},
 		Secrets:     []authz.Secret{{ID: "s_" + id, ClientID: id, Hash: make([]byte, 32), Prefix: "m2ms_s_" + id, CreatedAt: now, UpdatedAt: now}},
-		Grants:      []authz.ClientGrant{{Grant: authz.Grant{ID: "g_" + id, ClientID: id, APIID: "api_1", Audience: "https://api/", Scopes: []string{"a"}, CreatedAt: now, UpdatedAt: now}, API: api}},
+		Grants:      []authz.ClientGrant{{Grant: authz.Grant{ID: "g_" + id, ClientID: id, APIID: "api_1", Audience: "https://api/", Scopes: []string{"a"}, CreatedAt: now, UpdatedAt: now}, API: &api}},
 	}, nil
 }
 
 // BenchmarkClientSpread looks up 1 or 100 000 applications taking turns,
-// all cached, on a store with no other writer: the cost per lookup, and no
-// store read after each application's first however long it runs.
+// all cached, on a store with no other writer (SQLite) and on a shared one
+// whose change feed reports every version check that found nothing lost
+// (Synced, PostgreSQL): the cost per lookup, and no store read after each
+// application's first however long it runs (the clock moves an hour per
+// round, past TTL and MaxStale).
 func BenchmarkClientSpread(b *testing.B) {
-	for _, n := range []int{1, 100_000} {
-		b.Run(fmt.Sprint(n, " clients"), func(b *testing.B) {
-			ctx := context.Background()
-			st := &generated{}
-			clk := time.Unix(1_900_000_000, 0)
-			c := cache.New(st, cache.Options{SoleWriter: true, MaxEntries: n, Now: func() time.Time { return clk }})
-			ids := make([]string, n)
-			for i := range ids {
-				ids[i] = fmt.Sprintf("%026d", i)
-				c.Client(ctx, ids[i])
+	for _, shared := range []bool{false, true} {
+		for _, n := range []int{1, 100_000} {
+			name := fmt.Sprint("sole writer/", n, " clients")
+			if shared {
+				name = fmt.Sprint("shared synced/", n, " clients")
 			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := c.Client(ctx, ids[i]); err != nil {
-					b.Fatal(err)
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				st := &generated{}
+				var clk atomic.Int64
+				clk.Store(time.Unix(1_900_000_000, 0).UnixNano())
+				now := func() time.Time { return time.Unix(0, clk.Load()) }
+				c := cache.New(st, cache.Options{SoleWriter: !shared, MaxEntries: n, Now: now})
+				ids := make([]string, n)
+				for i := range ids {
+					ids[i] = fmt.Sprintf("%026d", i)
+					c.Client(ctx, ids[i])
 				}
-				if i++; i == n {
-					i = 0
-					clk = clk.Add(time.Hour)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, err := c.Client(ctx, ids[i]); err != nil {
+						b.Fatal(err)
+					}
+					if i++; i == n {
+						i = 0
+						clk.Add(int64(time.Hour))
+						if shared {
+							c.Synced() // the feed's check, which runs twice a second
+						}
+					}
 				}
-			}
-			if r := st.reads.Load(); r != int64(n) {
-				b.Fatalf("%d store reads for %d applications", r, n)
-			}
-		})
+				if r := st.reads.Load(); r != int64(n) {
+					b.Fatalf("%d store reads for %d applications", r, n)
+				}
+			})
+		}
 	}
 }

@@ -71,5 +71,5 @@ func TestAPIPolicyMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("Client grant API", c.Grants[0].API)
+	check("Client grant API", *c.Grants[0].API)
 }

@@ -12,18 +12,19 @@ import (
 // apiColumns are the columns of apis (as "a") that apiRow receives, in its
 // order.
 const apiColumns = `a.id, a.identifier, a.name, a.scopes, a.token_lifetime, a.signing_alg, a.system, a.created_at, a.updated_at,
-	a.dpop, a.dpop_nonce, a.mtls_bound, a.profile`
+	a.dpop, a.dpop_nonce, a.mtls_bound, a.profile, a.token_reuse_min_remaining`
 
 // apiRow receives apiColumns.
 type apiRow struct {
 	a        authz.API
 	scopes   []byte
 	lifetime int64
+	reuse    int32 // token_reuse_min_remaining, seconds
 }
 
 func (r *apiRow) dest() []any {
 	return []any{&r.a.ID, &r.a.Identifier, &r.a.Name, &r.scopes, &r.lifetime, &r.a.SigningAlg, &r.a.System, &r.a.CreatedAt, &r.a.UpdatedAt,
-		&r.a.DPoP, &r.a.DPoPNonce, &r.a.MTLSBound, &r.a.Profile}
+		&r.a.DPoP, &r.a.DPoPNonce, &r.a.MTLSBound, &r.a.Profile, &r.reuse}
 }
 
 func (r *apiRow) api() (authz.API, error) {
@@ -33,6 +34,7 @@ func (r *apiRow) api() (authz.API, error) {
 		return authz.API{}, err
 	}
 	a.TokenLifetime = time.Duration(r.lifetime) * time.Second
+	a.TokenReuse = reuseFromSeconds(r.reuse)
 	policyDefaults(&a)
 	return a, nil
 }
@@ -84,14 +86,14 @@ func insertAPI(ctx context.Context, q querier, a authz.API) error {
 		return err
 	}
 	_, err = q.Exec(ctx, `INSERT INTO apis (`+apiInsertColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, args...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...)
 	return err
 }
 
 // apiInsertColumns are the columns an insert into apis names, in the order
 // of apiArgs.
 const apiInsertColumns = `id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at,
-	dpop, dpop_nonce, mtls_bound, profile`
+	dpop, dpop_nonce, mtls_bound, profile, token_reuse_min_remaining`
 
 // apiArgs returns the values of a's columns, in the order of apiColumns
 // and apiInsertColumns.
@@ -102,7 +104,7 @@ func apiArgs(a authz.API) ([]any, error) {
 	}
 	policyDefaults(&a)
 	return []any{a.ID, a.Identifier, a.Name, scopes, int64(a.TokenLifetime / time.Second), a.SigningAlg, a.System,
-		a.CreatedAt, a.UpdatedAt, a.DPoP, a.DPoPNonce, a.MTLSBound, a.Profile}, nil
+		a.CreatedAt, a.UpdatedAt, a.DPoP, a.DPoPNonce, a.MTLSBound, a.Profile, reuseSeconds(a.TokenReuse)}, nil
 }
 
 // GetAPI returns the API with id. Returns an error wrapping
@@ -254,6 +256,9 @@ func updateAPI(ctx context.Context, q querier, id string, p authz.APIPatch) (aut
 	}
 	if p.DPoPNonce != nil {
 		set = append(set, `dpop_nonce = `+w.arg(*p.DPoPNonce))
+	}
+	if p.TokenReuse != nil {
+		set = append(set, `token_reuse_min_remaining = `+w.arg(reuseSeconds(*p.TokenReuse)))
 	}
 	if p.MTLSBound != nil {
 		set = append(set, `mtls_bound = `+w.arg(orDefault(*p.MTLSBound, authz.PolicyOptional)))

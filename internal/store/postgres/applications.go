@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -13,23 +14,26 @@ import (
 // can_introspect is written but not read: it is kept, as
 // cardinality(introspect_audiences) > 0, for replicas that predate
 // introspect_audiences.
-const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at, policy`
+const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at, policy,
+	token_reuse_min_remaining`
 
 // appRow receives appColumns.
 type appRow struct {
 	a         authz.Application
 	notBefore pgtype.Timestamptz
 	policy    string
+	reuse     int32 // token_reuse_min_remaining, seconds
 }
 
 func (r *appRow) dest() []any {
-	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.a.IntrospectAudiences, &r.notBefore, &r.a.CreatedAt, &r.a.UpdatedAt, &r.policy}
+	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.a.IntrospectAudiences, &r.notBefore, &r.a.CreatedAt, &r.a.UpdatedAt, &r.policy, &r.reuse}
 }
 
 func (r *appRow) app() (authz.Application, error) {
 	a := r.a
 	a.IntrospectAudiences = nonNil(a.IntrospectAudiences)
 	a.TokensNotBefore = fromNull(r.notBefore)
+	a.TokenReuse = reuseFromSeconds(r.reuse)
 	var err error
 	if a.Policy, err = authz.DecodePolicy(r.policy); err != nil {
 		return authz.Application{}, err
@@ -57,9 +61,9 @@ func insertApplication(ctx context.Context, q querier, a authz.Application) erro
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	_, err = q.Exec(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		a.ClientID, a.Name, a.Description, a.Disabled, nonNil(a.IntrospectAudiences), nullTime(a.TokensNotBefore),
-		a.CreatedAt, a.UpdatedAt, policy, len(a.IntrospectAudiences) > 0)
+		a.CreatedAt, a.UpdatedAt, policy, reuseSeconds(a.TokenReuse), len(a.IntrospectAudiences) > 0)
 	return err
 }
 
@@ -211,6 +215,9 @@ func updateApplication(ctx context.Context, q querier, clientID string, p authz.
 		}
 		set = append(set, `policy = `+w.arg(policy))
 	}
+	if p.TokenReuse != nil {
+		set = append(set, `token_reuse_min_remaining = `+w.arg(reuseSeconds(*p.TokenReuse)))
+	}
 	if !p.TokensNotBefore.IsZero() {
 		nb := w.arg(p.TokensNotBefore)
 		set = append(set, `tokens_not_before = GREATEST(coalesce(tokens_not_before, `+nb+`), `+nb+`)`)
@@ -232,4 +239,13 @@ func (t *tx) DeleteApplication(ctx context.Context, clientID string) error {
 	return t.step(ctx, "delete application", clientChange(clientID), func() error {
 		return changeOne(ctx, t.q, `DELETE FROM applications WHERE client_id = $1`, clientID)
 	})
+}
+
+// reuseSeconds is r as token_reuse_min_remaining stores it: whole
+// seconds, 0 for off. manage keeps it below MaxTokenLifetime.
+func reuseSeconds(r authz.TokenReuse) int32 { return int32(r.MinRemaining / time.Second) }
+
+// reuseFromSeconds reads token_reuse_min_remaining.
+func reuseFromSeconds(n int32) authz.TokenReuse {
+	return authz.TokenReuse{MinRemaining: time.Duration(max(n, 0)) * time.Second}
 }

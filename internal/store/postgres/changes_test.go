@@ -14,18 +14,25 @@ import (
 // deliveryBound is how soon a change must reach another replica.
 const deliveryBound = time.Second
 
-// next returns the next change on ch, failing t if none comes within d.
+// next returns the next change on ch other than ChangeSynced (which the
+// version check sends every feedPoll), failing t if none comes within d.
 func next(t *testing.T, ch <-chan authz.Change, d time.Duration) authz.Change {
 	t.Helper()
-	select {
-	case c, ok := <-ch:
-		if !ok {
-			t.Fatal("the change feed closed")
+	timeout := time.After(d)
+	for {
+		select {
+		case c, ok := <-ch:
+			if !ok {
+				t.Fatal("the change feed closed")
+			}
+			if c.Kind == authz.ChangeSynced {
+				continue
+			}
+			return c
+		case <-timeout:
+			t.Fatalf("no change within %v", d)
+			return authz.Change{}
 		}
-		return c
-	case <-time.After(d):
-		t.Fatalf("no change within %v", d)
-		return authz.Change{}
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 //	nonce      false                 false         a.dpop_nonce
 //	mtls       ''                    ''            a.mtls_bound
 //	profile    ''                    ''            a.profile
+//	reuse      token_reuse_min_rem.  0             a.token_reuse_min_remaining
 //
 // Secrets and grants come ordered by (created_at, id), like ListSecrets and
 // ListGrants.
@@ -44,7 +45,7 @@ SELECT 0 AS kind, client_id AS id, name AS t1, description AS t2, policy AS t3, 
        disabled AS flag,
        created_at AS created, updated_at AS updated, tokens_not_before AS n1, NULL::timestamptz AS n2,
        '' AS claims, 0::bigint AS glifetime,
-       '' AS dpop, false AS nonce, '' AS mtls, '' AS profile
+       '' AS dpop, false AS nonce, '' AS mtls, '' AS profile, token_reuse_min_remaining AS reuse
   FROM applications WHERE client_id = $1
 UNION ALL
 SELECT 1, id, prefix, '', '', '',
@@ -52,7 +53,7 @@ SELECT 1, id, prefix, '', '', '',
        false,
        created_at, updated_at, expires_at, last_used_at,
        '', 0,
-       '', false, '', ''
+       '', false, '', '', 0
   FROM client_secrets WHERE client_id = $1
 UNION ALL
 SELECT 2, g.id, g.api_id, a.identifier, a.name, a.signing_alg,
@@ -60,7 +61,7 @@ SELECT 2, g.id, g.api_id, a.identifier, a.name, a.signing_alg,
        a.system,
        g.created_at, g.updated_at, a.created_at, a.updated_at,
        g.claims, g.token_lifetime,
-       a.dpop, a.dpop_nonce, a.mtls_bound, a.profile
+       a.dpop, a.dpop_nonce, a.mtls_bound, a.profile, a.token_reuse_min_remaining
   FROM grants g JOIN apis a ON a.id = g.api_id WHERE g.client_id = $1
 ORDER BY kind, created, id`
 
@@ -103,12 +104,13 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 		glifetime       int64
 		policy          [3]string // dpop, mtls_bound, profile
 		nonce           bool
+		reuse           int32 // token_reuse_min_remaining, seconds
 	)
 	for rows.Next() {
 		hash, list, ascopes = nil, nil, nil
 		if err := rows.Scan(&kind, &id, &t[0], &t[1], &t[2], &t[3], &hash, &list, &ascopes, &lifetime,
 			&flag, &created, &updated, &n1, &n2, &claims, &glifetime,
-			&policy[0], &nonce, &policy[1], &policy[2]); err != nil {
+			&policy[0], &nonce, &policy[1], &policy[2], &reuse); err != nil {
 			return nil, err
 		}
 		switch kind {
@@ -126,6 +128,7 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 					IntrospectAudiences: nonNil(list),
 					TokensNotBefore:     fromNull(n1),
 					Policy:              policy,
+					TokenReuse:          reuseFromSeconds(reuse),
 					CreatedAt:           created,
 					UpdatedAt:           updated.Time,
 				},
@@ -160,6 +163,7 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 				DPoPNonce:     nonce,
 				MTLSBound:     policy[1],
 				Profile:       policy[2],
+				TokenReuse:    reuseFromSeconds(reuse),
 				CreatedAt:     n1.Time,
 				UpdatedAt:     n2.Time,
 			}
@@ -176,7 +180,7 @@ func (s *Store) readClient(ctx context.Context, clientID string) (*authz.Client,
 					CreatedAt:     created,
 					UpdatedAt:     updated.Time,
 				},
-				API: api,
+				API: &api,
 			})
 		}
 	}

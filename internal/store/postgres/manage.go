@@ -151,8 +151,9 @@ func (t *tx) step(ctx context.Context, op string, change *authz.Change, fn func(
 }
 
 // notify queues the notifications of t's changes on the transaction, in
-// one round trip: PostgreSQL delivers them if, and when, it commits.
-// ChangeAll stands for every other change, so it goes alone.
+// one round trip and under one change version: PostgreSQL delivers them
+// if, and when, it commits. ChangeAll stands for every other change, so it
+// goes alone.
 func (t *tx) notify(ctx context.Context) error {
 	changes := t.changes
 	if slices.Contains(changes, *changeAll) {
@@ -161,9 +162,5 @@ func (t *tx) notify(ctx context.Context) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	var b pgx.Batch
-	for _, c := range changes {
-		b.Queue(notifyQuery, payload(c))
-	}
-	return t.q.SendBatch(ctx, &b).Close()
+	return notify(ctx, t.q, changes...)
 }

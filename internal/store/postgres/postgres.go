@@ -76,6 +76,10 @@ type Store struct {
 	// Decoded API scope lists of Client, by their JSON text.
 	apiScopes listCache[authz.Scope]
 
+	// feedPoll and feedGrace time a change feed's version check
+	// (defaultFeedPoll and defaultFeedGrace; tests shorten them).
+	feedPoll, feedGrace time.Duration
+
 	// closing is cancelled by Close, which then waits for listeners.
 	closing   context.Context
 	close     context.CancelFunc
@@ -105,12 +109,14 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	}
 	closing, cancel := context.WithCancel(context.Background())
 	s := &Store{
-		pool:    pool,
-		conf:    cfg.ConnConfig.Copy(),
-		logger:  logger,
-		closing: closing,
-		close:   cancel,
-		leases:  map[string]*lease{},
+		pool:      pool,
+		conf:      cfg.ConnConfig.Copy(),
+		logger:    logger,
+		closing:   closing,
+		close:     cancel,
+		leases:    map[string]*lease{},
+		feedPoll:  defaultFeedPoll,
+		feedGrace: defaultFeedGrace,
 	}
 	if err := applyMigrations(ctx, pool, logger); err != nil {
 		s.Close()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/pgtest"
+	"github.com/m2mauth/m2mauth/internal/store/migrate"
 	"github.com/m2mauth/m2mauth/internal/store/storetest"
 )
 
@@ -72,9 +73,24 @@ func TestMigrationsApplyOnce(t *testing.T) {
 		}
 		s.Close()
 	}
-	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5 6 7 8]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7 8]", got)
+	if got, want := appliedVersions(t, dsn), embeddedVersions(t); got != want {
+		t.Errorf("applied versions = %s, want %s", got, want)
 	}
+}
+
+// embeddedVersions returns the versions of the embedded migrations,
+// formatted as appliedVersions does.
+func embeddedVersions(t *testing.T) string {
+	t.Helper()
+	ms, err := migrate.Load(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []int
+	for _, m := range ms {
+		vs = append(vs, m.Version)
+	}
+	return fmt.Sprint(vs)
 }
 
 // appliedVersions returns the versions in schema_migrations, formatted.
@@ -112,8 +128,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			t.Errorf("Open: %v", err)
 		}
 	}
-	if got := appliedVersions(t, dsn); got != "[1 2 3 4 5 6 7 8]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7 8]", got)
+	if got, want := appliedVersions(t, dsn), embeddedVersions(t); got != want {
+		t.Errorf("applied versions = %s, want %s", got, want)
 	}
 	// Every store works on the schema.
 	s := open(t, dsn)
@@ -163,8 +179,8 @@ func TestSecretUpdatedAtMigration(t *testing.T) {
 	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("secrets after the migration = %+v, want [%+v]", got, want)
 	}
-	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5 6 7 8]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7 8]", v)
+	if v, want := appliedVersions(t, dsn), embeddedVersions(t); v != want {
+		t.Errorf("applied versions = %s, want %s", v, want)
 	}
 	var nullable string
 	if err := conn.QueryRow(ctx, `SELECT is_nullable FROM information_schema.columns
@@ -227,8 +243,8 @@ func TestIntrospectAudiencesMigration(t *testing.T) {
 			t.Errorf("%s: IntrospectAudiences = %q, want %q", tc.clientID, got.IntrospectAudiences, tc.want)
 		}
 	}
-	if v := appliedVersions(t, dsn); v != "[1 2 3 4 5 6 7 8]" {
-		t.Errorf("applied versions = %s, want [1 2 3 4 5 6 7 8]", v)
+	if v, want := appliedVersions(t, dsn), embeddedVersions(t); v != want {
+		t.Errorf("applied versions = %s, want %s", v, want)
 	}
 }
 

@@ -66,7 +66,7 @@ func (s *Store) Bootstrap(ctx context.Context, b authz.Bootstrap) (bool, error) 
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO apis (`+apiInsertColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 			ON CONFLICT (identifier) DO NOTHING`, args...)
 		if err != nil {
 			return err

@@ -74,7 +74,7 @@ func TestAPIPolicyMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("Client grant API", c.Grants[0].API)
+	check("Client grant API", *c.Grants[0].API)
 	var stored string
 	if err := db.QueryRowContext(ctx, `SELECT dpop || ' ' || dpop_nonce || ' ' || mtls_bound || ' ' || profile FROM apis WHERE id = 'api_old'`).Scan(&stored); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 // apiColumns are the columns of apis that apiRow receives, in its order.
 // They are not qualified: UPDATE ... RETURNING takes no table name.
 const apiColumns = `id, identifier, name, scopes, token_lifetime, signing_alg, system, created_at, updated_at,
-	dpop, dpop_nonce, mtls_bound, profile`
+	dpop, dpop_nonce, mtls_bound, profile, token_reuse_min_remaining`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface {
@@ -33,11 +33,12 @@ type apiRow struct {
 	scopes           []byte
 	lifetime         int64
 	created, updated int64
+	reuse            int64 // token_reuse_min_remaining, seconds
 }
 
 func (r *apiRow) dest() []any {
 	return []any{&r.a.ID, &r.a.Identifier, &r.a.Name, &r.scopes, &r.lifetime, &r.a.SigningAlg, &r.a.System, &r.created, &r.updated,
-		&r.a.DPoP, &r.a.DPoPNonce, &r.a.MTLSBound, &r.a.Profile}
+		&r.a.DPoP, &r.a.DPoPNonce, &r.a.MTLSBound, &r.a.Profile, &r.reuse}
 }
 
 func (r *apiRow) api() (authz.API, error) {
@@ -47,6 +48,7 @@ func (r *apiRow) api() (authz.API, error) {
 		return authz.API{}, err
 	}
 	a.TokenLifetime = time.Duration(r.lifetime) * time.Second
+	a.TokenReuse = reuseFromSeconds(r.reuse)
 	a.CreatedAt = fromMicros(r.created)
 	a.UpdatedAt = fromMicros(r.updated)
 	policyDefaults(&a)
@@ -79,9 +81,9 @@ func insertAPI(ctx context.Context, q querier, a authz.API) error {
 		return err
 	}
 	policyDefaults(&a)
-	_, err = q.ExecContext(ctx, `INSERT INTO apis (`+apiColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = q.ExecContext(ctx, `INSERT INTO apis (`+apiColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Identifier, a.Name, scopes, int64(a.TokenLifetime/time.Second), a.SigningAlg, a.System,
-		micros(a.CreatedAt), micros(a.UpdatedAt), a.DPoP, a.DPoPNonce, a.MTLSBound, a.Profile)
+		micros(a.CreatedAt), micros(a.UpdatedAt), a.DPoP, a.DPoPNonce, a.MTLSBound, a.Profile, reuseSeconds(a.TokenReuse))
 	return err
 }
 
@@ -220,6 +222,9 @@ func updateAPI(ctx context.Context, q querier, id string, p authz.APIPatch) (aut
 	}
 	if p.DPoPNonce != nil {
 		set.add(`dpop_nonce = ?`, *p.DPoPNonce)
+	}
+	if p.TokenReuse != nil {
+		set.add(`token_reuse_min_remaining = ?`, reuseSeconds(*p.TokenReuse))
 	}
 	if p.MTLSBound != nil {
 		set.add(`mtls_bound = ?`, orDefault(*p.MTLSBound, authz.PolicyOptional))

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 )
@@ -11,7 +12,8 @@ import (
 // can_introspect is written but not read: it is kept, as
 // len(introspect_audiences) > 0, for replicas that predate
 // introspect_audiences.
-const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at, policy`
+const appColumns = `client_id, name, description, disabled, introspect_audiences, tokens_not_before, created_at, updated_at, policy,
+	token_reuse_min_remaining`
 
 // appRow receives appColumns.
 type appRow struct {
@@ -20,10 +22,11 @@ type appRow struct {
 	notBefore        sql.NullInt64
 	created, updated int64
 	policy           string
+	reuse            int64 // token_reuse_min_remaining, seconds
 }
 
 func (r *appRow) dest() []any {
-	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.audiences, &r.notBefore, &r.created, &r.updated, &r.policy}
+	return []any{&r.a.ClientID, &r.a.Name, &r.a.Description, &r.a.Disabled, &r.audiences, &r.notBefore, &r.created, &r.updated, &r.policy, &r.reuse}
 }
 
 func (r *appRow) app() (authz.Application, error) {
@@ -36,6 +39,7 @@ func (r *appRow) app() (authz.Application, error) {
 		return authz.Application{}, err
 	}
 	a.TokensNotBefore = fromNullMicros(r.notBefore)
+	a.TokenReuse = reuseFromSeconds(r.reuse)
 	a.CreatedAt = fromMicros(r.created)
 	a.UpdatedAt = fromMicros(r.updated)
 	return a, nil
@@ -59,9 +63,9 @@ func insertApplication(ctx context.Context, q querier, a authz.Application) erro
 	if err != nil {
 		return err
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = q.ExecContext(ctx, `INSERT INTO applications (`+appColumns+`, can_introspect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ClientID, a.Name, a.Description, a.Disabled, audiences, nullMicros(a.TokensNotBefore),
-		micros(a.CreatedAt), micros(a.UpdatedAt), policy, len(a.IntrospectAudiences) > 0)
+		micros(a.CreatedAt), micros(a.UpdatedAt), policy, reuseSeconds(a.TokenReuse), len(a.IntrospectAudiences) > 0)
 	return err
 }
 
@@ -205,6 +209,9 @@ func updateApplication(ctx context.Context, q querier, clientID string, p authz.
 		}
 		set.add(`policy = ?`, policy)
 	}
+	if p.TokenReuse != nil {
+		set.add(`token_reuse_min_remaining = ?`, reuseSeconds(*p.TokenReuse))
+	}
 	if !p.TokensNotBefore.IsZero() {
 		nb := micros(p.TokensNotBefore)
 		set.add(`tokens_not_before = max(coalesce(tokens_not_before, ?), ?)`, nb, nb)
@@ -226,4 +233,13 @@ func (t *tx) DeleteApplication(ctx context.Context, clientID string) error {
 	return t.step(ctx, "delete application", func() error {
 		return changeOne(ctx, t.q, `DELETE FROM applications WHERE client_id = ?`, clientID)
 	})
+}
+
+// reuseSeconds is r as token_reuse_min_remaining stores it: whole
+// seconds, 0 for off.
+func reuseSeconds(r authz.TokenReuse) int64 { return int64(r.MinRemaining / time.Second) }
+
+// reuseFromSeconds reads token_reuse_min_remaining.
+func reuseFromSeconds(n int64) authz.TokenReuse {
+	return authz.TokenReuse{MinRemaining: time.Duration(max(n, 0)) * time.Second}
 }

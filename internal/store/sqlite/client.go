@@ -34,21 +34,22 @@ import (
 //	i6      0                     0             a.dpop_nonce
 //	t10     ''                    ''            a.mtls_bound
 //	t11     ''                    ''            a.profile
+//	i7      token_reuse_min_rem.  0             a.token_reuse_min_remaining
 //
 // Secrets and grants come ordered by (created_at, id), like ListSecrets and
 // ListGrants.
 const clientQuery = `
 SELECT 0, client_id, name, description, introspect_audiences, policy, '', '', x'',
-       disabled, 0, created_at, updated_at, tokens_not_before, NULL, '', 0, '', 0, '', ''
+       disabled, 0, created_at, updated_at, tokens_not_before, NULL, '', 0, '', 0, '', '', token_reuse_min_remaining
   FROM applications WHERE client_id = ?1
 UNION ALL
 SELECT 1, id, prefix, '', '', '', '', '', hash,
-       0, 0, created_at, updated_at, expires_at, last_used_at, '', 0, '', 0, '', ''
+       0, 0, created_at, updated_at, expires_at, last_used_at, '', 0, '', 0, '', '', 0
   FROM client_secrets WHERE client_id = ?1
 UNION ALL
 SELECT 2, g.id, g.api_id, g.scopes, a.identifier, a.name, a.scopes, a.signing_alg, x'',
        a.token_lifetime, a.system, g.created_at, g.updated_at, a.created_at, a.updated_at, g.claims, g.token_lifetime,
-       a.dpop, a.dpop_nonce, a.mtls_bound, a.profile
+       a.dpop, a.dpop_nonce, a.mtls_bound, a.profile, a.token_reuse_min_remaining
   FROM grants g JOIN apis a ON a.id = g.api_id WHERE g.client_id = ?1
 ORDER BY 1, 12, 2`
 
@@ -75,12 +76,12 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 			kind   int
 			t      [11]string
 			b      []byte
-			i      [6]int64
+			i      [7]int64
 			n1, n2 sql.NullInt64
 		)
 		if err := rows.Scan(&kind, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &b,
 			&i[0], &i[1], &i[2], &i[3], &n1, &n2, &t[7], &i[4],
-			&t[8], &i[5], &t[9], &t[10]); err != nil {
+			&t[8], &i[5], &t[9], &t[10], &i[6]); err != nil {
 			return nil, wrap(op, err)
 		}
 		switch kind {
@@ -102,6 +103,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 					IntrospectAudiences: audiences,
 					TokensNotBefore:     fromNullMicros(n1),
 					Policy:              policy,
+					TokenReuse:          reuseFromSeconds(i[6]),
 					CreatedAt:           fromMicros(i[2]),
 					UpdatedAt:           fromMicros(i[3]),
 				},
@@ -140,6 +142,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 				DPoPNonce:     i[5] != 0,
 				MTLSBound:     t[9],
 				Profile:       t[10],
+				TokenReuse:    reuseFromSeconds(i[6]),
 				CreatedAt:     fromMicros(n1.Int64),
 				UpdatedAt:     fromMicros(n2.Int64),
 			}
@@ -156,7 +159,7 @@ func (s *Store) Client(ctx context.Context, clientID string) (*authz.Client, err
 					CreatedAt:     fromMicros(i[2]),
 					UpdatedAt:     fromMicros(i[3]),
 				},
-				API: api,
+				API: &api,
 			})
 		}
 	}

@@ -59,7 +59,7 @@ func TestPolicyClaimsMigration(t *testing.T) {
 		if !c.Application.Policy.IsZero() || len(c.Grants) != 1 || c.Grants[0].Grant.Claims != nil || c.Grants[0].Grant.TokenLifetime != 0 {
 			t.Errorf("%s: %+v", id, c)
 		}
-		if got := authz.EffectiveTokenLifetime(&c.Grants[0].Grant, &c.Grants[0].API); got != time.Minute {
+		if got := authz.EffectiveTokenLifetime(&c.Grants[0].Grant, c.Grants[0].API); got != time.Minute {
 			t.Errorf("%s: token lifetime %v, want the API's", id, got)
 		}
 	}

@@ -82,8 +82,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(versions) != "[1 2 3 4 5 6 7 8]" {
-		t.Errorf("applied versions = %v, want [1 2 3 4 5 6 7 8]", versions)
+	if fmt.Sprint(versions) != "[1 2 3 4 5 6 7 8 9]" {
+		t.Errorf("applied versions = %v, want [1 2 3 4 5 6 7 8 9]", versions)
 	}
 }
 
@@ -108,8 +108,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	if err := inspect(t, path).QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 8 {
-		t.Errorf("%d schema_migrations rows, want 8", n)
+	if n != 9 {
+		t.Errorf("%d schema_migrations rows, want 9", n)
 	}
 }
 

@@ -58,8 +58,8 @@ func testAPIPolicy(t *testing.T, open func(t *testing.T) authz.Store) {
 		if len(c.Grants) != 2 {
 			t.Fatalf("Client has %d grants, want 2", len(c.Grants))
 		}
-		same(t, "Client grant API (strict)", c.Grants[0].API, strict)
-		same(t, "Client grant API (plain)", c.Grants[1].API, plain)
+		same(t, "Client grant API (strict)", *c.Grants[0].API, strict)
+		same(t, "Client grant API (plain)", *c.Grants[1].API, plain)
 
 		name := "Renamed"
 		got, err := s.UpdateAPI(ctx, strict.ID, authz.APIPatch{Name: &name, UpdatedAt: at(time.Hour)})
@@ -102,7 +102,7 @@ func testAPIPolicy(t *testing.T, open func(t *testing.T) authz.Store) {
 		same(t, "bootstrapped API", got, want)
 		c, err := s.Client(ctx, app.ClientID)
 		noErr(t, err)
-		same(t, "bootstrapped Client grant API", c.Grants[0].API, want)
+		same(t, "bootstrapped Client grant API", *c.Grants[0].API, want)
 	})
 
 	t.Run("a patch of one field back to its default leaves the others", func(t *testing.T) {
@@ -135,7 +135,7 @@ func testAPIPolicy(t *testing.T, open func(t *testing.T) authz.Store) {
 				same(t, "GetAPI", got, want)
 				c, err := s.Client(ctx, app.ClientID)
 				noErr(t, err)
-				same(t, "Client grant API", c.Grants[0].API, want)
+				same(t, "Client grant API", *c.Grants[0].API, want)
 			})
 		}
 	})

@@ -187,7 +187,7 @@ func testAPIs(t *testing.T, open func(t *testing.T) authz.Store) {
 		for _, cg := range c.Grants {
 			if cg.Grant.ID == g1.ID {
 				same(t, "Client grant", cg.Grant, g1)
-				same(t, "Client grant API", cg.API, api)
+				same(t, "Client grant API", *cg.API, api)
 			}
 		}
 	})

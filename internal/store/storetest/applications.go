@@ -479,8 +479,8 @@ func testClient(t *testing.T, open func(t *testing.T) authz.Store) {
 		// The contract does not order a Client's secrets and grants.
 		same(t, "secrets", sortedBy(c.Secrets, func(s authz.Secret) string { return s.ID }), secrets)
 		same(t, "grants", sortedBy(c.Grants, func(g authz.ClientGrant) string { return g.Grant.ID }), []authz.ClientGrant{
-			{Grant: grants[0], API: api1},
-			{Grant: grants[1], API: api2},
+			{Grant: grants[0], API: &api1},
+			{Grant: grants[1], API: &api2},
 		})
 		if c.Secret(secrets[1].ID) == nil {
 			t.Errorf("Client.Secret(%q) = nil", secrets[1].ID)
@@ -532,7 +532,7 @@ func testClient(t *testing.T, open func(t *testing.T) authz.Store) {
 		same(t, "client", *c, authz.Client{
 			Application: app,
 			Secrets:     []authz.Secret{sec},
-			Grants:      []authz.ClientGrant{{Grant: g, API: api}},
+			Grants:      []authz.ClientGrant{{Grant: g, API: &api}},
 		})
 	})
 

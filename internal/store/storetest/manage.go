@@ -38,7 +38,7 @@ func testManage(t *testing.T, open func(t *testing.T) authz.Store) {
 		same(t, "client", *c, authz.Client{
 			Application: app,
 			Secrets:     []authz.Secret{sec, later},
-			Grants:      []authz.ClientGrant{{Grant: g, API: api}},
+			Grants:      []authz.ClientGrant{{Grant: g, API: &api}},
 		})
 		revoked, err := s.ListRevoked(ctx)
 		noErr(t, err)

@@ -168,7 +168,7 @@ func testBootstrap(t *testing.T, open func(t *testing.T) authz.Store) {
 		same(t, "client", *c, authz.Client{
 			Application: b.App,
 			Secrets:     []authz.Secret{b.Secret},
-			Grants:      []authz.ClientGrant{{Grant: b.Grant, API: b.API}},
+			Grants:      []authz.ClientGrant{{Grant: b.Grant, API: &b.API}},
 		})
 		api, err := s.GetAPIByIdentifier(ctx, authz.ManagementAudience)
 		noErr(t, err)

@@ -20,6 +20,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) authz.Store) {
 	t.Run("APIs", func(t *testing.T) { testAPIs(t, open) })
 	t.Run("APIPolicy", func(t *testing.T) { testAPIPolicy(t, open) })
+	t.Run("TokenReuse", func(t *testing.T) { testTokenReuse(t, open) })
 	t.Run("Applications", func(t *testing.T) { testApplications(t, open) })
 	t.Run("Client", func(t *testing.T) { testClient(t, open) })
 	t.Run("Grants", func(t *testing.T) { testGrants(t, open) })

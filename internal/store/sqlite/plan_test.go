@@ -1,0 +1,49 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestClientQueryIsIndexed: reading an application the cache does not
+// hold (clientQuery) is one statement whose every table access is an
+// index search (SEARCH), never a full scan (SCAN), whatever the number of
+// applications.
+func TestClientQueryIsIndexed(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "m2mauth.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+clientQuery, "app_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := strings.Join(plan, "\n")
+	for _, d := range plan {
+		if strings.HasPrefix(d, "SCAN ") {
+			t.Errorf("the plan of clientQuery scans a table:\n%s", p)
+			break
+		}
+	}
+	if !strings.Contains(p, "SEARCH") {
+		t.Errorf("the plan of clientQuery searches no index:\n%s", p)
+	}
+	t.Logf("plan:\n%s", p)
+}
