@@ -97,8 +97,12 @@ func (s *Store) ListAudit(ctx context.Context, f authz.AuditFilter, p authz.Page
 
 // AddIssuance adds each count to the counter of its (ClientID, Audience,
 // Hour), creating it if needed, and raises its LastIssuedAt, in one
-// transaction whose upserts go as one batch. Hour is truncated to the
-// start of its UTC hour. It notifies nothing.
+// statement (the rows as arrays, unnest) within one transaction: with many
+// clients a flush holds one row per client, about one per token, and one
+// statement for them all spares the database a statement's overhead per
+// row (docs/benchmarks.md, "Figures at scale"). Hour is
+// truncated to the start of its UTC hour; counts of the same counter are
+// summed first. It notifies nothing.
 func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error {
 	if len(counts) == 0 {
 		return nil
@@ -109,27 +113,50 @@ func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error 
 	for i := range counts {
 		counts[i].Hour = counts[i].Hour.UTC().Truncate(time.Hour)
 	}
-	slices.SortFunc(counts, func(a, b authz.Issuance) int {
-		if c := strings.Compare(a.ClientID, b.ClientID); c != 0 {
-			return c
+	slices.SortFunc(counts, compareIssuanceKey)
+	// ON CONFLICT DO UPDATE may not touch a row twice in one statement.
+	merged := counts[:1]
+	for _, c := range counts[1:] {
+		last := &merged[len(merged)-1]
+		if compareIssuanceKey(*last, c) == 0 {
+			last.Count += c.Count
+			if c.LastIssuedAt.After(last.LastIssuedAt) {
+				last.LastIssuedAt = c.LastIssuedAt
+			}
+			continue
 		}
-		if c := strings.Compare(a.Audience, b.Audience); c != 0 {
-			return c
-		}
-		return a.Hour.Compare(b.Hour)
-	})
+		merged = append(merged, c)
+	}
+	clients := make([]string, len(merged))
+	audiences := make([]string, len(merged))
+	hours := make([]time.Time, len(merged))
+	n := make([]int64, len(merged))
+	lasts := make([]time.Time, len(merged))
+	for i, c := range merged {
+		clients[i], audiences[i], hours[i], n[i], lasts[i] = c.ClientID, c.Audience, c.Hour, c.Count, c.LastIssuedAt
+	}
 	return s.write(ctx, "add issuance", nil, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		for _, c := range counts {
-			b.Queue(`INSERT INTO token_issuance (client_id, audience, hour, count, last_issued_at)
-				VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (client_id, audience, hour) DO UPDATE SET
-					count = token_issuance.count + excluded.count,
-					last_issued_at = GREATEST(token_issuance.last_issued_at, excluded.last_issued_at)`,
-				c.ClientID, c.Audience, c.Hour, c.Count, c.LastIssuedAt)
-		}
-		return tx.SendBatch(ctx, &b).Close()
+		_, err := tx.Exec(ctx, `INSERT INTO token_issuance (client_id, audience, hour, count, last_issued_at)
+			SELECT c, a, h, n, l FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::timestamptz[]) AS r(c, a, h, n, l)
+			ORDER BY c COLLATE "C", a COLLATE "C", h
+			ON CONFLICT (client_id, audience, hour) DO UPDATE SET
+				count = token_issuance.count + excluded.count,
+				last_issued_at = GREATEST(token_issuance.last_issued_at, excluded.last_issued_at)`,
+			clients, audiences, hours, n, lasts)
+		return err
 	})
+}
+
+// compareIssuanceKey orders counters by (ClientID, Audience, Hour), the
+// table's primary key, byte-wise as its "C" collation does.
+func compareIssuanceKey(a, b authz.Issuance) int {
+	if c := strings.Compare(a.ClientID, b.ClientID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Audience, b.Audience); c != 0 {
+		return c
+	}
+	return a.Hour.Compare(b.Hour)
 }
 
 // ListIssuance returns the counters of application clientID ("" for every

@@ -203,6 +203,21 @@ func testIssuance(t *testing.T, open func(t *testing.T) authz.Store) {
 		same(t, "counters", got, []authz.Issuance{count("app_01", "https://a", 0, 2, time.Minute)})
 	})
 
+	t.Run("add sums the same counter given twice in one call", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		noErr(t, s.AddIssuance(ctx, []authz.Issuance{
+			count("app_01", "https://a", 0, 2, time.Minute),
+			count("app_02", "https://a", 0, 1, time.Second),
+			count("app_01", "https://a", 0, 3, time.Second),
+		}))
+		got, err := s.ListIssuance(ctx, "", hour(0))
+		noErr(t, err)
+		same(t, "counters", got, []authz.Issuance{
+			count("app_01", "https://a", 0, 5, time.Minute),
+			count("app_02", "https://a", 0, 1, time.Second),
+		})
+	})
+
 	t.Run("add nothing", func(t *testing.T) {
 		s := open(t)
 		noErr(t, s.AddIssuance(t.Context(), nil))
