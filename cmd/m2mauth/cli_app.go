@@ -31,6 +31,7 @@ func newAppCreateCmd(opts *clientOptions) *cobra.Command {
 	var grants, introspect []string
 	var pf policyFlags
 	var noSecret bool
+	var reuse tokenReuseFlag
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [--description TEXT] [--grant AUDIENCE[=scope1,scope2]]... [--introspect-audience AUDIENCE]...",
 		Short: "Create an application and show its client secret, once",
@@ -67,6 +68,7 @@ update:introspection.
 				no := false
 				req.ClientSecret = &no
 			}
+			req.TokenReuse = reuse.create(cmd)
 			a, err := send[admin.CreatedApplication](cmd.Context(), opts, http.MethodPost, pathApplications, req)
 			if err != nil {
 				return err
@@ -85,6 +87,7 @@ update:introspection.
 	f.StringArrayVar(&introspect, "introspect-audience", nil, "let the application introspect tokens for `AUDIENCE` (RFC 7662); repeat for each")
 	f.BoolVar(&noSecret, "no-secret", false, "create it without a client secret, for one that authenticates with a credential (m2mauth app credential add)")
 	pf.register(cmd)
+	reuse.register(cmd, "the application's")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd
 }
@@ -294,6 +297,7 @@ func newAppUpdateCmd(opts *clientOptions) *cobra.Command {
 	var disable, enable, canIntrospect bool
 	var introspect []string
 	var pf policyFlags
+	var reuse tokenReuseFlag
 	cmd := &cobra.Command{
 		Use:   "update CLIENT_ID [--name NAME] [--description TEXT] [--disable | --enable] [--introspect-audience AUDIENCE]...",
 		Short: "Change, disable or enable an application",
@@ -342,8 +346,9 @@ valid until they expire.
 				}
 				req.Policy = &p
 			}
+			req.TokenReuse = reuse.patch(cmd)
 			if req == (admin.UpdateApplicationRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --description, --disable, --enable, --introspect-audience or a policy flag")
+				return fmt.Errorf("nothing to change: give --name, --description, --disable, --enable, --introspect-audience, --token-reuse-min-remaining or a policy flag")
 			}
 			a, err := send[admin.ApplicationResource](cmd.Context(), opts, http.MethodPatch, appPath(args[0]), req)
 			if err != nil {
@@ -360,6 +365,7 @@ valid until they expire.
 	f.StringArrayVar(&introspect, "introspect-audience", nil, "the audiences whose tokens the application may introspect (RFC 7662), replacing the list; repeat for each; --introspect-audience= for none")
 	f.BoolVar(&canIntrospect, "can-introspect", false, "deprecated: true lets the application introspect tokens of every audience but the management API's, false only its own")
 	pf.register(cmd)
+	reuse.register(cmd, "the application's")
 	cmd.MarkFlagsMutuallyExclusive("disable", "enable")
 	return cmd
 }
