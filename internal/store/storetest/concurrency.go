@@ -42,6 +42,7 @@ func testConcurrency(t *testing.T, open func(t *testing.T) authz.Store) {
 			description
 			disabled
 			audiences
+			tokenReuse
 			notBefore
 			kinds
 		)
@@ -71,6 +72,9 @@ func testConcurrency(t *testing.T, open func(t *testing.T) authz.Store) {
 				case audiences:
 					v := []string{fmt.Sprintf("https://api%02d.example.com", i), fmt.Sprintf("https://round%d.example.com", n)}
 					p.IntrospectAudiences, value = &v, v
+				case tokenReuse:
+					v := authz.TokenReuse{MinRemaining: time.Duration(60+i*writesEach+n) * time.Second}
+					p.TokenReuse, value = &v, v
 				case notBefore:
 					// Spread over an hour in an order unlike the writers':
 					// some raises come after later ones.
@@ -121,6 +125,7 @@ func testConcurrency(t *testing.T, open func(t *testing.T) authz.Store) {
 		want.Description = fields[description].last.(string)
 		want.Disabled = fields[disabled].last.(bool)
 		want.IntrospectAudiences = fields[audiences].last.([]string)
+		want.TokenReuse = fields[tokenReuse].last.(authz.TokenReuse)
 		want.TokensNotBefore = maxSeen
 		got, err := s.GetApplication(ctx, app.ClientID)
 		noErr(t, err)
@@ -237,7 +242,7 @@ func testConcurrency(t *testing.T, open func(t *testing.T) authz.Store) {
 
 // appField returns field kind of a, as the patches test numbers them.
 func appField(a authz.Application, kind int) any {
-	return []any{a.Name, a.Description, a.Disabled, a.IntrospectAudiences}[kind]
+	return []any{a.Name, a.Description, a.Disabled, a.IntrospectAudiences, a.TokenReuse}[kind]
 }
 
 // equalValues compares two field values of appField.
