@@ -62,12 +62,6 @@ const (
 	// maxTimeout bounds --timeout.
 	maxTimeout = 2 * time.Hour
 
-	// databaseFile and pepperSetting are the names internal/server gives
-	// the SQLite database in the data directory and the sealed pepper's
-	// setting; TestSeededClientGetsToken fails if they drift.
-	databaseFile  = "m2mauth.db"
-	pepperSetting = "client_secret_pepper"
-
 	// Scope is the one scope of the seeded API, granted to every seeded
 	// application.
 	Scope = "read"
@@ -348,7 +342,7 @@ func openSQLite(ctx context.Context, o options, r io.Reader, log *slog.Logger) (
 		unlock()
 		return nil, nil, nil, err
 	}
-	path := filepath.Join(dir, databaseFile)
+	path := filepath.Join(dir, server.DatabaseFile)
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
 	if err == nil {
 		err = f.Close()
@@ -381,23 +375,11 @@ func loadSealer(o options, r io.Reader) (*masterkey.Sealer, error) {
 }
 
 // pepper loads the client-secret pepper sealed in the database, creating
-// it as the server does (internal/server) on a database without one.
+// it on a database without one, as the server does (server.OpenPepper).
 func pepper(ctx context.Context, st authz.Store, sealer *masterkey.Sealer, r io.Reader) (*clientsecret.Hasher, error) {
-	fresh := make([]byte, clientsecret.PepperLen)
-	if _, err := io.ReadFull(r, fresh); err != nil {
-		return nil, err
-	}
-	sealed, err := sealer.Seal(fresh, []byte(pepperSetting))
+	p, _, err := server.OpenPepper(ctx, st, sealer, r)
 	if err != nil {
 		return nil, err
-	}
-	stored, _, err := st.InitSetting(ctx, pepperSetting, sealed)
-	if err != nil {
-		return nil, fmt.Errorf("client secret pepper: %w", err)
-	}
-	p, err := sealer.Open(stored, []byte(pepperSetting))
-	if err != nil {
-		return nil, fmt.Errorf("client secret pepper: %w (is this the master key the database was sealed with?)", err)
 	}
 	return clientsecret.NewHasher(p)
 }

@@ -16,7 +16,7 @@ const LockFile = "m2mauth.lock"
 
 // dataFiles are the files of the data directory that hold secrets or the
 // database: each is kept mode 0600.
-var dataFiles = []string{databaseFile, databaseFile + "-wal", databaseFile + "-shm", MasterKeyFile, CredentialsFile}
+var dataFiles = []string{DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm", MasterKeyFile, CredentialsFile}
 
 // prepareDataDir creates the data directory, or restricts an existing one,
 // to mode 0700, and with SQLite takes its lock (lockDataDir). PostgreSQL
@@ -54,7 +54,7 @@ func (s *Server) prepareDataDir() error {
 // SQLite opens it: SQLite gives its -wal and -shm files the database
 // file's mode, and would create it with the umask's.
 func (s *Server) createDatabaseFile() error {
-	f, err := os.OpenFile(filepath.Join(s.cfg.DataDir, databaseFile), os.O_RDONLY|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(s.cfg.DataDir, DatabaseFile), os.O_RDONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

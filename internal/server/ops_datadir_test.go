@@ -22,10 +22,10 @@ func TestOpsDataDir(t *testing.T) {
 	}
 	os.Chmod(dir, 0o755)
 	// A database file from an older version, 0644.
-	if err := os.WriteFile(filepath.Join(dir, databaseFile), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, DatabaseFile), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(filepath.Join(dir, databaseFile), 0o644)
+	os.Chmod(filepath.Join(dir, DatabaseFile), 0o644)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	open := func(addr string) (*Server, error) {
 		cfg := Config{Addr: addr, DataDir: dir}
@@ -39,7 +39,7 @@ func TestOpsDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]os.FileMode{
-		"": 0o700, databaseFile: 0o600, MasterKeyFile: 0o600, CredentialsFile: 0o600, LockFile: 0o600,
+		"": 0o700, DatabaseFile: 0o600, MasterKeyFile: 0o600, CredentialsFile: 0o600, LockFile: 0o600,
 	} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {

@@ -16,9 +16,9 @@ import (
 	"github.com/m2mauth/m2mauth/internal/oauth"
 )
 
-// databaseFile is the SQLite database in the data directory, as openStore
-// names it.
-const databaseFile = "m2mauth.db"
+// DatabaseFile is the name of the SQLite database in the data directory,
+// as openStore opens it.
+const DatabaseFile = "m2mauth.db"
 
 // ErrNotBootstrapped is returned by Recover for a database that has no
 // management API: `m2mauth serve` never started on it.
@@ -60,9 +60,9 @@ func Recover(ctx context.Context, cfg Config, deps Deps) (Recovered, error) {
 	if cfg.DatabaseURL == "" {
 		// sqlite.Open would create an empty database, and sealer a master
 		// key, where there was none: refuse first.
-		db := filepath.Join(cfg.DataDir, databaseFile)
+		db := filepath.Join(cfg.DataDir, DatabaseFile)
 		if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
-			return Recovered{}, fmt.Errorf("%w (there is no %s in data dir %s; is it the --data-dir the server uses?)", ErrNotBootstrapped, databaseFile, cfg.DataDir)
+			return Recovered{}, fmt.Errorf("%w (there is no %s in data dir %s; is it the --data-dir the server uses?)", ErrNotBootstrapped, DatabaseFile, cfg.DataDir)
 		} else if err != nil {
 			return Recovered{}, fmt.Errorf("data dir: %w", err)
 		}

@@ -182,7 +182,7 @@ func (s *Server) openStore(ctx context.Context) (authz.Store, error) {
 	if err := s.createDatabaseFile(); err != nil {
 		return nil, err
 	}
-	return sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, databaseFile), s.log)
+	return sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, DatabaseFile), s.log)
 }
 
 func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
@@ -340,25 +340,13 @@ func (s *Server) sealer() (*masterkey.Sealer, error) {
 
 const pepperSetting = "client_secret_pepper"
 
-// pepper loads the client-secret pepper, creating it on a new database. It
-// is stored sealed under the master key, so a stolen database alone cannot
-// be used to test secret guesses.
+// pepper loads the client-secret pepper, creating it on a new database
+// (OpenPepper), and reseals it under the primary master key if an older
+// key sealed it.
 func (s *Server) pepper(ctx context.Context, sealer *masterkey.Sealer) (*clientsecret.Hasher, error) {
-	fresh := make([]byte, clientsecret.PepperLen)
-	if _, err := io.ReadFull(s.rand, fresh); err != nil {
-		return nil, err
-	}
-	sealed, err := sealer.Seal(fresh, []byte(pepperSetting))
+	pepper, stored, err := OpenPepper(ctx, s.store, sealer, s.rand)
 	if err != nil {
 		return nil, err
-	}
-	stored, _, err := s.store.InitSetting(ctx, pepperSetting, sealed)
-	if err != nil {
-		return nil, fmt.Errorf("client secret pepper: %w", err)
-	}
-	pepper, err := sealer.Open(stored, []byte(pepperSetting))
-	if err != nil {
-		return nil, fmt.Errorf("client secret pepper: %w (is this the master key the database was sealed with? After a master-key rotation, give the old key as the previous one until every value is resealed)", err)
 	}
 	if !sealer.SealedByPrimary(stored) {
 		if err := s.resealSetting(ctx, sealer, pepperSetting, pepper); err != nil {
@@ -366,6 +354,32 @@ func (s *Server) pepper(ctx context.Context, sealer *masterkey.Sealer) (*clients
 		}
 	}
 	return clientsecret.NewHasher(pepper)
+}
+
+// OpenPepper returns the client-secret pepper of st and its sealed form as
+// stored, creating it (clientsecret.PepperLen bytes from r) on a database
+// without one. It is stored sealed under the master key, so a stolen
+// database alone cannot be used to test secret guesses. Returns an error
+// if the store fails or sealer cannot open the stored value (another
+// master key). internal/loadseed hashes the secrets it seeds with it.
+func OpenPepper(ctx context.Context, st authz.Store, sealer *masterkey.Sealer, r io.Reader) (pepper, stored []byte, err error) {
+	fresh := make([]byte, clientsecret.PepperLen)
+	if _, err := io.ReadFull(r, fresh); err != nil {
+		return nil, nil, err
+	}
+	sealed, err := sealer.Seal(fresh, []byte(pepperSetting))
+	if err != nil {
+		return nil, nil, err
+	}
+	stored, _, err = st.InitSetting(ctx, pepperSetting, sealed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client secret pepper: %w", err)
+	}
+	pepper, err = sealer.Open(stored, []byte(pepperSetting))
+	if err != nil {
+		return nil, nil, fmt.Errorf("client secret pepper: %w (is this the master key the database was sealed with? After a master-key rotation, give the old key as the previous one until every value is resealed)", err)
+	}
+	return pepper, stored, nil
 }
 
 // ensureKeys makes sure every algorithm in use has signing keys: the
