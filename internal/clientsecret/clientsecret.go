@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"sync"
@@ -75,8 +76,20 @@ func DisplayPrefix(id string) string { return Prefix + id }
 // Hasher computes and checks keyed hashes of client secrets. It is safe for
 // concurrent use.
 type Hasher struct {
-	pool sync.Pool
+	pool sync.Pool // *macState
 }
+
+// macState is one HMAC keyed with the pepper and the buffers of a check,
+// reused so that checking a secret allocates nothing.
+type macState struct {
+	mac hash.Hash
+	in  []byte // the secret, as the hash.Hash wants bytes
+	out [sha256.Size]byte
+}
+
+// maxPooledSecret bounds the secret buffer a pooled macState keeps: a
+// caller can send a long wrong secret, which must not stay in memory.
+const maxPooledSecret = 256
 
 // NewHasher returns a Hasher keyed with pepper. Returns an error unless
 // pepper is PepperLen bytes.
@@ -86,30 +99,34 @@ func NewHasher(pepper []byte) (*Hasher, error) {
 	}
 	key := append([]byte(nil), pepper...)
 	h := &Hasher{}
-	h.pool.New = func() any { return hmac.New(sha256.New, key) }
+	h.pool.New = func() any { return &macState{mac: hmac.New(sha256.New, key), in: make([]byte, 0, Len)} }
 	return h, nil
 }
 
 // Hash returns HMAC-SHA-256(pepper, secret): 32 bytes.
 func (h *Hasher) Hash(secret string) []byte {
-	return h.sum(nil, secret)
+	var sum [sha256.Size]byte
+	h.sum(&sum, secret)
+	return sum[:]
 }
 
-func (h *Hasher) sum(dst []byte, secret string) []byte {
-	m := h.pool.Get().(interface {
-		io.Writer
-		Sum([]byte) []byte
-		Reset()
-	})
-	m.Reset()
-	io.WriteString(m, secret)
-	dst = m.Sum(dst)
-	h.pool.Put(m)
-	return dst
+// sum sets out to HMAC-SHA-256(pepper, secret).
+func (h *Hasher) sum(out *[sha256.Size]byte, secret string) {
+	st := h.pool.Get().(*macState)
+	st.mac.Reset()
+	st.in = append(st.in[:0], secret...)
+	st.mac.Write(st.in)
+	copy(out[:], st.mac.Sum(st.out[:0]))
+	clear(st.in) // no copy of a secret stays in the pool
+	if cap(st.in) > maxPooledSecret {
+		st.in = make([]byte, 0, Len)
+	}
+	h.pool.Put(st)
 }
 
-// Verify reports whether secret hashes to hash, comparing in constant time.
-func (h *Hasher) Verify(secret string, hash []byte) bool {
-	var buf [sha256.Size]byte
-	return subtle.ConstantTimeCompare(h.sum(buf[:0], secret), hash) == 1
+// Verify reports whether secret hashes to want, comparing in constant time.
+func (h *Hasher) Verify(secret string, want []byte) bool {
+	var sum [sha256.Size]byte
+	h.sum(&sum, secret)
+	return subtle.ConstantTimeCompare(sum[:], want) == 1
 }

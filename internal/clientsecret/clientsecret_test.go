@@ -2,8 +2,11 @@ package clientsecret
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -97,5 +100,44 @@ func BenchmarkVerify(b *testing.B) {
 		if !h.Verify(s, hash) {
 			b.Fatal("no")
 		}
+	}
+}
+
+// TestHashMatchesHMAC: Hash is HMAC-SHA-256 under the pepper, computed by
+// crypto/hmac afresh, for secrets of every length a caller can send (the
+// pooled state is reused across them, a long one included), from
+// concurrent callers; and checking a secret allocates nothing.
+func TestHashMatchesHMAC(t *testing.T) {
+	pepper := bytes.Repeat([]byte{9}, PepperLen)
+	h, err := NewHasher(pepper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 600 {
+				secret := strings.Repeat(string(rune('a'+g)), n)
+				m := hmac.New(sha256.New, pepper)
+				m.Write([]byte(secret))
+				want := m.Sum(nil)
+				if got := h.Hash(secret); !bytes.Equal(got, want) {
+					t.Errorf("Hash of a %d-byte secret differs from crypto/hmac", n)
+					return
+				}
+				if !h.Verify(secret, want) {
+					t.Errorf("Verify refused a %d-byte secret", n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	_, secret, _ := Generate(rand.Reader)
+	hash := h.Hash(secret)
+	if allocs := testing.AllocsPerRun(100, func() { h.Verify(secret, hash) }); allocs != 0 && !raceEnabled {
+		t.Errorf("Verify allocates %v times", allocs)
 	}
 }

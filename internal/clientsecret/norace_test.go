@@ -1,0 +1,5 @@
+//go:build !race
+
+package clientsecret
+
+const raceEnabled = false
