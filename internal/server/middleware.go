@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/oauth"
@@ -73,8 +74,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					http.Error(sw, `{"error":"server_error"}`, http.StatusInternalServerError)
 				}
 			}
-			d := s.now().Sub(start)
-			s.accessLog(r, entry, sw.status, d)
+			end := s.now()
+			d := end.Sub(start)
+			s.accessLog(r, entry, sw.status, end, d)
 			s.observeRequest(r, sw.status, d)
 		}()
 		h["X-Content-Type-Options"] = st.nosniff[:]
@@ -121,8 +123,15 @@ func validRequestID(id string) bool {
 // accessLog logs a request at info: method, route pattern (never the
 // path, which a caller chooses), status, duration, the client_id a
 // handler authenticated, the client's address through the trusted-proxy
-// rule, and the request id.
-func (s *Server) accessLog(r *http.Request, e *reqlog.Entry, status int, d time.Duration) {
+// rule, and the request id. end is when the request ended: the line's
+// time, from the server's clock.
+//
+// The line is what s.log.LogAttrs would write, built more cheaply: the
+// record goes straight to the handler (LogAttrs would also walk the stack
+// for a source position the handlers here never print), and method and
+// route come formatted once per route (accessHandler), so that the record
+// keeps its five attributes inline.
+func (s *Server) accessLog(r *http.Request, e *reqlog.Entry, status int, end time.Time, d time.Duration) {
 	ctx := r.Context()
 	if !s.log.Enabled(ctx, slog.LevelInfo) {
 		return // the client's address is not worth resolving
@@ -134,19 +143,59 @@ func (s *Server) accessLog(r *http.Request, e *reqlog.Entry, status int, d time.
 	if route == "" {
 		route = "unmatched"
 	}
-	var attrs [7]slog.Attr // on the stack: LogAttrs copies them
-	attrs[0] = slog.String("method", r.Method)
-	attrs[1] = slog.String("route", route)
-	attrs[2] = slog.Int("status", status)
-	attrs[3] = slog.Float64("duration_ms", float64(d.Microseconds())/1000)
-	n := 4
+	rec := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+	h := s.accessHandler(r.Method, route)
+	if h == nil {
+		h = s.log.Handler()
+		rec.AddAttrs(slog.String("method", r.Method), slog.String("route", route))
+	}
+	var attrs [5]slog.Attr // on the stack: AddAttrs copies them
+	attrs[0] = slog.Int("status", status)
+	attrs[1] = slog.Float64("duration_ms", float64(d.Microseconds())/1000)
+	n := 2
 	if e.ClientID != "" {
 		attrs[n] = slog.String("client_id", e.ClientID)
 		n++
 	}
 	attrs[n] = slog.String("remote_addr", s.oauth.ClientIP.String(r))
 	attrs[n+1] = slog.String("request_id", e.RequestID)
-	s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs[:n+2]...)
+	rec.AddAttrs(attrs[:n+2]...)
+	_ = h.Handle(ctx, rec) // as LogAttrs: a failed write is not the request's
+}
+
+// accessHandlers are the access log's handlers of one logger, one per
+// method and route, each with its method and route attributes formatted
+// once (slog.Handler.WithAttrs).
+type accessHandlers struct {
+	log *slog.Logger
+	m   sync.Map // accessRoute → slog.Handler
+}
+
+type accessRoute struct{ method, route string }
+
+// accessHandler returns s.log's handler for the access lines of method and
+// route, nil for a method outside RFC 9110's and PATCH: a caller chooses
+// the method of any request, and the cache must stay as small as the
+// route table.
+func (s *Server) accessHandler(method, route string) slog.Handler {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	default:
+		return nil
+	}
+	c := s.access.Load()
+	if c == nil || c.log != s.log { // the first request, or a test's new logger
+		c = &accessHandlers{log: s.log}
+		s.access.Store(c)
+	}
+	key := accessRoute{method, route}
+	if h, ok := c.m.Load(key); ok {
+		return h.(slog.Handler)
+	}
+	h := c.log.Handler().WithAttrs([]slog.Attr{slog.String("method", method), slog.String("route", route)})
+	c.m.Store(key, h)
+	return h
 }
 
 // drainRequest, during a shutdown, counts the request and has its

@@ -1,11 +1,19 @@
 package server
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/m2mauth/m2mauth/internal/reqlog"
 )
 
 // accessLine returns the access log line of the request with id, or "".
@@ -112,4 +120,62 @@ func TestOpsAccessLog(t *testing.T) {
 			t.Errorf("access line %q", line)
 		}
 	})
+}
+
+// TestAccessLogMatchesLogAttrs: the access line, built from a record with
+// the method and route formatted once per route, is byte for byte what
+// slog's LogAttrs writes with the same attributes, in JSON and text, for a
+// method the per-route handlers cover and one they do not, and still after
+// the server's logger is replaced.
+func TestAccessLogMatchesLogAttrs(t *testing.T) {
+	e := newTestEnv(t)
+	at := time.Date(2026, 12, 2, 22, 30, 0, 123456789, time.UTC)
+	for _, format := range []string{"json", "text"} {
+		for _, tc := range []struct {
+			method, pattern, clientID string
+			status                    int
+		}{
+			{"POST", "POST /oauth/token", "app_1", 200},
+			{"GET", "", "", 404},
+			{"PROPFIND", "", "", 405},
+			{"POST", "POST /oauth/token", "", 401},
+		} {
+			t.Run(format+" "+tc.method+" "+tc.pattern, func(t *testing.T) {
+				var got, want bytes.Buffer
+				newLog := func(w io.Writer) *slog.Logger {
+					opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+					if format == "json" {
+						return slog.New(slog.NewJSONHandler(w, opts))
+					}
+					return slog.New(slog.NewTextHandler(w, opts))
+				}
+				req := httptest.NewRequest(tc.method, "/oauth/token", nil)
+				req.RemoteAddr = "127.0.0.9:4000"
+				req.Pattern = tc.pattern
+				entry := &reqlog.Entry{RequestID: "req-1", ClientID: tc.clientID}
+				for range 2 { // the second line comes from the cached handler
+					got.Reset()
+					e.srv.log = newLog(&got)
+					e.srv.accessLog(req, entry, tc.status, at, 1500*time.Microsecond)
+				}
+				route := tc.pattern
+				if route == "" {
+					route = "unmatched"
+				}
+				attrs := []slog.Attr{slog.String("method", tc.method), slog.String("route", route), slog.Int("status", tc.status), slog.Float64("duration_ms", 1.5)}
+				if tc.clientID != "" {
+					attrs = append(attrs, slog.String("client_id", tc.clientID))
+				}
+				attrs = append(attrs, slog.String("remote_addr", "127.0.0.9"), slog.String("request_id", "req-1"))
+				rec := slog.NewRecord(at, slog.LevelInfo, "request", 0)
+				rec.AddAttrs(attrs...)
+				if err := newLog(&want).Handler().Handle(context.Background(), rec); err != nil {
+					t.Fatal(err)
+				}
+				if got.String() != want.String() {
+					t.Errorf("access line\n%s want\n%s", got.String(), want.String())
+				}
+			})
+		}
+	}
 }

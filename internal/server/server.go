@@ -97,6 +97,7 @@ type Server struct {
 	lock      *os.File    // the SQLite data dir's lock, held until Close
 	cors      corsPolicy
 	drain     drainState
+	access    atomic.Pointer[accessHandlers] // the access log's handlers per route (accessHandler)
 	// background are the loops Serve runs until it stops (flushing the
 	// audit log, rotating keys, purging the deny-list); each returns when
 	// its context is done.
