@@ -1,8 +1,11 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
@@ -94,28 +97,29 @@ func (s *Store) ListAudit(ctx context.Context, f authz.AuditFilter, p authz.Page
 
 // AddIssuance adds each count to the counter of its (ClientID, Audience,
 // Hour), creating it if needed, and raises its LastIssuedAt, in one
-// transaction. Hour is truncated to the start of its UTC hour.
+// transaction of statements of batchRows rows. Hour is truncated to the
+// start of its UTC hour.
 func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error {
 	if len(counts) == 0 {
 		return nil
 	}
+	// In key order, consecutive rows land on the same pages of the
+	// primary key's B-tree: each statement touches (and journals) a few
+	// pages rather than one per row. The order of equal keys does not
+	// matter: their counts are summed and the latest time kept.
+	order := make([]int32, len(counts))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &counts[i], &counts[j]
+		return cmp.Or(strings.Compare(a.ClientID, b.ClientID), strings.Compare(a.Audience, b.Audience), a.Hour.Compare(b.Hour))
+	})
 	return s.write(ctx, "add issuance", func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO token_issuance
-			(client_id, audience, hour, count, last_issued_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (client_id, audience, hour) DO UPDATE SET
-				count = count + excluded.count,
-				last_issued_at = MAX(last_issued_at, excluded.last_issued_at)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, c := range counts {
-			hour := c.Hour.UTC().Truncate(time.Hour)
-			if _, err := stmt.ExecContext(ctx, c.ClientID, c.Audience, micros(hour), c.Count, micros(c.LastIssuedAt)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return execBatched(ctx, tx, len(counts), issuanceUpsert, func(dst []any, i int) []any {
+			c := &counts[order[i]]
+			return append(dst, c.ClientID, c.Audience, micros(c.Hour.UTC().Truncate(time.Hour)), c.Count, micros(c.LastIssuedAt))
+		})
 	})
 }
 

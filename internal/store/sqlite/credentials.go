@@ -116,18 +116,9 @@ func (s *Store) TouchCredentials(ctx context.Context, used map[string]time.Time)
 	}
 	slices.Sort(ids)
 	return s.write(ctx, "touch credentials", func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE credentials SET last_used_at = ?1
-			WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, id := range ids {
-			if _, err := stmt.ExecContext(ctx, micros(used[id]), id); err != nil {
-				return err
-			}
-		}
-		return nil
+		return execBatched(ctx, tx, len(ids), touchUpdate("credentials"), func(dst []any, i int) []any {
+			return append(dst, ids[i], micros(used[ids[i]]))
+		})
 	})
 }
 

@@ -47,3 +47,38 @@ func TestClientQueryIsIndexed(t *testing.T) {
 	}
 	t.Logf("plan:\n%s", p)
 }
+
+// TestTouchUsesPrimaryKey: the batched last-use updates (touchUpdate) find
+// each row by its key: a SEARCH by the primary key of the touched table,
+// never a SCAN of it, however many rows it holds (the VALUES list itself
+// is scanned, as it must be).
+func TestTouchUsesPrimaryKey(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "m2mauth.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, table := range []string{"client_secrets", "credentials"} {
+		args := []any{"a", int64(1), "b", int64(2), "c", int64(3)}
+		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+touchUpdate(table)(3), args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "\n")
+		if strings.Contains(p, "SCAN "+table) || !strings.Contains(p, "SEARCH "+table) {
+			t.Errorf("touching %s:\n%s\nwant a SEARCH of %s by its primary key, no SCAN of it", table, p, table)
+		}
+		t.Logf("plan of touching %s:\n%s", table, p)
+	}
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
@@ -150,24 +151,19 @@ func expireSecrets(ctx context.Context, q querier, clientID, exceptID string, at
 // if that is later, in one transaction; ids that do not exist and zero
 // times are ignored. UpdatedAt does not change: a use is not a change.
 func (s *Store) TouchSecrets(ctx context.Context, used map[string]time.Time) error {
-	if len(used) == 0 {
+	ids := make([]string, 0, len(used))
+	for id, t := range used {
+		if !t.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
 		return nil
 	}
+	slices.Sort(ids) // rows in primary-key order: each chunk walks the index forward
 	return s.write(ctx, "touch secrets", func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE client_secrets SET last_used_at = ?1
-			WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for id, t := range used {
-			if t.IsZero() {
-				continue
-			}
-			if _, err := stmt.ExecContext(ctx, micros(t), id); err != nil {
-				return err
-			}
-		}
-		return nil
+		return execBatched(ctx, tx, len(ids), touchUpdate("client_secrets"), func(dst []any, i int) []any {
+			return append(dst, ids[i], micros(used[ids[i]]))
+		})
 	})
 }

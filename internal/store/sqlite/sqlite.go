@@ -82,6 +82,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		"_pragma=busy_timeout("+strconv.Itoa(busyTimeout)+")",
 		"_pragma=synchronous(NORMAL)",
 		"_pragma=foreign_keys(1)",
+		// The statement journal of a multi-row write (execBatched: a few
+		// pages per statement) in memory rather than a temporary file
+		// written through a system call per page.
+		"_pragma=temp_store(MEMORY)",
 	))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

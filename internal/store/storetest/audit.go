@@ -223,6 +223,28 @@ func testIssuance(t *testing.T, open func(t *testing.T) authz.Store) {
 		noErr(t, s.AddIssuance(t.Context(), nil))
 	})
 
+	// A flush carries a counter per active client: thousands, which a store
+	// may write in several statements. Keys repeat within a call and across
+	// any chunk boundary, and each is summed once.
+	t.Run("add many counters in one call", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		var in, want []authz.Issuance
+		for i := range 1234 {
+			id := fmt.Sprintf("app_%04d", i)
+			in = append(in, count(id, "https://a", 0, int64(i%7+1), time.Duration(i)*time.Millisecond))
+			want = append(want, count(id, "https://a", 0, int64(i%7+1), time.Duration(i)*time.Millisecond))
+		}
+		for _, i := range []int{0, 99, 100, 101, 250, 1233} { // again, later in the call
+			in = append(in, count(in[i].ClientID, "https://a", 0, 10, time.Hour))
+			want[i].Count += 10
+			want[i].LastIssuedAt = at(time.Hour)
+		}
+		noErr(t, s.AddIssuance(ctx, in))
+		got, err := s.ListIssuance(ctx, "", hour(0))
+		noErr(t, err)
+		same(t, "counters", got, want)
+	})
+
 	t.Run("list by application and since", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		all := []authz.Issuance{

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,5 +222,34 @@ func testSecrets(t *testing.T, open func(t *testing.T) authz.Store) {
 
 		noErr(t, s.TouchSecrets(ctx, nil))
 		noErr(t, s.TouchSecrets(ctx, map[string]time.Time{}))
+	})
+
+	// A flush touches a secret per active client: hundreds at once, which a
+	// store may write in several statements.
+	t.Run("touch many secrets in one call", func(t *testing.T) {
+		s, apps := setup(t)
+		ctx := t.Context()
+		used := map[string]time.Time{}
+		var want []authz.Secret
+		for i := range 345 {
+			sec := newSecret(apps[0].ClientID, 10+i)
+			if i%3 == 0 {
+				sec.LastUsedAt = at(3 * time.Hour) // later than its use below: kept
+			}
+			noErr(t, s.CreateSecret(ctx, sec))
+			used[sec.ID] = at(time.Duration(i) * time.Second)
+			if i%3 != 0 {
+				sec.LastUsedAt = at(time.Duration(i) * time.Second)
+			}
+			want = append(want, sec)
+		}
+		used["sec_never"] = at(time.Hour)
+		noErr(t, s.TouchSecrets(ctx, used))
+		got, err := s.ListSecrets(ctx, apps[0].ClientID)
+		noErr(t, err)
+		byID := func(a, b authz.Secret) int { return strings.Compare(a.ID, b.ID) }
+		slices.SortFunc(got, byID)
+		slices.SortFunc(want, byID)
+		same(t, "secrets", got, want)
 	})
 }
