@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -123,30 +122,11 @@ func listFederatedCredentials(ctx context.Context, q querier, trustedIssuerID st
 }
 
 // TouchCredentials raises LastUsedAt of each credential in used to its
-// time of use if that is later, in one transaction whose updates go as one
-// batch; ids that do not exist and zero times are ignored. It notifies
+// time of use if that is later, in one transaction of two statements
+// (touch); ids that do not exist and zero times are ignored. It notifies
 // nothing: caches need not know when a credential was last used.
 func (s *Store) TouchCredentials(ctx context.Context, used map[string]time.Time) error {
-	ids := make([]string, 0, len(used))
-	for id, t := range used {
-		if !t.IsZero() {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	// Rows are locked in id order, so that replicas flushing overlapping
-	// batches at once queue rather than deadlock.
-	slices.Sort(ids)
-	return s.write(ctx, "touch credentials", nil, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		for _, id := range ids {
-			b.Queue(`UPDATE credentials SET last_used_at = $1
-				WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, used[id], id)
-		}
-		return tx.SendBatch(ctx, &b).Close()
-	})
+	return s.touch(ctx, "touch credentials", "credentials", used)
 }
 
 // nullString returns an optional string as stored: NULL for "".
