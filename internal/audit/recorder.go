@@ -233,7 +233,10 @@ func (rc *Recorder) flush(ctx context.Context, all bool) error {
 		}
 	}
 	events, dropped, used, issued, credUsed := rc.events, rc.dropped, rc.used, rc.issued, rc.credUsed
-	rc.events, rc.dropped, rc.used, rc.issued, rc.credUsed = nil, 0, map[string]time.Time{}, map[issuanceKey]*authz.Issuance{}, map[string]time.Time{}
+	// The next interval likely sees as many clients as this one: sized
+	// alike, the maps do not grow by rehashing on the token path.
+	rc.events, rc.dropped = nil, 0
+	rc.used, rc.issued, rc.credUsed = make(map[string]time.Time, len(used)), make(map[issuanceKey]*authz.Issuance, len(issued)), make(map[string]time.Time, len(credUsed))
 	rc.mu.Unlock()
 	if summary.suppressed > 0 {
 		rc.log.Info("failed client authentications in the last interval", "count", summary.count, "keys", summary.keys,
