@@ -3,6 +3,8 @@ module github.com/m2mauth/m2mauth
 go 1.26.8
 
 require (
+	filippo.io/bigmod v0.1.0 // constant-time scalar arithmetic mod n for the direct ES256 signer (internal/token/p256.go)
+	filippo.io/nistec v0.0.4 // the stdlib's constant-time P-256 (k·G) for the direct ES256 signer (internal/token/p256.go)
 	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/goccy/go-yaml v1.19.2
 	github.com/golang-fips/openssl/v2 v2.0.3 // only with -tags fastcrypto (internal/token/fastcrypto.go)

@@ -34,6 +34,11 @@ type jwsKey struct {
 	// 7518 §3.4) and EdDSA (RFC 8037 §3.1), the modulus' for RSA.
 	sigLen int
 	es256  bool // the signer returns ASN.1, which the JWS replaces with r||s
+	// p256 signs ES256 directly, r||s with no ASN.1 and no crypto.Signer
+	// call, when key is a *ecdsa.PrivateKey (p256Signer: 2x faster than
+	// crypto/ecdsa, BenchmarkP256Sign); nil for any other ES256 signer
+	// (OpenSSL's, an HSM's), which goes through Sign and ASN.1.
+	p256 *p256Signer
 }
 
 // pssOptions are PS256's: SHA-256 and a salt as long as the hash (RFC 7518
@@ -52,6 +57,12 @@ func newJWSKey(alg, kid string, key crypto.Signer) (*jwsKey, error) {
 			return nil, fmt.Errorf("token: an ECDSA key on %s cannot sign %s", pub.Curve.Params().Name, alg)
 		}
 		k.sigLen, k.es256 = 64, true
+		if priv, ok := key.(*ecdsa.PrivateKey); ok {
+			var err error
+			if k.p256, err = newP256Signer(priv); err != nil {
+				return nil, err
+			}
+		}
 	case ed25519.PublicKey:
 		if alg != authz.EdDSA {
 			return nil, fmt.Errorf("token: an Ed25519 key cannot sign %s", alg)
@@ -79,10 +90,15 @@ func newJWSKey(alg, kid string, key crypto.Signer) (*jwsKey, error) {
 }
 
 // appendSignature appends the JWS signature of input, raw, to b; r is the
-// randomness of the signer (the PSS salt, ECDSA's nonce as far as
-// crypto/ecdsa reads it). The SHA-256 digest goes through b too, so that
-// nothing but the signer itself allocates. input may lie in b.
+// randomness of the signer (the PSS salt; for ES256 the 32 bytes that
+// hedge p256Signer's nonce, or ECDSA's nonce as far as crypto/ecdsa reads
+// it). The SHA-256 digest goes through b too, so that nothing but the
+// signer itself allocates. input may lie in b.
 func (k *jwsKey) appendSignature(b []byte, r io.Reader, input []byte) ([]byte, error) {
+	if k.p256 != nil {
+		d := sha256.Sum256(input)
+		return k.p256.appendSignDigest(b, r, d[:])
+	}
 	msg := input
 	if k.opts.HashFunc() != 0 {
 		d := sha256.Sum256(input)

@@ -184,7 +184,7 @@ func (k *Keys) open(m authz.SigningKey) (*signingKey, error) {
 	sk := &signingKey{meta: m, public: jose.JSONWebKey{Key: signer.Public(), KeyID: m.KID, Algorithm: m.Alg, Use: "sig"}}
 	sk.meta.Private = nil
 	if m.State == authz.KeyActive {
-		// The build's backend signs: OpenSSL for RS256, PS256 and ES256 with -tags fastcrypto.
+		// The build's backend signs: OpenSSL for RS256 and PS256 with -tags fastcrypto.
 		if signer, err = backendSigner(m.Alg, signer); err != nil {
 			return nil, fmt.Errorf("token: signer for %s: %w", m.KID, err)
 		}

@@ -5,8 +5,11 @@ package token
 import "crypto"
 
 // Backend names the code that signs access tokens, as `m2mauth version`
-// shows it: Go's crypto for every algorithm in the default build.
-func Backend() string { return "Go crypto (the pure Go build; -tags fastcrypto signs with OpenSSL)" }
+// shows it: Go for every algorithm in the default build, ES256 through the
+// direct P-256 signer (p256Signer: filippo.io/nistec and filippo.io/bigmod).
+func Backend() string {
+	return "Go crypto (the pure Go build; ES256 with filippo.io/nistec + bigmod, direct; -tags fastcrypto signs RS256 and PS256 with OpenSSL)"
+}
 
 // backendErr returns nil: the default build needs no library.
 func backendErr() error { return nil }
