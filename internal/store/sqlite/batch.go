@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
+	"time"
 )
 
 // batchRows is how many rows one statement of a batched write carries. A
@@ -80,4 +82,27 @@ func touchUpdate(table string) func(k int) string {
 			WHERE ` + table + `.id = v.column1
 			AND (` + table + `.last_used_at IS NULL OR ` + table + `.last_used_at < v.column2)`
 	}
+}
+
+// touch raises last_used_at of each row of table (client_secrets or
+// credentials) whose id is in used to its time of use if that is later,
+// in one transaction (touchUpdate, batchRows at a time, in id order so
+// that each statement walks the primary key forward). Zero times and ids
+// that do not exist are ignored.
+func (s *Store) touch(ctx context.Context, op, table string, used map[string]time.Time) error {
+	ids := make([]string, 0, len(used))
+	for id, t := range used {
+		if !t.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		return execBatched(ctx, tx, len(ids), touchUpdate(table), func(dst []any, i int) []any {
+			return append(dst, ids[i], micros(used[ids[i]]))
+		})
+	})
 }

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"slices"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
@@ -105,21 +104,7 @@ func listFederatedCredentials(ctx context.Context, q querier, trustedIssuerID st
 // time of use if that is later, in one transaction; ids that do not exist
 // and zero times are ignored.
 func (s *Store) TouchCredentials(ctx context.Context, used map[string]time.Time) error {
-	ids := make([]string, 0, len(used))
-	for id, t := range used {
-		if !t.IsZero() {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	slices.Sort(ids)
-	return s.write(ctx, "touch credentials", func(tx *sql.Tx) error {
-		return execBatched(ctx, tx, len(ids), touchUpdate("credentials"), func(dst []any, i int) []any {
-			return append(dst, ids[i], micros(used[ids[i]]))
-		})
-	})
+	return s.touch(ctx, "touch credentials", "credentials", used)
 }
 
 // nullString returns an optional string as stored: NULL for "".

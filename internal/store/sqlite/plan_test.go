@@ -18,23 +18,7 @@ func TestClientQueryIsIndexed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+clientQuery, "app_1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	plan := queryPlan(t, s, clientQuery, "app_1")
 	p := strings.Join(plan, "\n")
 	for _, d := range plan {
 		if strings.HasPrefix(d, "SCAN ") {
@@ -60,25 +44,35 @@ func TestTouchUsesPrimaryKey(t *testing.T) {
 	}
 	defer s.Close()
 	for _, table := range []string{"client_secrets", "credentials"} {
-		args := []any{"a", int64(1), "b", int64(2), "c", int64(3)}
-		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+touchUpdate(table)(3), args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, s, touchUpdate(table)(3), "a", int64(1), "b", int64(2), "c", int64(3))
 		p := strings.Join(plan, "\n")
 		if strings.Contains(p, "SCAN "+table) || !strings.Contains(p, "SEARCH "+table) {
 			t.Errorf("touching %s:\n%s\nwant a SEARCH of %s by its primary key, no SCAN of it", table, p, table)
 		}
 		t.Logf("plan of touching %s:\n%s", table, p)
 	}
+}
+
+// queryPlan returns the detail column of EXPLAIN QUERY PLAN for query
+// with args, on a reader connection of s, one line per plan step.
+func queryPlan(t *testing.T, s *Store, query string, args ...any) []string {
+	t.Helper()
+	rows, err := s.r.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"slices"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
@@ -151,19 +150,5 @@ func expireSecrets(ctx context.Context, q querier, clientID, exceptID string, at
 // if that is later, in one transaction; ids that do not exist and zero
 // times are ignored. UpdatedAt does not change: a use is not a change.
 func (s *Store) TouchSecrets(ctx context.Context, used map[string]time.Time) error {
-	ids := make([]string, 0, len(used))
-	for id, t := range used {
-		if !t.IsZero() {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	slices.Sort(ids) // rows in primary-key order: each chunk walks the index forward
-	return s.write(ctx, "touch secrets", func(tx *sql.Tx) error {
-		return execBatched(ctx, tx, len(ids), touchUpdate("client_secrets"), func(dst []any, i int) []any {
-			return append(dst, ids[i], micros(used[ids[i]]))
-		})
-	})
+	return s.touch(ctx, "touch secrets", "client_secrets", used)
 }

@@ -21,20 +21,7 @@ func TestFederatedLookupsUseIndexes(t *testing.T) {
 		{"trusted issuer by issuer", trustedIssuerByIssuerQuery, "sqlite_autoindex_trusted_issuers_2"},
 		{"federated credentials", federatedCredentialsQuery, "credentials_trusted_issuer"},
 	} {
-		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, "x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, s, tc.query, "x")
 		if len(plan) != 1 || !strings.HasPrefix(plan[0], "SEARCH ") || !strings.Contains(plan[0], "INDEX "+tc.index+" ") {
 			t.Errorf("%s: query plan %q, want one SEARCH using index %s", tc.name, plan, tc.index)
 		}
