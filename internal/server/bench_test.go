@@ -26,10 +26,8 @@ import (
 // signing, JSON response — per signing algorithm. Compare with
 // BenchmarkBareSignature for the cost of the signature alone.
 func BenchmarkTokenEndpoint(b *testing.B) {
-	e := newTestEnv(b)
 	// Quiet logs: the benchmark measures the endpoint, not log formatting.
-	e.srv.log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e.srv.oauth.Log = e.srv.log
+	e := newTestEnv(b, quietLog(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	adm := e.adminToken()
 	for _, alg := range []string{"ES256", "EdDSA", "RS256", "PS256"} {
 		aud := "https://bench-" + strings.ToLower(alg) + "/"
@@ -94,9 +92,7 @@ func BenchmarkBareSignature(b *testing.B) {
 // protection); the assertions are signed beforehand, outside the timer,
 // as a client would. Compare with BenchmarkES256.
 func BenchmarkTokenEndpointPrivateKeyJWT(b *testing.B) {
-	e := newTestEnv(b)
-	e.srv.log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e.srv.oauth.Log = e.srv.log
+	e := newTestEnv(b, quietLog(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	adm := e.adminToken()
 	const aud = "https://bench-pkjwt/"
 	e.createAPI(adm, aud, "ES256", "read:meters")

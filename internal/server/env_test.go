@@ -341,3 +341,11 @@ func mustRequest(method, u string) *http.Request {
 	}
 	return r
 }
+
+// quietLog is the option of benchmarks: the server logs at info through h
+// only (the access log formatted as in production, to io.Discard), set
+// before the server starts, so that no goroutine of its sees the logger
+// change.
+func quietLog(h slog.Handler) envOption {
+	return func(_ *Config, d *Deps) { d.Log = slog.New(h) }
+}

@@ -34,9 +34,7 @@ import (
 // lookup in the cache, authorization, signing and the JSON response. The
 // access log is formatted as in production (slog to io.Discard).
 func BenchmarkTokenHandler(b *testing.B) {
-	e := newTestEnv(b)
-	e.srv.log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e.srv.oauth.Log = e.srv.log
+	e := newTestEnv(b, quietLog(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	adm := e.adminToken()
 	input := []byte(strings.Repeat("eyJhbGciOiJFUzI1NiJ9", 20))
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -148,9 +146,7 @@ func processCPU(b *testing.B) int64 {
 // background flush (issuance counters, secrets' last use) runs as in
 // production and its CPU lands in the same process, though not in ns/op.
 func BenchmarkTokenHandlerTurns(b *testing.B) {
-	e := newTestEnv(b)
-	e.srv.log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e.srv.oauth.Log = e.srv.log
+	e := newTestEnv(b, quietLog(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	adm := e.adminToken()
 	const aud, clients = "https://turns/", 100_000
 	api := e.createAPI(adm, aud, "ES256", "read")

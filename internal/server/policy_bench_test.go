@@ -11,9 +11,7 @@ import (
 // an application without a policy and for one with a rate limit (never
 // reached) and three custom claims: the difference is the policy's cost.
 func BenchmarkTokenEndpointPolicy(b *testing.B) {
-	e := newTestEnv(b)
-	e.srv.log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e.srv.oauth.Log = e.srv.log
+	e := newTestEnv(b, quietLog(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	adm := e.adminToken()
 	const aud = "https://bench-policy/"
 	e.createAPI(adm, aud, "ES256", "read:meters", "create:meters")

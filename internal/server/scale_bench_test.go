@@ -29,9 +29,7 @@ func BenchmarkTokenEndpointScaling(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			e := newTestEnv(b)
-			e.srv.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-			e.srv.oauth.Log = e.srv.log
+			e := newTestEnv(b, quietLog(slog.NewTextHandler(io.Discard, nil)))
 			adm := e.adminToken()
 			const aud = "https://bench/"
 			api := e.createAPI(adm, aud, "ES256", "read")
