@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	filippo.io/bigmod v0.1.0 // constant-time scalar arithmetic mod n for the direct ES256 signer (internal/token/p256.go)
+	filippo.io/edwards25519 v1.2.0 // the stdlib's constant-time edwards25519 (r·B, scalars mod L) for the direct EdDSA signer (internal/token/ed25519.go)
 	filippo.io/nistec v0.0.4 // the stdlib's constant-time P-256 (k·G) for the direct ES256 signer (internal/token/p256.go)
 	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/goccy/go-yaml v1.19.2

@@ -41,7 +41,8 @@ func backendErr() error { return backendInitErr }
 // Backend names the code that signs access tokens, as `m2mauth version`
 // shows it: the OpenSSL library loaded for RS256 and PS256, the direct
 // P-256 signer (p256Signer: filippo.io/nistec and filippo.io/bigmod) for
-// ES256, and Go's crypto for EdDSA; OpenSSL measured slower for both
+// ES256, and the direct Ed25519 signer (ed25519Signer) for EdDSA; OpenSSL
+// measured slower for both
 // (BenchmarkSignBackend; docs/benchmarks.md, "RS256 and fastcrypto").
 func Backend() string {
 	if backendInitErr != nil {
@@ -51,12 +52,12 @@ func Backend() string {
 	if openssl.FIPS() {
 		v += ", FIPS mode"
 	}
-	return "RS256 and PS256 with " + v + " (" + libcrypto + "); ES256 with Go (filippo.io/nistec + bigmod, direct); EdDSA with Go crypto"
+	return "RS256 and PS256 with " + v + " (" + libcrypto + "); ES256 with Go (filippo.io/nistec + bigmod, direct); EdDSA with Go (filippo.io/edwards25519, direct)"
 }
 
 // backendSigner returns the signer of the active key priv for alg: an
 // OpenSSL key for RS256 and PS256, priv itself for ES256 (which newJWSKey
-// signs with p256Signer) and EdDSA. Returns
+// signs with p256Signer) and EdDSA (ed25519Signer). Returns
 // the load error if libcrypto is missing, or OpenSSL's if it refuses the
 // key.
 func backendSigner(alg string, priv crypto.Signer) (crypto.Signer, error) {
@@ -72,7 +73,7 @@ func backendSigner(alg string, priv crypto.Signer) (crypto.Signer, error) {
 		return newOpenSSLRSA(k)
 	}
 	// ES256 signs with p256Signer (about 15.6 µs and 10 allocations against
-	// OpenSSL's 24 µs and 4), EdDSA with crypto/ed25519: OpenSSL measured
+	// OpenSSL's 24 µs and 4), EdDSA with ed25519Signer: OpenSSL measured
 	// slower for both (BenchmarkSignBackend). newOpenSSLECDSA stays for
 	// that benchmark.
 	return priv, nil

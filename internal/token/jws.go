@@ -39,6 +39,10 @@ type jwsKey struct {
 	// crypto/ecdsa, BenchmarkP256Sign); nil for any other ES256 signer
 	// (OpenSSL's, an HSM's), which goes through Sign and ASN.1.
 	p256 *p256Signer
+	// ed signs EdDSA directly when key is an ed25519.PrivateKey
+	// (ed25519Signer: the same signatures, about 15% cheaper than
+	// crypto/ed25519, BenchmarkEd25519Sign); nil for any other signer.
+	ed *ed25519Signer
 }
 
 // pssOptions are PS256's: SHA-256 and a salt as long as the hash (RFC 7518
@@ -68,6 +72,12 @@ func newJWSKey(alg, kid string, key crypto.Signer) (*jwsKey, error) {
 			return nil, fmt.Errorf("token: an Ed25519 key cannot sign %s", alg)
 		}
 		k.sigLen, k.opts = ed25519.SignatureSize, crypto.Hash(0)
+		if priv, ok := key.(ed25519.PrivateKey); ok {
+			var err error
+			if k.ed, err = newEd25519Signer(priv); err != nil {
+				return nil, err
+			}
+		}
 	case *rsa.PublicKey:
 		switch alg {
 		case authz.RS256:
@@ -98,6 +108,9 @@ func (k *jwsKey) appendSignature(b []byte, r io.Reader, input []byte) ([]byte, e
 	if k.p256 != nil {
 		d := sha256.Sum256(input)
 		return k.p256.appendSignDigest(b, r, d[:])
+	}
+	if k.ed != nil {
+		return k.ed.appendSign(b, input), nil
 	}
 	msg := input
 	if k.opts.HashFunc() != 0 {
