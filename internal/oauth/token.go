@@ -607,7 +607,7 @@ func writeTokenResponse(w http.ResponseWriter, tok, typ string, expiresIn int64,
 // with its HTML escapes, as writeJSON would write it.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[s[i]] {
 			q, _ := json.Marshal(s) // a string always marshals
 			return append(b, q...)
 		}
@@ -616,6 +616,17 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// jsonPlain marks the bytes appendJSONString copies as they are: printable
+// ASCII but the quotation mark, the reverse solidus (RFC 8259 §7) and
+// encoding/json's HTML escapes < > &. A table: one load per byte of a
+// 500-byte access token rather than seven comparisons.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // HandleMethodNotAllowed answers a token, introspection or revocation
 // endpoint request that is not a POST (RFC 6749 §3.2).
