@@ -98,8 +98,9 @@ func (g *ed25519Signer) appendSign(b, msg []byte) []byte {
 		panic("token: ed25519: " + err.Error()) // 64 bytes always fit
 	}
 	R := new(edwards25519.Point).ScalarBaseMult(r)
-	beta := blindingOf(&d)
-	encodePoint((*[32]byte)(out[:32]), R, beta)
+	var beta field.Element
+	blindingOf(&beta, &d)
+	encodePoint((*[32]byte)(out[:32]), R, &beta)
 	beta.Zero()
 	clear(d[:])
 
@@ -119,15 +120,15 @@ func (g *ed25519Signer) appendSign(b, msg []byte) []byte {
 	return b
 }
 
-// blindingOf returns β = SHA-512("blind" ‖ d)[:32] mod p for the nonce
-// digest d (see ed25519Signer).
-func blindingOf(d *[64]byte) *field.Element {
+// blindingOf sets beta to β = SHA-512("blind" ‖ d)[:32] mod p for the
+// nonce digest d (see ed25519Signer) and returns it.
+func blindingOf(beta *field.Element, d *[64]byte) *field.Element {
 	var in [5 + 64]byte
 	copy(in[:], "blind")
 	copy(in[5:], d[:])
 	hb := sha512.Sum512(in[:])
 	clear(in[:])
-	beta, err := new(field.Element).SetBytes(hb[:32]) // below 2^255: reduced mod p
+	_, err := beta.SetBytes(hb[:32]) // below 2^255: reduced mod p
 	clear(hb[:])
 	if err != nil {
 		panic("token: ed25519: " + err.Error()) // 32 bytes always fit

@@ -124,7 +124,7 @@ func TestEd25519EncodePointBlinded(t *testing.T) {
 	for range 50 {
 		var d [64]byte
 		rand.Read(d[:])
-		betas = append(betas, blindingOf(&d))
+		betas = append(betas, blindingOf(new(field.Element), &d))
 	}
 	points := []*edwards25519.Point{edwards25519.NewIdentityPoint(), edwards25519.NewGeneratorPoint()}
 	for range 50 {
