@@ -376,6 +376,7 @@ func (s *Server) authenticateClient(r *http.Request, c credentials) (*authz.Clie
 // established.
 func (s *Server) authenticate(r *http.Request, c credentials) (authenticated, error) {
 	addr := s.ClientIP.Addr(r)
+	reqlog.SetClientAddr(r.Context(), addr) // the access log's remote_addr
 	var attempt limits.Attempt
 	if s.Limiter != nil {
 		limitID := c.clientID

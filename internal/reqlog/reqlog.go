@@ -1,9 +1,13 @@
 // Package reqlog carries, in a request's context, what its access log line
-// says that only a handler learns: the client_id it authenticated. The
+// says that only a handler learns: the client_id it authenticated and the
+// client's resolved address. The
 // server's middleware creates the Entry and logs it; handlers set it.
 package reqlog
 
-import "context"
+import (
+	"context"
+	"net/netip"
+)
 
 // Entry is what handlers report about one request. It is set and read on
 // the request's goroutine (the middleware reads it after the handler
@@ -11,6 +15,11 @@ import "context"
 type Entry struct {
 	RequestID string // the X-Request-Id of the request, given or generated
 	ClientID  string // the authenticated client, "" for none
+	// ClientAddr is the client's address through the trusted-proxy rule
+	// (clientip.Resolver.Addr), once a handler resolved it: the access
+	// log reuses it rather than parsing RemoteAddr again. Invalid (the
+	// zero netip.Addr) until then.
+	ClientAddr netip.Addr
 }
 
 type key struct{}
@@ -49,6 +58,14 @@ func From(ctx context.Context) *Entry {
 func SetClientID(ctx context.Context, clientID string) {
 	if e := From(ctx); e != nil {
 		e.ClientID = clientID
+	}
+}
+
+// SetClientAddr records the client's resolved address for the access log,
+// if ctx carries an Entry.
+func SetClientAddr(ctx context.Context, addr netip.Addr) {
+	if e := From(ctx); e != nil {
+		e.ClientAddr = addr
 	}
 }
 

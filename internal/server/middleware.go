@@ -157,7 +157,15 @@ func (s *Server) accessLog(r *http.Request, e *reqlog.Entry, status int, end tim
 		attrs[n] = slog.String("client_id", e.ClientID)
 		n++
 	}
-	attrs[n] = slog.String("remote_addr", s.oauth.ClientIP.String(r))
+	addr := e.ClientAddr // resolved by the handler, if it authenticated a client
+	if !addr.IsValid() {
+		addr = s.oauth.ClientIP.Addr(r)
+	}
+	remote := ""
+	if addr.IsValid() {
+		remote = addr.String()
+	}
+	attrs[n] = slog.String("remote_addr", remote)
 	attrs[n+1] = slog.String("request_id", e.RequestID)
 	rec.AddAttrs(attrs[:n+2]...)
 	_ = h.Handle(ctx, rec) // as LogAttrs: a failed write is not the request's
