@@ -1,7 +1,7 @@
 // Package reqlog carries, in a request's context, what its access log line
 // says that only a handler learns: the client_id it authenticated and the
-// client's resolved address. The
-// server's middleware creates the Entry and logs it; handlers set it.
+// client's resolved address. The server's middleware creates the Entry and
+// logs it; handlers set it.
 package reqlog
 
 import (

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"math/big"
 	"slices"
-	"sync"
 
 	"filippo.io/edwards25519"
 	"filippo.io/edwards25519/field"
@@ -48,10 +47,6 @@ type ed25519Signer struct {
 
 // ed25519P is p = 2^255 − 19, the field's prime (RFC 8032 §5.1).
 var ed25519P = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
-
-// ed25519Inverses hold the big.Int of the blinded inversion, whose storage
-// is then reused.
-var ed25519Inverses = sync.Pool{New: func() any { return new(big.Int).SetBytes(make([]byte, 40)) }}
 
 var errEd25519Key = errors.New("token: EdDSA wants a valid Ed25519 private key")
 
@@ -151,14 +146,7 @@ func encodePoint(out *[32]byte, p *edwards25519.Point, beta *field.Element) {
 	t := new(field.Element).Multiply(Z, beta)
 	copy(buf[:], t.Bytes())
 	slices.Reverse(buf[:])
-	ti := ed25519Inverses.Get().(*big.Int)
-	ti.SetBytes(buf[:])
-	ok := ti.ModInverse(ti, ed25519P) != nil // t ≠ 0: Z ≠ 0 and β ≠ 0
-	ti.FillBytes(buf[:])
-	w := ti.Bits()
-	clear(w[:cap(w)])
-	ti.SetInt64(0)
-	ed25519Inverses.Put(ti)
+	ok := inverseVarTime(&buf, ed25519P) // t ≠ 0: Z ≠ 0 and β ≠ 0
 	slices.Reverse(buf[:])
 	zinv, err := new(field.Element).SetBytes(buf[:])
 	clear(buf[:])

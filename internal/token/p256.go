@@ -10,7 +10,6 @@ import (
 	"math/big"
 	"math/bits"
 	"slices"
-	"sync"
 
 	"filippo.io/bigmod"
 	"filippo.io/nistec"
@@ -83,10 +82,6 @@ var (
 		return n
 	}()
 )
-
-// p256Inverses holds the big.Int of the blinded inversion, whose storage
-// (4 words) is then reused: one allocation less per signature.
-var p256Inverses = sync.Pool{New: func() any { return new(big.Int).SetBytes(make([]byte, 40)) }}
 
 func mustModulus(b []byte) *bigmod.Modulus {
 	m, err := bigmod.NewModulus(b)
@@ -192,15 +187,7 @@ func (s *p256Signer) sign(out []byte, hk, hb *[64]byte, e []byte) error {
 	}
 	t := k.Mul(bl, p256N) // k is not needed any more
 	natBytes(&kb, t)
-	ti := p256Inverses.Get().(*big.Int)
-	ti.SetBytes(kb[:])
-	ok := ti.ModInverse(ti, p256Order) != nil // t is in [1, n−1], n is prime
-	ti.FillBytes(kb[:])
-	w := ti.Bits()
-	clear(w[:cap(w)])
-	ti.SetInt64(0)
-	p256Inverses.Put(ti)
-	if !ok {
+	if !inverseVarTime(&kb, p256Order) { // t is in [1, n−1], n is prime
 		return errP256Unlucky
 	}
 	kinv, err := bigmod.NewNat().SetBytes(kb[:], p256N)
