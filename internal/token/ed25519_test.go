@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"filippo.io/edwards25519"
 	"filippo.io/edwards25519/field"
@@ -17,6 +16,20 @@ import (
 
 	"github.com/m2mauth/m2mauth/internal/authz"
 )
+
+// ed25519Key returns a new Ed25519 key and its direct signer.
+func ed25519Key(t testing.TB) (ed25519.PrivateKey, *ed25519Signer) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newEd25519Signer(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv, s
+}
 
 // TestEd25519SignMatchesStdlib: thousands of tokens, each by a new random
 // key over a random message, signed by newJWSKey's direct EdDSA signer,
@@ -188,16 +201,9 @@ func TestNewEd25519SignerRefuses(t *testing.T) {
 
 // TestEd25519SignConcurrent: one signer shared by 8 goroutines (as the
 // issuer shares it) gives crypto/ed25519's signature every time; the
-// blinded inversion's pooled big.Int is not shared.
+// blinded inversion's pooled big.Int (inverseVarTime) is not shared.
 func TestEd25519SignConcurrent(t *testing.T) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newEd25519Signer(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, s := ed25519Key(t)
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
 	for g := range 8 {
@@ -223,32 +229,7 @@ func TestEd25519SignConcurrent(t *testing.T) {
 // store as the server loads it, signs through ed25519Signer, and its
 // tokens verify with go-jose's parser and the published key.
 func TestIssueEdDSADirect(t *testing.T) {
-	f := newFixture(t)
-	f.ensure(t, authz.EdDSA)
-	sk, err := f.keys.signer(authz.EdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sk.signer.ed == nil {
-		t.Fatalf("EdDSA signs with %T, not ed25519Signer", sk.signer.key)
-	}
-	var public jose.JSONWebKey
-	if err := public.UnmarshalJSON(mustJWK(t, f.keys, sk.meta.KID)); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 500 {
-		tok, c := f.issue(t, authz.EdDSA, time.Minute)
-		jws, err := jose.ParseSignedCompact(tok, allowedAlgs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := jws.Verify(public.Key); err != nil {
-			t.Fatalf("token %d: %v", i, err)
-		}
-		if got, err := f.issuer.Verify(tok); err != nil || got.JTI != c.JTI {
-			t.Fatalf("token %d: Verify = %v, %v", i, got, err)
-		}
-	}
+	issueVerified(t, authz.EdDSA, 500, func(k *jwsKey) bool { return k.ed != nil }, nil)
 }
 
 // FuzzEd25519Sign: for any seed and message the direct signer gives
@@ -274,14 +255,7 @@ func FuzzEd25519Sign(f *testing.F) {
 // BenchmarkEd25519Sign: the direct signer against crypto/ed25519 over a
 // token-sized signing input (400 bytes).
 func BenchmarkEd25519Sign(b *testing.B) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := newEd25519Signer(priv)
-	if err != nil {
-		b.Fatal(err)
-	}
+	priv, s := ed25519Key(b)
 	input := []byte(strings.Repeat("eyJhbGciOiJFZERTQSJ9", 20))
 	b.Run("direct", func(b *testing.B) {
 		b.ReportAllocs()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/m2mauth/m2mauth/internal/authz"
 	"github.com/m2mauth/m2mauth/internal/fake"
 	"github.com/m2mauth/m2mauth/internal/masterkey"
@@ -111,4 +113,42 @@ func oneKID(t testing.TB, k *Keys, alg string, st authz.KeyState) string {
 		t.Fatalf("%s keys in state %s: %v, want exactly one", alg, st, kids)
 	}
 	return kids[0]
+}
+
+// issueVerified has the issuer's active alg key, loaded from the store as
+// the server loads it, sign n tokens; it fails t unless direct reports
+// that the key signs through its direct signer, and unless every token
+// verifies with go-jose's parser (allow-list) and the published key, and
+// with the issuer's own Verify. each, if not nil, sees every token.
+func issueVerified(t *testing.T, alg string, n int, direct func(*jwsKey) bool, each func(i int, tok string)) {
+	t.Helper()
+	f := newFixture(t)
+	f.ensure(t, alg)
+	sk, err := f.keys.signer(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !direct(sk.signer) {
+		t.Fatalf("%s signs with %T through crypto.Signer, not its direct signer", alg, sk.signer.key)
+	}
+	var public jose.JSONWebKey
+	if err := public.UnmarshalJSON(mustJWK(t, f.keys, sk.meta.KID)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		tok, c := f.issue(t, alg, time.Minute)
+		jws, err := jose.ParseSignedCompact(tok, allowedAlgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := jws.Verify(public.Key); err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+		if got, err := f.issuer.Verify(tok); err != nil || got.JTI != c.JTI {
+			t.Fatalf("token %d: Verify = %v, %v", i, got, err)
+		}
+		if each != nil {
+			each(i, tok)
+		}
+	}
 }

@@ -108,38 +108,14 @@ func TestP256SignCrossCheck(t *testing.T) {
 // store as the server loads it, signs through p256Signer, and a thousand
 // of its tokens verify with go-jose's parser and the published key.
 func TestIssueES256Direct(t *testing.T) {
-	f := newFixture(t)
-	f.ensure(t, authz.ES256)
-	sk, err := f.keys.signer(authz.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sk.signer.p256 == nil {
-		t.Fatalf("ES256 signs with %T and ASN.1, not p256Signer", sk.signer.key)
-	}
-	var public jose.JSONWebKey
-	if err := public.UnmarshalJSON(mustJWK(t, f.keys, sk.meta.KID)); err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]bool{}
-	for i := range 1000 {
-		tok, c := f.issue(t, authz.ES256, time.Minute)
-		jws, err := jose.ParseSignedCompact(tok, allowedAlgs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := jws.Verify(public.Key); err != nil {
-			t.Fatalf("token %d: %v", i, err)
-		}
-		if got, err := f.issuer.Verify(tok); err != nil || got.JTI != c.JTI {
-			t.Fatalf("token %d: Verify = %v, %v", i, got, err)
-		}
+	issueVerified(t, authz.ES256, 1000, func(k *jwsKey) bool { return k.p256 != nil }, func(i int, tok string) {
 		r := tok[strings.LastIndexByte(tok, '.')+1:][:42] // r's 32 bytes
 		if seen[r] {
 			t.Fatalf("token %d repeats an r: a repeated nonce", i)
 		}
 		seen[r] = true
-	}
+	})
 }
 
 // TestIssueES256Randomness: the issuer's injected source hedges the ES256
