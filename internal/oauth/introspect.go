@@ -36,7 +36,8 @@ type tokenParams struct {
 // invalid_request. With an error, tp.creds holds what readCredentials
 // saw, if it ran.
 func parseTokenParams(w http.ResponseWriter, r *http.Request) (tokenParams, *Error) {
-	p, e := readParams(w, r)
+	var buf [8]param // the request's parameters, on the stack
+	p, e := readParams(w, r, buf[:0])
 	if e != nil {
 		return tokenParams{}, e
 	}

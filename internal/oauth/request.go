@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
 	"mime"
 	"net/http"
 	"net/url"
@@ -22,26 +23,56 @@ const MaxBodyBytes = 16 << 10
 
 // params are the body parameters of a request, from a form
 // (application/x-www-form-urlencoded, RFC 6749 Appendix B) or a JSON object
-// of string members (as Auth0-style clients send).
-type params map[string][]string
+// of string members (as Auth0-style clients send), in the order sent; a
+// parameter sent more than once appears once per value. A token request
+// has a handful, so a slice searched in full is cheaper than a map.
+type params []param
+
+// param is one parameter's name and value.
+type param struct{ name, value string }
 
 // get returns the single value of name. A parameter sent more than once is
 // an invalid_request (RFC 6749 §3.2).
 func (p params) get(name string) (string, *Error) {
-	v := p[name]
-	switch len(v) {
-	case 0:
-		return "", nil
-	case 1:
-		return v[0], nil
+	v, n := "", 0
+	for i := range p {
+		if p[i].name == name {
+			v, n = p[i].value, n+1
+		}
 	}
-	return "", invalidRequest("parameter " + name + " is repeated")
+	if n > 1 {
+		return "", invalidRequest("parameter " + name + " is repeated")
+	}
+	return v, nil
 }
 
-// readParams reads the request body as a form or JSON object. Credentials
-// in the URI are refused (RFC 6749 section 2.3.1); unknown parameters are ignored
-// (RFC 6749 §3.2).
-func readParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
+// has reports whether name was sent, with any value.
+func (p params) has(name string) bool {
+	for i := range p {
+		if p[i].name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// values returns every value of name, in the order sent.
+func (p params) values(name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for i := range p {
+			if p[i].name == name && !yield(p[i].value) {
+				return
+			}
+		}
+	}
+}
+
+// readParams reads the request body as a form or JSON object, appending
+// its parameters to dst (a caller's array, so that a token request's
+// parameters need no allocation of their own). Credentials in the URI are
+// refused (RFC 6749 section 2.3.1); unknown parameters are ignored (RFC
+// 6749 §3.2).
+func readParams(w http.ResponseWriter, r *http.Request, dst params) (params, *Error) {
 	// URL.Query would allocate an empty map for a URI without a query.
 	if r.URL.RawQuery != "" && r.URL.Query().Has("client_secret") {
 		return nil, invalidRequest("client_secret must not be sent in the URI (RFC 6749 section 2.3.1)")
@@ -56,13 +87,13 @@ func readParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		p, ok := parseForm(string(body))
+		p, ok := parseForm(dst, string(body))
 		if !ok {
 			return nil, invalidRequest("the body is not a valid form")
 		}
 		return p, nil
 	case "application/json":
-		return parseJSONParams(body)
+		return parseJSONParams(dst, body)
 	}
 	return nil, invalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
 }
@@ -120,22 +151,27 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
 const maxFormParams = 32
 
 // parseForm parses an application/x-www-form-urlencoded body (RFC 6749
-// Appendix B) as url.ParseQuery does, for the same parameters and values in
-// the same order, and ok is false wherever url.ParseQuery returns an error:
-// invalid percent-encoding, a ';' in a parameter (Go's rule since 1.17).
-// Repeated parameters keep every value, so params.get can refuse them (RFC
-// 6749 §3.2). It allocates the map and one array for all the values rather
-// than one slice per parameter; a value needing no unescaping is a
-// substring of body. FuzzParseForm checks it against url.ParseQuery.
-func parseForm(body string) (p params, ok bool) {
-	n := strings.Count(body, "&") + 1
-	if n > maxFormParams {
+// Appendix B) as url.ParseQuery does, appending to dst the same parameters
+// and values (in the order sent), and ok is false wherever url.ParseQuery
+// returns an error: invalid percent-encoding, a ';' in a parameter (Go's
+// rule since 1.17). Repeated parameters keep every value, so params.get
+// can refuse them (RFC 6749 §3.2). A value needing no unescaping is a
+// substring of body. A form of more than maxFormParams parameters is read
+// by url.ParseQuery itself. FuzzParseForm checks it against url.ParseQuery.
+func parseForm(dst params, body string) (p params, ok bool) {
+	if strings.Count(body, "&") >= maxFormParams {
 		v, err := url.ParseQuery(body)
-		return params(v), err == nil
+		if err != nil {
+			return nil, false
+		}
+		for name, values := range v {
+			for _, value := range values {
+				dst = append(dst, param{name, value})
+			}
+		}
+		return dst, true
 	}
-	p = make(params, n)
-	values := make([]string, n)
-	for i := 0; body != ""; i++ {
+	for body != "" {
 		var pair string
 		pair, body, _ = strings.Cut(body, "&")
 		if strings.Contains(pair, ";") {
@@ -149,16 +185,12 @@ func parseForm(body string) (p params, ok bool) {
 		if !ok {
 			return nil, false
 		}
-		if values[i], ok = formUnescape(value); !ok {
+		if value, ok = formUnescape(value); !ok {
 			return nil, false
 		}
-		if v, repeated := p[key]; repeated {
-			p[key] = append(v, values[i])
-		} else {
-			p[key] = values[i : i+1 : i+1] // an append to it copies
-		}
+		dst = append(dst, param{key, value})
 	}
-	return p, true
+	return dst, true
 }
 
 // formUnescape is url.QueryUnescape(s), false for its error: s itself
@@ -180,13 +212,13 @@ func formUnescape(s string) (string, bool) {
 // the last of two members silently, where another parser in front of this
 // one may read the first (RFC 6749 §3.2: parameters MUST NOT be included
 // more than once).
-func parseJSONParams(body []byte) (params, *Error) {
+func parseJSONParams(dst params, body []byte) (params, *Error) {
 	notObject := invalidRequest("the body is not a JSON object")
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, notObject
 	}
-	p := params{}
+	p := dst
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -208,7 +240,9 @@ func parseJSONParams(body []byte) (params, *Error) {
 		values, ok := stringValues(v)
 		switch {
 		case ok:
-			p[name] = values
+			for _, value := range values {
+				p = append(p, param{name, value})
+			}
 		case known:
 			return nil, invalidRequest("parameter " + name + " must be a string")
 		}
@@ -360,7 +394,7 @@ func readCredentials(r *http.Request, p params) (c credentials, e *Error) {
 	if postID == "" {
 		return c, &Error{Code: ErrInvalidClient, Description: "client authentication is required: HTTP Basic or client_id and client_secret in the body", Status: http.StatusUnauthorized}
 	}
-	if _, sent := p["client_secret"]; !sent && c.cert != nil {
+	if !p.has("client_secret") && c.cert != nil {
 		// The authenticator tries the application's credentials of both
 		// mutual TLS methods (TLSClientAuth).
 		c.clientID, c.method = postID, MethodTLSClientAuth
@@ -383,7 +417,7 @@ func readBearerGrant(r *http.Request, p params) (c credentials, e *Error) {
 		return c, e
 	}
 	for _, name := range []string{"client_secret", "client_assertion", "client_assertion_type"} {
-		if _, ok := p[name]; ok {
+		if p.has(name) {
 			return c, invalidRequest("the jwt-bearer grant is authenticated by its assertion alone; do not send " + name)
 		}
 	}

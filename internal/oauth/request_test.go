@@ -274,7 +274,7 @@ func FuzzParseJSONParams(f *testing.F) {
 	f.Add([]byte(`{"resource":["a",null]}`))
 	f.Add([]byte(`{"scope": null ,"x":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, e := parseJSONParams(b)
+		p, e := parseJSONParams(params{}, b)
 		if e == nil && p == nil {
 			t.Fatal("nil params without an error")
 		}
@@ -308,8 +308,8 @@ func FuzzParseJSONParams(f *testing.F) {
 			default:
 				t.Fatalf("accepted %s = %v", name, v)
 			}
-			if !reflect.DeepEqual(p[name], want) {
-				t.Fatalf("%s = %q, want %q", name, p[name], want)
+			if got := slices.Collect(p.values(name)); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s = %q, want %q", name, got, want)
 			}
 		}
 	})
@@ -353,12 +353,12 @@ func TestParseForm(t *testing.T) {
 		{"many parameters, one invalid", many + "&%", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := parseForm(tc.body)
+			got, ok := parseForm(nil, tc.body)
 			want, err := url.ParseQuery(tc.body)
 			if ok != tc.wantOK || ok != (err == nil) {
 				t.Fatalf("ok = %v, url.ParseQuery error %v, want ok = %v", ok, err, tc.wantOK)
 			}
-			if ok && !reflect.DeepEqual(map[string][]string(got), map[string][]string(want)) {
+			if ok && !reflect.DeepEqual(asValues(got), want) {
 				t.Fatalf("got %q, want %q", got, want)
 			}
 		})
@@ -374,7 +374,8 @@ func FuzzParseForm(f *testing.F) {
 	f.Add("%=&+=%2b")
 	f.Add(strings.Repeat("a=b&", maxFormParams+1))
 	f.Fuzz(func(t *testing.T, body string) {
-		got, ok := parseForm(body)
+		prefix := params{{"kept", "1"}} // what dst held before stays first
+		got, ok := parseForm(prefix, body)
 		want, err := url.ParseQuery(body)
 		if ok != (err == nil) {
 			t.Fatalf("parseForm ok = %v, url.ParseQuery error %v", ok, err)
@@ -382,15 +383,31 @@ func FuzzParseForm(f *testing.F) {
 		if !ok {
 			return
 		}
-		if len(got) != len(want) {
-			t.Fatalf("got %q, want %q", got, want)
+		if got[0] != prefix[0] {
+			t.Fatalf("dst's parameter became %q", got[0])
+		}
+		gotValues := asValues(got[1:])
+		if len(gotValues) != len(want) {
+			t.Fatalf("got %q, want %q", gotValues, want)
 		}
 		for k, v := range want {
-			if !slices.Equal(got[k], v) {
-				t.Fatalf("%q = %q, want %q", k, got[k], v)
+			if !slices.Equal(gotValues[k], v) {
+				t.Fatalf("%q = %q, want %q", k, gotValues[k], v)
+			}
+			if n := len(slices.Collect(got.values(k))); k != "kept" && n != len(v) {
+				t.Fatalf("%q has %d values, want %d", k, n, len(v))
 			}
 		}
 	})
+}
+
+// asValues returns p as url.Values: each name's values in the order sent.
+func asValues(p params) url.Values {
+	v := url.Values{}
+	for _, kv := range p {
+		v[kv.name] = append(v[kv.name], kv.value)
+	}
+	return v
 }
 
 // TestMediaType: the Content-Types answered without mime.ParseMediaType

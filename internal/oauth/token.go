@@ -281,7 +281,8 @@ func grantRefusal(req tokenRequest, err error) error {
 // parseTokenRequest reads and checks a token request (RFC 6749 §4.4.2).
 // With an error, req.creds holds what readCredentials saw, if it ran.
 func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *Error) {
-	p, e := readParams(w, r)
+	var buf [8]param // a token request's parameters, on the stack
+	p, e := readParams(w, r, buf[:0])
 	if e != nil {
 		return tokenRequest{}, e
 	}
@@ -312,7 +313,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *E
 	// RFC 8707 §2: resource may be repeated; one token serves one API here.
 	// An empty value counts as omitted (RFC 6749 §3.2).
 	var res string
-	for _, v := range p["resource"] {
+	for v := range p.values("resource") {
 		if v == "" {
 			continue
 		}
@@ -335,7 +336,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *E
 	if e != nil {
 		return req, e
 	}
-	if _, req.scopeGiven = p["scope"]; req.scopeGiven {
+	if req.scopeGiven = p.has("scope"); req.scopeGiven {
 		var ok bool
 		if req.scopes, ok = parseScope(scope); !ok {
 			return req, &Error{Code: ErrInvalidScope, Description: "scope holds a character RFC 6749 section 3.3 does not allow", Status: http.StatusBadRequest}
