@@ -60,8 +60,14 @@ func (s *Server) tokenEndpointURL(r *http.Request) string {
 
 // hasDPoPProof reports whether r carries a DPoP header (one or more).
 func hasDPoPProof(r *http.Request) bool {
-	return len(r.Header.Values("DPoP")) > 0
+	return len(r.Header[dpopHeader]) > 0
 }
+
+// dpopHeader is the DPoP header's name (RFC 9449 §4.1) in net/http's
+// canonical form, textproto.CanonicalMIMEHeaderKey("DPoP"): indexing the
+// Header with it costs no canonicalization (an allocation per request
+// for a name with two capitals in a row). TestDPoPHeaderKey checks it.
+const dpopHeader = "Dpop"
 
 // dpopBinding checks the DPoP proof of a token request for api (RFC 9449
 // §4.3) and returns the thumbprint of its key, the cnf.jkt to bind the
@@ -97,7 +103,7 @@ func (s *Server) dpopBinding(w http.ResponseWriter, r *http.Request, api *authz.
 		}
 		nonces = s.DPoPNonces
 	}
-	proof, err := dpop.Verify(r.Context(), r.Header.Values("DPoP"), dpop.VerifyOptions{
+	proof, err := dpop.Verify(r.Context(), r.Header[dpopHeader], dpop.VerifyOptions{
 		Method: http.MethodPost,
 		URL:    s.tokenEndpointURL(r),
 		Now:    s.Now(),

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -498,5 +499,23 @@ func BenchmarkHandleTokenDPoP(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDPoPHeaderKey: dpopHeader is the canonical form of "DPoP", so a
+// header sent as "DPoP" or "dpop" is found by it.
+func TestDPoPHeaderKey(t *testing.T) {
+	if got := textproto.CanonicalMIMEHeaderKey("DPoP"); got != dpopHeader {
+		t.Fatalf("canonical key %q, dpopHeader %q", got, dpopHeader)
+	}
+	for _, name := range []string{"DPoP", "dpop", "DPOP"} {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Header.Add(name, "x")
+		if !hasDPoPProof(r) {
+			t.Fatalf("a %q header is not seen", name)
+		}
+	}
+	if hasDPoPProof(httptest.NewRequest(http.MethodPost, "/", nil)) {
+		t.Fatal("a request without the header has a proof")
 	}
 }
