@@ -60,7 +60,8 @@ func (s *Server) bindToken(w http.ResponseWriter, r *http.Request, req tokenRequ
 	}
 	cnf.X5TS256 = x5t
 	if cnf != (token.Confirmation{}) {
-		iss.Confirmation = &cnf
+		bound := cnf // on the heap only for a sender-constrained token
+		iss.Confirmation = &bound
 	}
 	return nil
 }
