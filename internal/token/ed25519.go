@@ -28,8 +28,9 @@ import (
 //     library's crypto/internal/fips140/edwards25519 (same code, same
 //     assembly), constant time.
 //   - the encoding of R = (X:Y:Z) needs Z⁻¹. It is inverted blinded:
-//     t = Z·β mod p for a secret β, t⁻¹ by math/big's variable-time
-//     ModInverse (about 0.6 µs), Z⁻¹ = t⁻¹·β. β is SHA-512("blind" ‖ d)
+//     t = Z·β mod p for a secret β, t⁻¹ by inverseVarTime (a
+//     variable-time safegcd, about 1.3 µs and no allocation, against the
+//     constant-time Fermat inversion's 3.1 µs), Z⁻¹ = t⁻¹·β. β is SHA-512("blind" ‖ d)
 //     taken mod p, d the 64-byte nonce digest SHA-512(prefix ‖ M): a
 //     random-oracle output of a secret, so secret and independent of r,
 //     and t is uniform over the nonzero elements and independent of Z, so
@@ -141,12 +142,12 @@ func encodePoint(out *[32]byte, p *edwards25519.Point, beta *field.Element) {
 		return
 	}
 
-	// t = Z·β; t⁻¹ by math/big, which wants big-endian bytes.
+	// t = Z·β; t⁻¹ by inverseVarTime, which takes big-endian bytes.
 	var buf [32]byte
 	t := new(field.Element).Multiply(Z, beta)
 	copy(buf[:], t.Bytes())
 	slices.Reverse(buf[:])
-	ok := inverseVarTime(&buf, ed25519P) // t ≠ 0: Z ≠ 0 and β ≠ 0
+	ok := inverseVarTime(&buf, ed25519PModulus) // t ≠ 0: Z ≠ 0 and β ≠ 0
 	slices.Reverse(buf[:])
 	zinv, err := new(field.Element).SetBytes(buf[:])
 	clear(buf[:])

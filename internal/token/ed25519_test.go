@@ -201,7 +201,7 @@ func TestNewEd25519SignerRefuses(t *testing.T) {
 
 // TestEd25519SignConcurrent: one signer shared by 8 goroutines (as the
 // issuer shares it) gives crypto/ed25519's signature every time; the
-// blinded inversion's pooled big.Int (inverseVarTime) is not shared.
+// blinded inversion (inverseVarTime) keeps no shared state.
 func TestEd25519SignConcurrent(t *testing.T) {
 	priv, s := ed25519Key(t)
 	var wg sync.WaitGroup
