@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,8 +77,13 @@ func runScale(ctx context.Context, args []string) error {
 	dbPID := fs.Int("db-pid", 0, "PostgreSQL's postmaster PID (first line of postmaster.pid): also measure the database's CPU per token, its backends included")
 	reps := fs.Int("reps", 3, "repetitions; figures are medians")
 	conns := fs.Int("conns", 32, "keep-alive connections, one request in flight on each")
-	dur := fs.Duration("duration", 5*time.Second, "length of each measured run (at most 10m)")
-	warm := fs.Duration("warmup", time.Second, "unmeasured run before each measured one, on the same connections")
+	// The warm-up outlasts the server's 2 s flush of issuance counters and
+	// last-use times, so that what one run buffered is written during the
+	// next run's warm-up, not billed to the next measured run (to one
+	// client's, after the clients taking turns); a measured run then holds
+	// its own warm-up's last writes instead of its own, of the same kind.
+	dur := fs.Duration("duration", 10*time.Second, "length of each measured run (at most 10m)")
+	warm := fs.Duration("warmup", 3*time.Second, "unmeasured run before each measured one, on the same connections (longer than the server's 2 s flush interval)")
 	alg := fs.String("alg", "ES256", "signing algorithm of the seeded API")
 	serveArgs := fs.String("serve-args", "", "extra space-separated arguments to m2mauth serve (none: its defaults)")
 	seededClients := fs.String("seeded-clients", "", "skip seeding: measure the data directory --seeded-data-dir (or the database --database-url, with M2MAUTH_MASTER_KEY set) that loadseed already seeded with --apps applications, with the clients `file` it wrote")
@@ -135,12 +141,14 @@ func runScale(ctx context.Context, args []string) error {
 		rows = append(rows, row)
 	}
 	fmt.Printf("\nmedians of %d repetitions (%s, %s, default settings%s):\n\n", *reps, store, *alg, map[bool]string{true: " plus " + *serveArgs, false: ""}[*serveArgs != ""])
-	fmt.Println("| applications | seeding | first start, restart to /readyz | RSS idle | RSS, clients active | one client: tokens/s, CPU/token | clients taking turns: tokens/s, CPU/token | CPU ratio turns / one |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| applications | seeding | first start, restart to /readyz | RSS idle | RSS, clients active | one client: tokens/s, CPU/token | clients taking turns: tokens/s, CPU/token | CPU ratio turns / one | per repetition: median (range) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		fmt.Printf("| %d | %v | %v, %v | %.1f MiB | %.1f MiB (%d clients) | %.0f, %.4f ms | %.0f, %.4f ms | %.2f× |\n",
+		perRep := repRatios(r.spread.cpu, r.single.cpu)
+		fmt.Printf("| %d | %v | %v, %v | %.1f MiB | %.1f MiB (%d clients) | %.0f, %.4f ms | %.0f, %.4f ms | %.2f× | %.2f× (%.2f–%.2f×) |\n",
 			r.apps, seedText(r.seed), r.firstStart.Round(time.Millisecond), r.startup.Round(time.Millisecond), float64(r.rssIdle)/1024, float64(r.rssActive)/1024, r.clients,
-			median(r.single.tps), median(r.single.cpu), median(r.spread.tps), median(r.spread.cpu), median(r.spread.cpu)/median(r.single.cpu))
+			median(r.single.tps), median(r.single.cpu), median(r.spread.tps), median(r.spread.cpu), median(r.spread.cpu)/median(r.single.cpu),
+			median(perRep), slices.Min(perRep), slices.Max(perRep))
 	}
 	if *dbPID != 0 {
 		fmt.Println("\nPostgreSQL's CPU per token (postmaster and backends), and m2mauth's plus PostgreSQL's:")
@@ -154,6 +162,17 @@ func runScale(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+// repRatios returns turns[i]/one[i] for each repetition i: the two runs
+// of a repetition are seconds apart, so their ratio is less exposed than
+// the ratio of medians to a machine whose speed drifts over minutes.
+func repRatios(turns, one []float64) []float64 {
+	out := make([]float64, min(len(turns), len(one)))
+	for i := range out {
+		out[i] = turns[i] / one[i]
+	}
+	return out
 }
 
 // scaleOpts are one size's run of scale.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -229,5 +230,20 @@ func TestTreeCPUSeconds(t *testing.T) {
 	}
 	if tree < self {
 		t.Fatalf("tree %v s < the process's own %v s", tree, self)
+	}
+}
+
+// TestRepRatios: each repetition's ratio of the turns' CPU per token to one
+// client's, over the repetitions both have.
+func TestRepRatios(t *testing.T) {
+	got := repRatios([]float64{0.11, 0.12, 0.3}, []float64{0.1, 0.1})
+	want := []float64{1.1, 1.2}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Fatalf("got %v, want %v", got, want)
+		}
 	}
 }
