@@ -147,7 +147,7 @@ func encodePoint(out *[32]byte, p *edwards25519.Point, beta *field.Element) {
 	t := new(field.Element).Multiply(Z, beta)
 	copy(buf[:], t.Bytes())
 	slices.Reverse(buf[:])
-	ok := inverseVarTime(&buf, ed25519PModulus) // t ≠ 0: Z ≠ 0 and β ≠ 0
+	ok := ed25519PModulus.inverseVarTime(&buf) // t ≠ 0: Z ≠ 0 and β ≠ 0
 	slices.Reverse(buf[:])
 	zinv, err := new(field.Element).SetBytes(buf[:])
 	clear(buf[:])

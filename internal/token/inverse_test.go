@@ -45,13 +45,13 @@ func bigInverse(v *[32]byte, m *big.Int) bool {
 	return true
 }
 
-// checkInverse fails t unless inverseVarTime(x, m) agrees with bigInverse
+// checkInverse fails t unless modulusFor(m).inverseVarTime(x) agrees with bigInverse
 // and, checked apart from ModInverse, x·x⁻¹ ≡ 1 mod m with x⁻¹ in
 // [1, m−1].
 func checkInverse(t testing.TB, x [32]byte, m *big.Int) {
 	t.Helper()
 	got, want := x, x
-	ok, wantOK := inverseVarTime(&got, modulusFor(m)), bigInverse(&want, m)
+	ok, wantOK := modulusFor(m).inverseVarTime(&got), bigInverse(&want, m)
 	if ok != wantOK {
 		t.Fatalf("x=%x m=%x: reported %v, math/big %v", x, m, ok, wantOK)
 	}
@@ -142,7 +142,7 @@ func TestInverseVarTimeEdges(t *testing.T) {
 				if x.BitLen() > 256 {
 					continue // 2n does not fit
 				}
-				if v := bytes32(x); inverseVarTime(&v, modulusFor(tc.m)) {
+				if v := bytes32(x); modulusFor(tc.m).inverseVarTime(&v) {
 					t.Errorf("%x has an inverse mod %x", x, tc.m)
 				}
 			}
@@ -168,7 +168,7 @@ func TestInverseVarTimeKnown(t *testing.T) {
 		} {
 			t.Run(tc.name+"/"+c.name, func(t *testing.T) {
 				v := bytes32(c.x)
-				if !inverseVarTime(&v, modulusFor(tc.m)) {
+				if !modulusFor(tc.m).inverseVarTime(&v) {
 					t.Fatal("no inverse")
 				}
 				if want := bytes32(c.inv); v != want {
@@ -300,7 +300,7 @@ func TestInverseVarTimeAllocs(t *testing.T) {
 		v := bytes32(new(big.Int).Rsh(tc.m, 3))
 		if n := testing.AllocsPerRun(1000, func() {
 			w := v
-			inverseVarTime(&w, modulusFor(tc.m))
+			modulusFor(tc.m).inverseVarTime(&w)
 		}); n != 0 {
 			t.Errorf("%s: %v allocations per inversion, want 0", tc.name, n)
 		}
@@ -361,17 +361,14 @@ func BenchmarkInverseVarTime(b *testing.B) {
 	}
 	// Direct calls: through a func value v would escape to the heap.
 	for _, tc := range inverseModuli {
-		xs := inputs[tc.name]
+		xs, md := inputs[tc.name], modulusFor(tc.m)
 		b.Run("safegcd/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				v := xs[i%len(xs)]
-				inverseVarTime(&v, modulusFor(tc.m))
+				md.inverseVarTime(&v)
 			}
 		})
-	}
-	for _, tc := range inverseModuli {
-		xs := inputs[tc.name]
 		b.Run("big/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {

@@ -188,7 +188,7 @@ func (s *p256Signer) sign(out []byte, hk, hb *[64]byte, e []byte) error {
 	}
 	t := k.Mul(bl, p256N) // k is not needed any more
 	natBytes(&kb, t)
-	if !inverseVarTime(&kb, p256OrderModulus) { // t is in [1, n−1], n is prime
+	if !p256OrderModulus.inverseVarTime(&kb) { // t is in [1, n−1], n is prime
 		return errP256Unlucky
 	}
 	kinv, err := bigmod.NewNat().SetBytes(kb[:], p256N)
