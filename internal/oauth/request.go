@@ -157,7 +157,10 @@ const maxFormParams = 32
 // rule since 1.17). Repeated parameters keep every value, so params.get
 // can refuse them (RFC 6749 §3.2). A value needing no unescaping is a
 // substring of body. A form of more than maxFormParams parameters is read
-// by url.ParseQuery itself. FuzzParseForm checks it against url.ParseQuery.
+// by url.ParseQuery itself, and only its knownParams are kept: the others
+// are ignored anyway (RFC 6749 §3.2), and a 16 KB body of thousands would
+// otherwise cost a slice entry each and a longer search per lookup.
+// FuzzParseForm checks it against url.ParseQuery.
 func parseForm(dst params, body string) (p params, ok bool) {
 	if strings.Count(body, "&") >= maxFormParams {
 		v, err := url.ParseQuery(body)
@@ -165,6 +168,9 @@ func parseForm(dst params, body string) (p params, ok bool) {
 			return nil, false
 		}
 		for name, values := range v {
+			if !knownParams[name] {
+				continue
+			}
 			for _, value := range values {
 				dst = append(dst, param{name, value})
 			}
@@ -211,7 +217,8 @@ func formUnescape(s string) (string, bool) {
 // parameter the endpoints read may appear once: encoding/json would keep
 // the last of two members silently, where another parser in front of this
 // one may read the first (RFC 6749 §3.2: parameters MUST NOT be included
-// more than once).
+// more than once). Only the parameters the endpoints read (knownParams)
+// are appended to dst.
 func parseJSONParams(dst params, body []byte) (params, *Error) {
 	notObject := invalidRequest("the body is not a JSON object")
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -239,7 +246,7 @@ func parseJSONParams(dst params, body []byte) (params, *Error) {
 		}
 		values, ok := stringValues(v)
 		switch {
-		case ok:
+		case ok && known: // the others are ignored (RFC 6749 §3.2): not kept
 			for _, value := range values {
 				p = append(p, param{name, value})
 			}
@@ -291,6 +298,9 @@ func stringValues(v json.RawMessage) (values []string, ok bool) {
 	return nil, false
 }
 
+// knownParams are the parameters the token, introspection and revocation
+// endpoints read; parseJSONParams and parseForm's long-form path keep only
+// these (TestKnownParamsCoverReads finds every name the package reads).
 var knownParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true, "scope": true,
 	"audience": true, "resource": true, "token": true, "token_type_hint": true,

@@ -4,13 +4,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
 	"io"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -284,6 +289,11 @@ func FuzzParseJSONParams(f *testing.F) {
 			}
 			return
 		}
+		for _, kv := range p {
+			if !knownParams[kv.name] {
+				t.Fatalf("kept %q, which no endpoint reads", kv.name)
+			}
+		}
 		var m map[string]any
 		if json.Unmarshal(b, &m) != nil {
 			return
@@ -351,6 +361,7 @@ func TestParseForm(t *testing.T) {
 		{"encoded semicolon", "a=%3B", true},
 		{"many parameters", many, true},
 		{"many parameters, one invalid", many + "&%", false},
+		{"many parameters, a known one repeated", many + "&scope=a&x=2&scope=b", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := parseForm(nil, tc.body)
@@ -358,7 +369,7 @@ func TestParseForm(t *testing.T) {
 			if ok != tc.wantOK || ok != (err == nil) {
 				t.Fatalf("ok = %v, url.ParseQuery error %v, want ok = %v", ok, err, tc.wantOK)
 			}
-			if ok && !reflect.DeepEqual(asValues(got), want) {
+			if ok && !reflect.DeepEqual(asValues(got), formWant(tc.body, want)) {
 				t.Fatalf("got %q, want %q", got, want)
 			}
 		})
@@ -387,6 +398,7 @@ func FuzzParseForm(f *testing.F) {
 			t.Fatalf("dst's parameter became %q", got[0])
 		}
 		gotValues := asValues(got[1:])
+		want = formWant(body, want)
 		if len(gotValues) != len(want) {
 			t.Fatalf("got %q, want %q", gotValues, want)
 		}
@@ -399,6 +411,22 @@ func FuzzParseForm(f *testing.F) {
 			}
 		}
 	})
+}
+
+// formWant is what parseForm keeps of want, url.ParseQuery's reading of
+// body: all of it, or for a form of more than maxFormParams parameters only
+// the knownParams.
+func formWant(body string, want url.Values) url.Values {
+	if strings.Count(body, "&") < maxFormParams {
+		return want
+	}
+	kept := url.Values{}
+	for name, v := range want {
+		if knownParams[name] {
+			kept[name] = v
+		}
+	}
+	return kept
 }
 
 // asValues returns p as url.Values: each name's values in the order sent.
@@ -480,4 +508,71 @@ func TestReadBody(t *testing.T) {
 			t.Fatalf("error = %+v, want a 400", e)
 		}
 	})
+}
+
+// TestKnownParamsCoverReads: every parameter name the package reads from
+// params (get, has, values with a literal name, and the names
+// readBearerGrant checks in a loop) is in knownParams, which the JSON and
+// long-form parsers keep.
+func TestKnownParamsCoverReads(t *testing.T) {
+	fset := gotoken.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) != 1 {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || (sel.Sel.Name != "get" && sel.Sel.Name != "has" && sel.Sel.Name != "values") {
+				return true
+			}
+			if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "p" {
+				return true
+			}
+			lit, ok := call.Args[0].(*ast.BasicLit)
+			if !ok {
+				return true // p.has(name) in readBearerGrant's loop: its literals are checked below
+			}
+			pname, _ := strconv.Unquote(lit.Value)
+			read++
+			if !knownParams[pname] {
+				t.Errorf("%s reads %q, not in knownParams", fset.Position(lit.Pos()), pname)
+			}
+			return true
+		})
+	}
+	if read < 10 {
+		t.Fatalf("found %d reads: the search no longer sees them", read)
+	}
+	for _, name := range []string{"client_secret", "client_assertion", "client_assertion_type"} {
+		if !knownParams[name] {
+			t.Errorf("readBearerGrant checks %q, not in knownParams", name)
+		}
+	}
+}
+
+// BenchmarkParseTokenRequestLongForm: what a 16 KB form of 4 000 unknown
+// parameters, which anyone may send, costs the token endpoint's parser
+// (url.ParseQuery's share and the few parameters kept).
+func BenchmarkParseTokenRequestLongForm(b *testing.B) {
+	body := "grant_type=client_credentials&" + strings.Repeat("a=1&", 4000)
+	body = body[:min(len(body), MaxBodyBytes)]
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		parseTokenRequest(httptest.NewRecorder(), r)
+	}
 }
