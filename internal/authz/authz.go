@@ -5,12 +5,15 @@
 package authz
 
 import (
+	"cmp"
 	"encoding/base32"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -598,6 +601,42 @@ type Issuance struct {
 	Hour         time.Time // start of the UTC hour
 	Count        int64
 	LastIssuedAt time.Time
+}
+
+// IssuanceOrder returns the indexes of counts in the order of the
+// counters' key (ClientID, Audience, Hour), strings compared byte-wise as
+// the stores' primary keys ("C" collation) compare them: the order in
+// which a flush writes them, so that consecutive rows land on the same
+// pages and replicas lock rows in one order. Equal keys keep no
+// particular order. Each row's first 16 bytes of client_id are compared
+// as two integers held beside its index, so that a flush of 100 000
+// counters mostly compares within one array rather than dereferencing two
+// strings per comparison (under half the time of sorting the rows
+// themselves: BenchmarkIssuanceOrder); equal prefixes fall back to the
+// full comparison (TestIssuanceOrder).
+func IssuanceOrder(counts []Issuance) []int32 {
+	type ordered struct {
+		hi, lo uint64 // client_id's bytes 0–7 and 8–15, big-endian, zero-padded
+		i      int32
+	}
+	keys := make([]ordered, len(counts))
+	for i := range counts {
+		var b [16]byte
+		copy(b[:], counts[i].ClientID)
+		keys[i] = ordered{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), int32(i)}
+	}
+	slices.SortFunc(keys, func(x, y ordered) int {
+		if c := cmp.Or(cmp.Compare(x.hi, y.hi), cmp.Compare(x.lo, y.lo)); c != 0 {
+			return c
+		}
+		a, b := &counts[x.i], &counts[y.i]
+		return cmp.Or(strings.Compare(a.ClientID, b.ClientID), strings.Compare(a.Audience, b.Audience), a.Hour.Compare(b.Hour))
+	})
+	order := make([]int32, len(keys))
+	for j := range keys {
+		order[j] = keys[j].i
+	}
+	return order
 }
 
 // NewID returns prefix followed by 20 lowercase hex digits (80 bits) read

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -108,32 +106,29 @@ func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error 
 		return nil
 	}
 	// Rows are locked in key order, so that replicas flushing overlapping
-	// counters at once queue rather than deadlock.
-	counts = slices.Clone(counts)
-	for i := range counts {
-		counts[i].Hour = counts[i].Hour.UTC().Truncate(time.Hour)
-	}
-	slices.SortFunc(counts, compareIssuanceKey)
+	// counters at once queue rather than deadlock; the statement orders
+	// them, and in that order here equal keys are adjacent and summed, as
 	// ON CONFLICT DO UPDATE may not touch a row twice in one statement.
-	merged := counts[:1]
-	for _, c := range counts[1:] {
-		last := &merged[len(merged)-1]
-		if compareIssuanceKey(*last, c) == 0 {
-			last.Count += c.Count
-			if c.LastIssuedAt.After(last.LastIssuedAt) {
-				last.LastIssuedAt = c.LastIssuedAt
+	// Truncating to the hour keeps the order, so keys equal once truncated
+	// are adjacent too.
+	order := authz.IssuanceOrder(counts)
+	clients := make([]string, 0, len(counts))
+	audiences := make([]string, 0, len(counts))
+	hours := make([]time.Time, 0, len(counts))
+	n := make([]int64, 0, len(counts))
+	lasts := make([]time.Time, 0, len(counts))
+	for _, i := range order {
+		c := &counts[i]
+		hour := c.Hour.UTC().Truncate(time.Hour)
+		if k := len(clients) - 1; k >= 0 && clients[k] == c.ClientID && audiences[k] == c.Audience && hours[k].Equal(hour) {
+			n[k] += c.Count
+			if c.LastIssuedAt.After(lasts[k]) {
+				lasts[k] = c.LastIssuedAt
 			}
 			continue
 		}
-		merged = append(merged, c)
-	}
-	clients := make([]string, len(merged))
-	audiences := make([]string, len(merged))
-	hours := make([]time.Time, len(merged))
-	n := make([]int64, len(merged))
-	lasts := make([]time.Time, len(merged))
-	for i, c := range merged {
-		clients[i], audiences[i], hours[i], n[i], lasts[i] = c.ClientID, c.Audience, c.Hour, c.Count, c.LastIssuedAt
+		clients, audiences, hours = append(clients, c.ClientID), append(audiences, c.Audience), append(hours, hour)
+		n, lasts = append(n, c.Count), append(lasts, c.LastIssuedAt)
 	}
 	return s.write(ctx, "add issuance", nil, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO token_issuance (client_id, audience, hour, count, last_issued_at)
@@ -145,18 +140,6 @@ func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error 
 			clients, audiences, hours, n, lasts)
 		return err
 	})
-}
-
-// compareIssuanceKey orders counters by (ClientID, Audience, Hour), the
-// table's primary key, byte-wise as its "C" collation does.
-func compareIssuanceKey(a, b authz.Issuance) int {
-	if c := strings.Compare(a.ClientID, b.ClientID); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.Audience, b.Audience); c != 0 {
-		return c
-	}
-	return a.Hour.Compare(b.Hour)
 }
 
 // ListIssuance returns the counters of application clientID ("" for every

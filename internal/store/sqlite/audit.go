@@ -1,12 +1,8 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
-	"encoding/binary"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/authz"
@@ -108,44 +104,13 @@ func (s *Store) AddIssuance(ctx context.Context, counts []authz.Issuance) error 
 	// primary key's B-tree: each statement touches (and journals) a few
 	// pages rather than one per row. The order of equal keys does not
 	// matter: their counts are summed and the latest time kept.
-	order := issuanceOrder(counts)
+	order := authz.IssuanceOrder(counts)
 	return s.write(ctx, "add issuance", func(tx *sql.Tx) error {
 		return execBatched(ctx, tx, len(counts), issuanceUpsert, func(dst []any, i int) []any {
 			c := &counts[order[i]]
 			return append(dst, c.ClientID, c.Audience, micros(c.Hour.UTC().Truncate(time.Hour)), c.Count, micros(c.LastIssuedAt))
 		})
 	})
-}
-
-// issuanceOrder returns the indexes of counts in the primary key's order
-// (client_id, audience, hour). Each row's first 16 bytes of client_id are
-// compared as two integers held beside its index, so that a flush of
-// 100 000 counters mostly compares within one array rather than
-// dereferencing two strings per comparison; equal prefixes fall back to
-// the full comparison (TestIssuanceOrder).
-func issuanceOrder(counts []authz.Issuance) []int32 {
-	type ordered struct {
-		hi, lo uint64 // client_id's bytes 0–7 and 8–15, big-endian, zero-padded
-		i      int32
-	}
-	keys := make([]ordered, len(counts))
-	for i := range counts {
-		var b [16]byte
-		copy(b[:], counts[i].ClientID)
-		keys[i] = ordered{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), int32(i)}
-	}
-	slices.SortFunc(keys, func(x, y ordered) int {
-		if c := cmp.Or(cmp.Compare(x.hi, y.hi), cmp.Compare(x.lo, y.lo)); c != 0 {
-			return c
-		}
-		a, b := &counts[x.i], &counts[y.i]
-		return cmp.Or(strings.Compare(a.ClientID, b.ClientID), strings.Compare(a.Audience, b.Audience), a.Hour.Compare(b.Hour))
-	})
-	order := make([]int32, len(keys))
-	for j := range keys {
-		order[j] = keys[j].i
-	}
-	return order
 }
 
 // ListIssuance returns the counters of application clientID ("" for every

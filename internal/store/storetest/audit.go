@@ -218,6 +218,23 @@ func testIssuance(t *testing.T, open func(t *testing.T) authz.Store) {
 		})
 	})
 
+	t.Run("add sums times within one hour as that hour's counter", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		within := func(c authz.Issuance, d time.Duration) authz.Issuance { c.Hour = c.Hour.Add(d); return c }
+		noErr(t, s.AddIssuance(ctx, []authz.Issuance{
+			within(count("app_01", "https://a", 0, 1, time.Second), 30*time.Minute),
+			count("app_01", "https://a", 1, 4, time.Hour),
+			within(count("app_01", "https://a", 0, 2, time.Minute), 5*time.Minute),
+			within(count("app_01", "https://a", 1, 8, time.Hour+time.Second), 59*time.Minute),
+		}))
+		got, err := s.ListIssuance(ctx, "", hour(0))
+		noErr(t, err)
+		same(t, "counters", got, []authz.Issuance{
+			count("app_01", "https://a", 0, 3, time.Minute),
+			count("app_01", "https://a", 1, 12, time.Hour+time.Second),
+		})
+	})
+
 	t.Run("add nothing", func(t *testing.T) {
 		s := open(t)
 		noErr(t, s.AddIssuance(t.Context(), nil))
