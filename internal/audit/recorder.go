@@ -38,16 +38,20 @@ type Recorder struct {
 	rand io.Reader
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	events   []authz.AuditEvent
-	dropped  int
-	used     map[string]time.Time // secret id → last use not yet written
-	lastSeen map[string]time.Time // secret id → last use queued, to write at most once a minute
-	issued   map[issuanceKey]*authz.Issuance
+	mu      sync.Mutex
+	events  []authz.AuditEvent
+	dropped int
+	used    map[string]time.Time // secret id → last use not yet written
+	// clients holds, per application, its issuance counters not yet
+	// written and when its secrets' and credentials' uses were last
+	// queued (clientUsage); dirty lists those with counters to write.
+	clients  map[string]*clientUsage
+	dirty    []*clientUsage
+	pruned   time.Time // when clients was last swept of idle entries
 	failures failureLog
-	// credUsed and credSeen are used and lastSeen for credentials.
-	credUsed, credSeen map[string]time.Time
-	federated          federatedLog
+	// credUsed is used for credentials.
+	credUsed  map[string]time.Time
+	federated federatedLog
 	// droppedTotal counts every event dropped since New, for the metrics.
 	droppedTotal uint64
 
@@ -65,9 +69,40 @@ type Recorder struct {
 	Lead func(ctx context.Context, name string, fn func() error) error
 }
 
-type issuanceKey struct {
-	clientID, audience string
-	hour               time.Time
+// clientUsage is what the recorder holds of one application between
+// flushes: its issuance counters not yet written, and when the use of each
+// of its secrets and credentials was last queued for writing, so that each
+// is written at most once a minute. A token request's two events
+// (SecretUsed, then TokenIssued) find it by one client_id, and the entry
+// outlives the flush, so that a client asking in every interval costs one
+// map lookup and no allocation; an entry with nothing to write, none of
+// whose uses is younger than touchInterval, is dropped (prune). Guarded by
+// Recorder.mu.
+type clientUsage struct {
+	clientID string
+	counts   []pendingCount // usually one: one audience, one hour
+	seen     []seenUse      // usually one secret
+	dirty    bool           // counts is not empty: the entry is in Recorder.dirty
+	inline   struct {
+		counts [1]pendingCount
+		seen   [1]seenUse
+	} // the first count's and use's memory, allocated with the entry
+}
+
+// pendingCount is an issuance counter not yet written: tokens issued for
+// audience within the UTC hour starting at hour, the last at last.
+type pendingCount struct {
+	audience   string
+	hour, last time.Time
+	count      int64
+}
+
+// seenUse is when the use of a secret or credential (by its id) was last
+// queued for writing.
+type seenUse struct {
+	id         string
+	credential bool
+	at         time.Time
 }
 
 const (
@@ -82,9 +117,9 @@ const (
 func New(store authz.Store, now func() time.Time, r io.Reader, log *slog.Logger) *Recorder {
 	return &Recorder{
 		store: store, now: now, rand: r, log: log,
-		used: map[string]time.Time{}, lastSeen: map[string]time.Time{}, issued: map[issuanceKey]*authz.Issuance{},
-		failures: newFailureLog(now),
-		credUsed: map[string]time.Time{}, credSeen: map[string]time.Time{},
+		used: map[string]time.Time{}, clients: map[string]*clientUsage{},
+		failures:  newFailureLog(now),
+		credUsed:  map[string]time.Time{},
 		federated: federatedLog{aggs: map[federatedKey]*federatedAgg{}},
 	}
 }
@@ -159,26 +194,99 @@ func (rc *Recorder) TokenRevoked(ctx context.Context, clientID, jti, audience, r
 	rc.Record(ctx, authz.AuditEvent{Action: "token.revoke", Actor: clientID, Target: jti, RemoteAddr: remoteAddr, Details: string(b)})
 }
 
-// SecretUsed notes a secret's use, to be written at most once a minute
-// per secret (oauth.Events).
-func (rc *Recorder) SecretUsed(_, secretID string, at time.Time) {
+// SecretUsed notes the use of application clientID's secret secretID, to
+// be written at most once a minute per secret (oauth.Events).
+func (rc *Recorder) SecretUsed(clientID, secretID string, at time.Time) {
 	rc.mu.Lock()
-	if prev, ok := rc.lastSeen[secretID]; !ok || at.Sub(prev) >= touchInterval {
-		rc.lastSeen[secretID] = at
+	if rc.usage(clientID).queueUse(secretID, false, at) {
 		rc.used[secretID] = authz.StoreTime(at)
 	}
 	rc.mu.Unlock()
 }
 
-// CredentialUsed notes a credential's use, to be written at most once a
-// minute per credential (oauth.Events).
-func (rc *Recorder) CredentialUsed(_, credentialID string, at time.Time) {
+// CredentialUsed notes the use of application clientID's credential
+// credentialID, to be written at most once a minute per credential
+// (oauth.Events).
+func (rc *Recorder) CredentialUsed(clientID, credentialID string, at time.Time) {
 	rc.mu.Lock()
-	if prev, ok := rc.credSeen[credentialID]; !ok || at.Sub(prev) >= touchInterval {
-		rc.credSeen[credentialID] = at
+	if rc.usage(clientID).queueUse(credentialID, true, at) {
 		rc.credUsed[credentialID] = authz.StoreTime(at)
 	}
 	rc.mu.Unlock()
+}
+
+// usage returns clientID's entry, creating it. clientID is kept as the
+// map's key: callers pass the application's own client_id (the cache's
+// memory), never a substring of a request. Runs under rc.mu.
+func (rc *Recorder) usage(clientID string) *clientUsage {
+	u := rc.clients[clientID]
+	if u == nil {
+		u = &clientUsage{clientID: clientID}
+		u.counts, u.seen = u.inline.counts[:0:1], u.inline.seen[:0:1]
+		rc.clients[clientID] = u
+	}
+	return u
+}
+
+// queueUse reports whether the use of id at at is to be written: its
+// first, or its first touchInterval or more after the last one queued.
+func (u *clientUsage) queueUse(id string, credential bool, at time.Time) bool {
+	for i := range u.seen {
+		if v := &u.seen[i]; v.id == id && v.credential == credential {
+			if at.Sub(v.at) < touchInterval {
+				return false
+			}
+			v.at = at
+			return true
+		}
+	}
+	u.seen = append(u.seen, seenUse{id: id, credential: credential, at: at})
+	return true
+}
+
+// add counts n tokens issued for audience in the hour starting at hour,
+// the last at last, and lists u in rc.dirty. Runs under rc.mu.
+func (rc *Recorder) add(u *clientUsage, audience string, hour, last time.Time, n int64) {
+	if !u.dirty {
+		u.dirty = true
+		rc.dirty = append(rc.dirty, u)
+	}
+	for i := range u.counts {
+		if c := &u.counts[i]; c.audience == audience && c.hour.Equal(hour) {
+			c.count += n
+			if last.After(c.last) {
+				c.last = last
+			}
+			return
+		}
+	}
+	u.counts = append(u.counts, pendingCount{audience: audience, hour: hour, last: last, count: n})
+}
+
+// prune drops the entries with no use younger than touchInterval (a
+// later use of theirs is written whether or not the entry is kept), at
+// most once per touchInterval, so that clients holds only the
+// applications active in about the last two minutes. It runs right after
+// takeCounts, so no entry has a counter to write; counters that fail to
+// be written go back into an entry, a new one if need be. Runs under
+// rc.mu.
+func (rc *Recorder) prune(now time.Time) {
+	if now.Sub(rc.pruned) < touchInterval {
+		return
+	}
+	rc.pruned = now
+	for id, u := range rc.clients {
+		idle := !u.dirty
+		for _, v := range u.seen {
+			if now.Sub(v.at) < touchInterval {
+				idle = false
+				break
+			}
+		}
+		if idle {
+			delete(rc.clients, id)
+		}
+	}
 }
 
 // FederatedAuthenticated counts an authentication by a trusted issuer's
@@ -196,17 +304,9 @@ func (rc *Recorder) FederatedAuthenticated(_ context.Context, clientID, credenti
 // TokenIssued counts an issued token per application, audience and hour
 // (oauth.Events).
 func (rc *Recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
-	k := issuanceKey{clientID, audience, at.UTC().Truncate(time.Hour)}
+	hour, last := at.UTC().Truncate(time.Hour), authz.StoreTime(at)
 	rc.mu.Lock()
-	c := rc.issued[k]
-	if c == nil {
-		c = &authz.Issuance{ClientID: clientID, Audience: audience, Hour: k.hour}
-		rc.issued[k] = c
-	}
-	c.Count++
-	if at.After(c.LastIssuedAt) {
-		c.LastIssuedAt = authz.StoreTime(at)
-	}
+	rc.add(rc.usage(clientID), audience, hour, last, 1)
 	rc.mu.Unlock()
 }
 
@@ -232,11 +332,11 @@ func (rc *Recorder) flush(ctx context.Context, all bool) error {
 			}
 		}
 	}
-	events, dropped, used, issued, credUsed := rc.events, rc.dropped, rc.used, rc.issued, rc.credUsed
-	// The next interval likely sees as many clients as this one: sized
-	// alike, the maps do not grow by rehashing on the token path.
+	events, dropped, used, credUsed := rc.events, rc.dropped, rc.used, rc.credUsed
 	rc.events, rc.dropped = nil, 0
-	rc.used, rc.issued, rc.credUsed = make(map[string]time.Time, len(used)), make(map[issuanceKey]*authz.Issuance, len(issued)), make(map[string]time.Time, len(credUsed))
+	rc.used, rc.credUsed = make(map[string]time.Time, len(used)), make(map[string]time.Time, len(credUsed))
+	issued := rc.takeCounts()
+	rc.prune(rc.now())
 	rc.mu.Unlock()
 	if summary.suppressed > 0 {
 		rc.log.Info("failed client authentications in the last interval", "count", summary.count, "keys", summary.keys,
@@ -289,28 +389,40 @@ func (rc *Recorder) flush(ctx context.Context, all bool) error {
 		}
 	}
 	if len(issued) > 0 {
-		list := make([]authz.Issuance, 0, len(issued))
-		for _, c := range issued {
-			list = append(list, *c)
-		}
-		if err := rc.store.AddIssuance(ctx, list); err != nil {
+		if err := rc.store.AddIssuance(ctx, issued); err != nil {
 			firstErr = err
 			rc.storeError()
 			rc.mu.Lock()
-			for k, c := range issued {
-				if cur := rc.issued[k]; cur != nil {
-					cur.Count += c.Count
-					if c.LastIssuedAt.After(cur.LastIssuedAt) {
-						cur.LastIssuedAt = c.LastIssuedAt
-					}
-				} else {
-					rc.issued[k] = c
-				}
+			for _, c := range issued {
+				rc.add(rc.usage(c.ClientID), c.Audience, c.Hour, c.LastIssuedAt, c.Count)
 			}
 			rc.mu.Unlock()
 		}
 	}
 	return firstErr
+}
+
+// takeCounts returns the issuance counters not yet written and empties
+// them; the entries stay for the clients' next requests. Runs under rc.mu.
+func (rc *Recorder) takeCounts() []authz.Issuance {
+	n := 0
+	for _, u := range rc.dirty {
+		n += len(u.counts)
+	}
+	if n == 0 {
+		return nil
+	}
+	list := make([]authz.Issuance, 0, n)
+	for i, u := range rc.dirty {
+		for _, c := range u.counts {
+			list = append(list, authz.Issuance{ClientID: u.clientID, Audience: c.audience, Hour: c.hour, Count: c.count, LastIssuedAt: c.last})
+		}
+		clear(u.counts)
+		u.counts, u.dirty = u.counts[:0], false
+		rc.dirty[i] = nil
+	}
+	rc.dirty = rc.dirty[:0]
+	return list
 }
 
 // appendEach writes a batch that failed as a whole one event at a time and
