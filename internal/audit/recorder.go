@@ -81,8 +81,7 @@ type Recorder struct {
 type clientUsage struct {
 	clientID string
 	counts   []pendingCount // usually one: one audience, one hour
-	seen     []seenUse      // usually one secret
-	dirty    bool           // counts is not empty: the entry is in Recorder.dirty
+	seen     []seenUse      // usually one secret; the entry is in Recorder.dirty while counts is not empty
 	inline   struct {
 		counts [1]pendingCount
 		seen   [1]seenUse
@@ -247,8 +246,7 @@ func (u *clientUsage) queueUse(id string, credential bool, at time.Time) bool {
 // add counts n tokens issued for audience in the hour starting at hour,
 // the last at last, and lists u in rc.dirty. Runs under rc.mu.
 func (rc *Recorder) add(u *clientUsage, audience string, hour, last time.Time, n int64) {
-	if !u.dirty {
-		u.dirty = true
+	if len(u.counts) == 0 {
 		rc.dirty = append(rc.dirty, u)
 	}
 	for i := range u.counts {
@@ -276,7 +274,7 @@ func (rc *Recorder) prune(now time.Time) {
 	}
 	rc.pruned = now
 	for id, u := range rc.clients {
-		idle := !u.dirty
+		idle := len(u.counts) == 0
 		for _, v := range u.seen {
 			if now.Sub(v.at) < touchInterval {
 				idle = false
@@ -418,7 +416,7 @@ func (rc *Recorder) takeCounts() []authz.Issuance {
 			list = append(list, authz.Issuance{ClientID: u.clientID, Audience: c.audience, Hour: c.hour, Count: c.count, LastIssuedAt: c.last})
 		}
 		clear(u.counts)
-		u.counts, u.dirty = u.counts[:0], false
+		u.counts = u.counts[:0]
 		rc.dirty[i] = nil
 	}
 	rc.dirty = rc.dirty[:0]

@@ -26,10 +26,9 @@ type auditStore struct {
 	touched map[string]time.Time
 	creds   map[string]time.Time
 	issued  int64
-	// counters are the issuance counts by "client_id audience hour" and
-	// batches the number of AddIssuance calls that wrote.
+	// counters, if not nil, gets the issuance counts by "client_id
+	// audience hour" (a string built per row: not for the benchmark).
 	counters map[string]int64
-	batches  int
 }
 
 var errDown = errors.New("database unreachable")
@@ -76,14 +75,12 @@ func (s *auditStore) AddIssuance(_ context.Context, counts []authz.Issuance) err
 	if s.down {
 		return errDown
 	}
-	if s.counters == nil {
-		s.counters = map[string]int64{}
-	}
 	for _, c := range counts {
 		s.issued += c.Count
-		s.counters[c.ClientID+" "+c.Audience+" "+c.Hour.Format(time.RFC3339)] += c.Count
+		if s.counters != nil {
+			s.counters[c.ClientID+" "+c.Audience+" "+c.Hour.Format(time.RFC3339)] += c.Count
+		}
 	}
-	s.batches++
 	return nil
 }
 
@@ -262,7 +259,7 @@ func TestRecorderDropsIdleClients(t *testing.T) {
 	if _, ok := rc.clients["busy"]; !ok {
 		t.Fatal("the active application's entry was dropped")
 	}
-	if u := rc.clients["pending"]; u == nil || !u.dirty {
+	if u := rc.clients["pending"]; u == nil || len(u.counts) == 0 {
 		t.Fatal("an entry with a counter not yet written was dropped")
 	}
 	st.setDown(false)
@@ -282,7 +279,7 @@ func TestRecorderDropsIdleClients(t *testing.T) {
 // down), lose and double no count.
 func TestRecorderCountsEveryTokenUnderConcurrentFlushes(t *testing.T) {
 	ctx := context.Background()
-	st := &auditStore{touched: map[string]time.Time{}}
+	st := &auditStore{touched: map[string]time.Time{}, counters: map[string]int64{}}
 	clock := fake.NewClock(time.Date(2030, 1, 1, 0, 59, 59, 0, time.UTC))
 	rc := newTestRecorder(st, clock.Now)
 	const writers, perWriter, clients = 8, 2000, 5
