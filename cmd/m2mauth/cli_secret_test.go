@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/m2mauth/m2mauth/internal/admin"
+	"github.com/m2mauth/m2mauth/internal/server"
 )
 
 func TestSecretCommands(t *testing.T) {
@@ -149,7 +150,8 @@ func TestSecretCommands(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t)
+	// The shortest --usage-interval: the counters are written within 4 s.
+	ts := startServerWith(t, func(c *server.Config) { c.UsageInterval = server.MinUsageInterval })
 	ts.run(t, "api", "create", "--identifier", usageAPI, "--scope", "read:usage")
 	app := runJSON[admin.CreatedApplication](t, ts, "app", "create", "--name", "counted", "--grant", usageAPI)
 	mustContain(t, ts.run(t, "app", "usage", app.ClientID), "No tokens issued.")
@@ -160,9 +162,10 @@ func TestUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The server writes counts every 2 seconds: ask until they are there.
+	// The server writes them at the first flush (every 2 s) at least 2 s
+	// after the first token: ask until they are there.
 	var l admin.List[admin.IssuanceResource]
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	for deadline := time.Now().Add(8 * time.Second); ; {
 		l = runJSON[admin.List[admin.IssuanceResource]](t, ts, "app", "usage", app.ClientID)
 		if len(l.Items) > 0 && l.Items[0].Count == issued || time.Now().After(deadline) {
 			break

@@ -54,11 +54,21 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with set, if not nil, changing the
+// configuration before it is validated.
+func startServerWith(t *testing.T, set func(*server.Config)) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := server.Config{Addr: ln.Addr().String(), Issuer: "http://" + ln.Addr().String(), DataDir: t.TempDir()}
+	if set != nil {
+		set(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -18,7 +19,10 @@ import (
 // counters off the token endpoint's hot path: it gathers them in memory and
 // writes them in batches. Management actions are written at once (they
 // are rare and an operator expects to see them); failed authentications,
-// lockouts, last-use times and counters every flushInterval. What cannot
+// lockouts, last-use times and the issuance counters of tokens counted
+// against a quota every flushInterval; the other issuance counters
+// UsageInterval after their application's first token not yet written,
+// summed (docs/policy.md, Usage). What cannot
 // be written (the database is down) stays buffered and is written when it
 // returns. Past maxBuffered events, buffered events other than management
 // actions are counted but dropped (an attack must not exhaust memory), and
@@ -44,9 +48,12 @@ type Recorder struct {
 	used    map[string]time.Time // secret id → last use not yet written
 	// clients holds, per application, its issuance counters not yet
 	// written and when its secrets' and credentials' uses were last
-	// queued (clientUsage); dirty lists those with counters to write.
+	// queued (clientUsage). queue lists the entries with counters, in the
+	// order they got them; urgent those with a token counted against a
+	// quota since their last write.
 	clients  map[string]*clientUsage
-	dirty    []*clientUsage
+	queue    []queuedUsage
+	urgent   []*clientUsage
 	pruned   time.Time // when clients was last swept of idle entries
 	failures failureLog
 	// credUsed is used for credentials.
@@ -64,6 +71,11 @@ type Recorder struct {
 
 	// Retention is how long events are kept; 0 keeps them forever.
 	Retention time.Duration
+	// UsageInterval is how long the issuance counters of tokens not
+	// counted against a quota are summed in memory before they are
+	// written, from an application's first token not yet written; 0 is
+	// DefaultUsageInterval. Set it before the first event.
+	UsageInterval time.Duration
 	// Lead runs a purge under the cluster-wide lease name (the server's
 	// lead); nil runs it here. Set it before PurgeLoop runs.
 	Lead func(ctx context.Context, name string, fn func() error) error
@@ -81,7 +93,9 @@ type Recorder struct {
 type clientUsage struct {
 	clientID string
 	counts   []pendingCount // usually one: one audience, one hour
-	seen     []seenUse      // usually one secret; the entry is in Recorder.dirty while counts is not empty
+	seen     []seenUse      // usually one secret
+	queued   bool           // in Recorder.queue: counted since it was last taken from it
+	urgent   bool           // in Recorder.urgent
 	inline   struct {
 		counts [1]pendingCount
 		seen   [1]seenUse
@@ -96,6 +110,15 @@ type pendingCount struct {
 	count      int64
 }
 
+// queuedUsage is an entry of Recorder.queue: u got its first counter not
+// yet written at at (the token's issued-at, in whole seconds, so the queue
+// is in order to within the second two concurrent requests may straddle;
+// an entry out of order is written a flush early or late).
+type queuedUsage struct {
+	u  *clientUsage
+	at time.Time
+}
+
 // seenUse is when the use of a secret or credential (by its id) was last
 // queued for writing.
 type seenUse struct {
@@ -103,6 +126,14 @@ type seenUse struct {
 	credential bool
 	at         time.Time
 }
+
+// DefaultUsageInterval is Recorder.UsageInterval's default, 30 s
+// (docs/policy.md, Usage): a client asking every few seconds costs the
+// store one counter row per 30 s rather than one per flush, so the
+// store's counter writes per second are bounded by the clients active in
+// 30 s, however often each asks. Usage read from the store lags issuance
+// by up to that much, and a crash loses at most that much of it.
+const DefaultUsageInterval = 30 * time.Second
 
 const (
 	flushInterval   = 2 * time.Second
@@ -244,10 +275,16 @@ func (u *clientUsage) queueUse(id string, credential bool, at time.Time) bool {
 }
 
 // add counts n tokens issued for audience in the hour starting at hour,
-// the last at last, and lists u in rc.dirty. Runs under rc.mu.
-func (rc *Recorder) add(u *clientUsage, audience string, hour, last time.Time, n int64) {
-	if len(u.counts) == 0 {
-		rc.dirty = append(rc.dirty, u)
+// the last at last, counted at at; urgent: written at the next flush (a
+// quota counted them). Runs under rc.mu.
+func (rc *Recorder) add(u *clientUsage, audience string, hour, last time.Time, n int64, at time.Time, urgent bool) {
+	if !u.queued {
+		u.queued = true
+		rc.queue = append(rc.queue, queuedUsage{u, at})
+	}
+	if urgent && !u.urgent {
+		u.urgent = true
+		rc.urgent = append(rc.urgent, u)
 	}
 	for i := range u.counts {
 		if c := &u.counts[i]; c.audience == audience && c.hour.Equal(hour) {
@@ -261,20 +298,19 @@ func (rc *Recorder) add(u *clientUsage, audience string, hour, last time.Time, n
 	u.counts = append(u.counts, pendingCount{audience: audience, hour: hour, last: last, count: n})
 }
 
-// prune drops the entries with no use younger than touchInterval (a
-// later use of theirs is written whether or not the entry is kept), at
-// most once per touchInterval, so that clients holds only the
-// applications active in about the last two minutes. It runs right after
-// takeCounts, so no entry has a counter to write; counters that fail to
-// be written go back into an entry, a new one if need be. Runs under
-// rc.mu.
+// prune drops the entries with no counter to write and no use younger
+// than touchInterval (a later use of theirs is written whether or not the
+// entry is kept), at most once per touchInterval, so that clients holds
+// only the applications active in about the last two minutes. Counters
+// that fail to be written go back into an entry, a new one if need be.
+// Runs under rc.mu.
 func (rc *Recorder) prune(now time.Time) {
 	if now.Sub(rc.pruned) < touchInterval {
 		return
 	}
 	rc.pruned = now
 	for id, u := range rc.clients {
-		idle := len(u.counts) == 0
+		idle := !u.queued && !u.urgent
 		for _, v := range u.seen {
 			if now.Sub(v.at) < touchInterval {
 				idle = false
@@ -300,20 +336,25 @@ func (rc *Recorder) FederatedAuthenticated(_ context.Context, clientID, credenti
 }
 
 // TokenIssued counts an issued token per application, audience and hour
-// (oauth.Events).
-func (rc *Recorder) TokenIssued(clientID, audience, _ string, at time.Time) {
+// (oauth.Events). A token counted against a quota has its counter written
+// at the next flush, as quota.Limiter.Reconcile reads it back from every
+// replica; the others' are written UsageInterval after the first of them,
+// summed (docs/policy.md).
+func (rc *Recorder) TokenIssued(clientID, audience, _ string, at time.Time, quota bool) {
 	hour, last := at.UTC().Truncate(time.Hour), authz.StoreTime(at)
 	rc.mu.Lock()
-	rc.add(rc.usage(clientID), audience, hour, last, 1)
+	rc.add(rc.usage(clientID), audience, hour, last, 1, at, quota)
 	rc.mu.Unlock()
 }
 
-// Flush writes what is buffered, federated authentications once their
-// minute is over. What fails to be written is put back.
+// Flush writes what is buffered: federated authentications once their
+// minute is over, and issuance counters not counted against a quota once
+// UsageInterval has passed since their first token. What fails to be
+// written is put back.
 func (rc *Recorder) Flush(ctx context.Context) error { return rc.flush(ctx, false) }
 
-// FlushAll is Flush with every federated authentication aggregate written
-// however young (at shutdown).
+// FlushAll is Flush with every federated authentication aggregate and
+// every issuance counter written however young (at shutdown).
 func (rc *Recorder) FlushAll(ctx context.Context) error { return rc.flush(ctx, true) }
 
 func (rc *Recorder) flush(ctx context.Context, all bool) error {
@@ -333,8 +374,9 @@ func (rc *Recorder) flush(ctx context.Context, all bool) error {
 	events, dropped, used, credUsed := rc.events, rc.dropped, rc.used, rc.credUsed
 	rc.events, rc.dropped = nil, 0
 	rc.used, rc.credUsed = make(map[string]time.Time, len(used)), make(map[string]time.Time, len(credUsed))
-	issued := rc.takeCounts()
-	rc.prune(rc.now())
+	now := rc.now()
+	issued := rc.takeCounts(now, all)
+	rc.prune(now)
 	rc.mu.Unlock()
 	if summary.suppressed > 0 {
 		rc.log.Info("failed client authentications in the last interval", "count", summary.count, "keys", summary.keys,
@@ -390,9 +432,10 @@ func (rc *Recorder) flush(ctx context.Context, all bool) error {
 		if err := rc.store.AddIssuance(ctx, issued); err != nil {
 			firstErr = err
 			rc.storeError()
+			// Retried at the next flush, whatever their age.
 			rc.mu.Lock()
 			for _, c := range issued {
-				rc.add(rc.usage(c.ClientID), c.Audience, c.Hour, c.LastIssuedAt, c.Count)
+				rc.add(rc.usage(c.ClientID), c.Audience, c.Hour, c.LastIssuedAt, c.Count, now, true)
 			}
 			rc.mu.Unlock()
 		}
@@ -400,26 +443,54 @@ func (rc *Recorder) flush(ctx context.Context, all bool) error {
 	return firstErr
 }
 
-// takeCounts returns the issuance counters not yet written and empties
-// them; the entries stay for the clients' next requests. Runs under rc.mu.
-func (rc *Recorder) takeCounts() []authz.Issuance {
-	n := 0
-	for _, u := range rc.dirty {
-		n += len(u.counts)
+// takeCounts returns the issuance counters to write now and empties
+// them: those of the urgent entries, and those of the queued entries that
+// got their first counter UsageInterval or more before now, or every one
+// with all. The entries stay for the clients' next requests. Runs under
+// rc.mu; costs the counters taken plus the urgent entries, not the
+// entries still held.
+func (rc *Recorder) takeCounts(now time.Time, all bool) []authz.Issuance {
+	due := len(rc.queue)
+	if !all {
+		hold := rc.UsageInterval
+		if hold <= 0 {
+			hold = DefaultUsageInterval
+		}
+		cutoff := now.Add(-hold)
+		due, _ = slices.BinarySearchFunc(rc.queue, cutoff, func(q queuedUsage, t time.Time) int {
+			if q.at.After(t) {
+				return 1
+			}
+			return -1
+		})
 	}
-	if n == 0 {
+	if due == 0 && len(rc.urgent) == 0 {
 		return nil
 	}
-	list := make([]authz.Issuance, 0, n)
-	for i, u := range rc.dirty {
+	var list []authz.Issuance
+	take := func(u *clientUsage) {
 		for _, c := range u.counts {
 			list = append(list, authz.Issuance{ClientID: u.clientID, Audience: c.audience, Hour: c.hour, Count: c.count, LastIssuedAt: c.last})
 		}
 		clear(u.counts)
 		u.counts = u.counts[:0]
-		rc.dirty[i] = nil
 	}
-	rc.dirty = rc.dirty[:0]
+	for i, u := range rc.urgent {
+		take(u)
+		u.urgent = false
+		rc.urgent[i] = nil
+	}
+	rc.urgent = rc.urgent[:0]
+	for i := range rc.queue[:due] {
+		u := rc.queue[i].u
+		take(u)
+		u.queued = false
+	}
+	// The entries still held move to the front, so that the queue's
+	// memory is reused rather than grown.
+	n := copy(rc.queue, rc.queue[due:])
+	clear(rc.queue[n:])
+	rc.queue = rc.queue[:n]
 	return list
 }
 

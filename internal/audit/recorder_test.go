@@ -142,8 +142,8 @@ func TestRecorderKeepsEverythingThroughAnOutage(t *testing.T) {
 	rc.Record(ctx, authz.AuditEvent{Action: "application.update"})
 	rc.ClientAuthFailed(ctx, "c1", "127.0.0.1:1", "wrong client secret")
 	rc.SecretUsed("c1", "s1", at)
-	rc.TokenIssued("c1", "aud", "j1", at)
-	rc.TokenIssued("c1", "aud", "j2", at)
+	rc.TokenIssued("c1", "aud", "j1", at, false)
+	rc.TokenIssued("c1", "aud", "j2", at, true)
 	if err := rc.Flush(ctx); err == nil {
 		t.Fatal("flush during the outage reported success")
 	}
@@ -240,7 +240,7 @@ func TestRecorderDropsIdleClients(t *testing.T) {
 	rc := newTestRecorder(st, clock.Now)
 	t0 := clock.Now()
 	rc.SecretUsed("idle", "s_idle", t0)
-	rc.TokenIssued("idle", "https://a", "", t0)
+	rc.TokenIssued("idle", "https://a", "", t0, true)
 	rc.SecretUsed("busy", "s_busy", t0)
 	noErr(t, rc.Flush(ctx))
 	if n := len(rc.clients); n != 2 {
@@ -249,7 +249,7 @@ func TestRecorderDropsIdleClients(t *testing.T) {
 	clock.Add(61 * time.Second)
 	rc.SecretUsed("busy", "s_busy", clock.Now())
 	st.setDown(true)
-	rc.TokenIssued("pending", "https://a", "", clock.Now())
+	rc.TokenIssued("pending", "https://a", "", clock.Now(), true)
 	if err := rc.Flush(ctx); err == nil {
 		t.Fatal("flush with the database down succeeded")
 	}
@@ -259,7 +259,7 @@ func TestRecorderDropsIdleClients(t *testing.T) {
 	if _, ok := rc.clients["busy"]; !ok {
 		t.Fatal("the active application's entry was dropped")
 	}
-	if u := rc.clients["pending"]; u == nil || len(u.counts) == 0 {
+	if u := rc.clients["pending"]; u == nil || !u.urgent {
 		t.Fatal("an entry with a counter not yet written was dropped")
 	}
 	st.setDown(false)
@@ -271,6 +271,52 @@ func TestRecorderDropsIdleClients(t *testing.T) {
 	}
 	if st.issued != 2 {
 		t.Fatalf("%d tokens counted, want 2", st.issued)
+	}
+}
+
+// TestRecorderHoldsUsageForTheInterval: a token not counted against a
+// quota is written at the first flush UsageInterval or more after its
+// application's first token not yet written, summed with those after it;
+// a token counted against a quota, at the next flush, with what its
+// application had held; FlushAll writes everything however young.
+func TestRecorderHoldsUsageForTheInterval(t *testing.T) {
+	ctx := context.Background()
+	st := &auditStore{touched: map[string]time.Time{}, counters: map[string]int64{}}
+	clock := fake.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	rc := newTestRecorder(st, clock.Now)
+	rc.UsageInterval = 10 * time.Second
+	issue := func(id string, quota bool) { rc.TokenIssued(id, "https://a", "", clock.Now(), quota) }
+	want := func(step string, n int64) {
+		t.Helper()
+		noErr(t, rc.Flush(ctx))
+		if st.issued != n {
+			t.Fatalf("%s: %d tokens written, want %d", step, st.issued, n)
+		}
+	}
+	issue("early", false)
+	clock.Add(4 * time.Second)
+	issue("late", false)
+	issue("early", false)
+	want("4 s after the first token", 0)
+	clock.Add(6 * time.Second)
+	want("10 s after early's first token", 2)
+	if st.counters["early https://a 2030-01-01T00:00:00Z"] != 2 || st.counters["late https://a 2030-01-01T00:00:00Z"] != 0 {
+		t.Fatalf("counters %v, want early's two tokens only", st.counters)
+	}
+	issue("early", false) // held anew: its entry left the queue
+	clock.Add(4 * time.Second)
+	want("10 s after late's first token", 3)
+	issue("late", true)
+	want("a token counted against a quota", 4)
+	issue("quota", true)
+	issue("quota", false) // after one counted: written with it
+	want("a quota'd application", 6)
+	clock.Add(5 * time.Second)
+	want("early's second token, 9 s old", 6)
+	issue("fresh", false)
+	noErr(t, rc.FlushAll(ctx))
+	if st.issued != 8 || len(rc.queue) != 0 || len(rc.urgent) != 0 {
+		t.Fatalf("FlushAll wrote %d tokens, want 8, and left %d queued and %d urgent", st.issued, len(rc.queue), len(rc.urgent))
 	}
 }
 
@@ -290,7 +336,7 @@ func TestRecorderCountsEveryTokenUnderConcurrentFlushes(t *testing.T) {
 				id := fmt.Sprintf("app_%d", (w+i)%clients)
 				at := clock.Now().Add(time.Duration(i%3) * time.Second) // across the hour's end
 				rc.SecretUsed(id, "sec_"+id, at)
-				rc.TokenIssued(id, "https://a", "", at)
+				rc.TokenIssued(id, "https://a", "", at, i%2 == 0)
 			}
 		})
 	}
@@ -336,11 +382,11 @@ func TestRecorderTokenAllocatesNothing(t *testing.T) {
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	rc := newTestRecorder(st, func() time.Time { return at })
 	rc.SecretUsed("app_1", "sec_1", at)
-	rc.TokenIssued("app_1", "https://a", "", at)
+	rc.TokenIssued("app_1", "https://a", "", at, false)
 	noErr(t, rc.Flush(context.Background()))
 	if n := testing.AllocsPerRun(100, func() {
 		rc.SecretUsed("app_1", "sec_1", at)
-		rc.TokenIssued("app_1", "https://a", "", at)
+		rc.TokenIssued("app_1", "https://a", "", at, false)
 	}); n != 0 {
 		t.Fatalf("%v allocations per token", n)
 	}
@@ -372,7 +418,7 @@ func BenchmarkRecorderToken(b *testing.B) {
 			i, k := 0, 0
 			for b.Loop() {
 				rc.SecretUsed(ids[i], secrets[i], at)
-				rc.TokenIssued(ids[i], "https://api/", "", at)
+				rc.TokenIssued(ids[i], "https://api/", "", at, false)
 				if i++; i == n {
 					i = 0
 				}

@@ -32,6 +32,7 @@ type SecretUse struct {
 type Issued struct {
 	ClientID, Audience, JTI string
 	At                      time.Time
+	Quota                   bool
 }
 
 // Revoked is one token an application revoked (TokenRevoked).
@@ -52,10 +53,10 @@ func (e *Events) SecretUsed(clientID, secretID string, at time.Time) {
 }
 
 // TokenIssued records an issued token.
-func (e *Events) TokenIssued(clientID, audience, jti string, at time.Time) {
+func (e *Events) TokenIssued(clientID, audience, jti string, at time.Time, quota bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.issued = append(e.issued, Issued{clientID, audience, jti, at})
+	e.issued = append(e.issued, Issued{clientID, audience, jti, at, quota})
 }
 
 // TokenRevoked records a token revoked by its application.

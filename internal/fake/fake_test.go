@@ -51,7 +51,7 @@ func TestEvents(t *testing.T) {
 	var e fake.Events
 	e.ClientAuthFailed(ctx, "c1", "127.0.0.1:1", "wrong client secret")
 	e.SecretUsed("c1", "s1", at)
-	e.TokenIssued("c1", "https://api/", "j1", at)
+	e.TokenIssued("c1", "https://api/", "j1", at, false)
 	e.TokenRevoked(ctx, "c1", "j1", "https://api/", "127.0.0.1:1")
 	if got := e.AuthFailures(); len(got) != 1 || got[0] != (fake.AuthFailure{ClientID: "c1", RemoteAddr: "127.0.0.1:1", Reason: "wrong client secret"}) {
 		t.Errorf("AuthFailures = %+v", got)

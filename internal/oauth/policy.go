@@ -33,8 +33,9 @@ func (s *Server) rateLimitHeaders(w http.ResponseWriter, d quota.Decision) {
 // takeQuota counts a token request against the application's rate and
 // quotas (its policy's, or the server's default) and sets the rate-limit
 // headers; over a limit in enforce mode it is 429 with Retry-After.
-func (s *Server) takeQuota(w http.ResponseWriter, app *authz.Application) error {
-	return s.refused(w, app, s.Quota.Take(app))
+func (s *Server) takeQuota(w http.ResponseWriter, app *authz.Application) (counted bool, err error) {
+	d := s.Quota.Take(app)
+	return d.Counted, s.refused(w, app, d)
 }
 
 // takeRate is takeQuota for a request answered with a reused token

@@ -54,8 +54,9 @@ type Events interface {
 	// audit log: the external issuer (iss, or the SPIFFE trust domain) and
 	// subject (sub) it presented, never the JWT.
 	FederatedAuthenticated(ctx context.Context, clientID, credentialID, issuer, subject, remoteAddr string)
-	// TokenIssued reports one access token issued.
-	TokenIssued(clientID, audience, jti string, at time.Time)
+	// TokenIssued reports one access token issued; quota: it was counted
+	// against an hourly or daily quota (quota.Decision.Counted).
+	TokenIssued(clientID, audience, jti string, at time.Time, quota bool)
 	// TokenRevoked reports an application revoking one of its own tokens
 	// (RFC 7009), for the audit log.
 	TokenRevoked(ctx context.Context, clientID, jti, audience, remoteAddr string)
@@ -198,12 +199,14 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req t
 	if window := s.reuseWindow(client, api, &iss); window > 0 {
 		return s.issueOrReuse(w, client, got, iss, window)
 	}
+	var counted bool
 	if s.Quota != nil {
-		if err := s.takeQuota(w, &client.Application); err != nil {
+		var err error
+		if counted, err = s.takeQuota(w, &client.Application); err != nil {
 			return err
 		}
 	}
-	return s.issue(w, iss)
+	return s.issue(w, iss, counted)
 }
 
 // issueOrReuse answers a token request authorized as iss, under token
@@ -249,12 +252,14 @@ func (s *Server) issueOrReuse(w http.ResponseWriter, client *authz.Client, got a
 	} else {
 		s.Reuse.lookup(ReuseMiss)
 	}
+	var counted bool
 	if s.Quota != nil {
-		if err := s.takeQuota(w, &client.Application); err != nil {
+		var err error
+		if counted, err = s.takeQuota(w, &client.Application); err != nil {
 			return err
 		}
 	}
-	tok, claims, err := s.mint(iss)
+	tok, claims, err := s.mint(iss, counted)
 	if err != nil {
 		return err
 	}
@@ -534,8 +539,8 @@ func audienceChoices(c *authz.Client, req tokenRequest, fits int) string {
 // token_type DPoP for a DPoP-bound token (cnf.jkt, RFC 9449 §5) and Bearer
 // otherwise, a certificate-bound token included (RFC 8705 §3). Returns an
 // error, and writes nothing, if the token cannot be signed.
-func (s *Server) issue(w http.ResponseWriter, req token.Request) error {
-	tok, claims, err := s.mint(req)
+func (s *Server) issue(w http.ResponseWriter, req token.Request, quota bool) error {
+	tok, claims, err := s.mint(req, quota)
 	if err != nil {
 		return err
 	}
@@ -544,14 +549,15 @@ func (s *Server) issue(w http.ResponseWriter, req token.Request) error {
 }
 
 // mint signs the token of req and reports it issued (Events, the debug
-// log). Returns an error if the token cannot be signed.
-func (s *Server) mint(req token.Request) (string, token.Claims, error) {
+// log; quota: it was counted against a quota). Returns an error if the
+// token cannot be signed.
+func (s *Server) mint(req token.Request, quota bool) (string, token.Claims, error) {
 	tok, claims, err := s.Issuer.Issue(req)
 	if err != nil {
 		return "", token.Claims{}, err
 	}
 	if s.Events != nil {
-		s.Events.TokenIssued(claims.ClientID, claims.Audience, claims.JTI, time.Unix(claims.IssuedAt, 0))
+		s.Events.TokenIssued(claims.ClientID, claims.Audience, claims.JTI, time.Unix(claims.IssuedAt, 0), quota)
 	}
 	// Guarded: the arguments alone cost three allocations per token.
 	if s.Log.Enabled(context.Background(), slog.LevelDebug) {

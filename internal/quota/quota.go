@@ -89,6 +89,11 @@ type Decision struct {
 	RetryAfter time.Duration
 	Policy     string // RateLimit-Policy field value
 	State      string // RateLimit field value
+	// Counted: Take counted the token against an hourly or daily quota
+	// (enforce or observe mode), which Reconcile reads back from the
+	// store: the audit recorder writes its issuance counter at the next
+	// flush (audit.Recorder.TokenIssued).
+	Counted bool
 }
 
 // state is one application's counters.
@@ -200,6 +205,7 @@ func (l *Limiter) decide(app *authz.Application, take, quotas bool) Decision {
 	if quotas && !d.Refused {
 		st.hourHere++
 		st.dayHere++
+		d.Counted = k.perHour > 0 || k.perDay > 0
 	}
 	d.State = st.header(now, k)
 	l.mu.Unlock()

@@ -37,6 +37,41 @@ func TestQuotaRollsOverAtTheHour(t *testing.T) {
 	}
 }
 
+// TestDecisionCounted: Counted is set for a token counted against an
+// hourly or daily quota (its own or the server's default, enforced or
+// observed), and for no other: none without a quota, a rate only, or a
+// request refused.
+func TestDecisionCounted(t *testing.T) {
+	now := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	quota := func(h, d int64, mode authz.PolicyMode) authz.Policy {
+		return authz.Policy{Quota: &authz.Quota{PerHour: h, PerDay: d}, Mode: mode}
+	}
+	tests := []struct {
+		name     string
+		defaults authz.Policy
+		policy   authz.Policy
+		want     []bool // one per Take
+	}{
+		{"no policy", authz.Policy{}, authz.Policy{}, []bool{false, false}},
+		{"a rate only", authz.Policy{}, authz.Policy{Rate: &authz.Rate{PerSecond: 100, Burst: 100}, Mode: authz.PolicyEnforce}, []bool{false, false}},
+		{"an hourly quota, refused past it", authz.Policy{}, quota(1, 0, authz.PolicyEnforce), []bool{true, false}},
+		{"a daily quota observed", authz.Policy{}, quota(0, 1, authz.PolicyObserve), []bool{true, true}},
+		{"the server's default quota", quota(0, 5, authz.PolicyEnforce), authz.Policy{}, []bool{true, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := New(clock, tt.defaults, nil)
+			app := &authz.Application{ClientID: "c", Policy: tt.policy}
+			for i, want := range tt.want {
+				if d := l.Take(app); d.Counted != want {
+					t.Fatalf("take %d: Counted %v, want %v (%+v)", i, d.Counted, want, d)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkTake(b *testing.B) {
 	l := New(time.Now, authz.Policy{}, nil)
 	b.Run("no-policy", func(b *testing.B) {

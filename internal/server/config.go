@@ -115,6 +115,13 @@ type Config struct {
 	// purged hourly, by one replica (the cluster lease). At least
 	// MinAuditRetention; default DefaultAuditRetention (90 days).
 	AuditRetention time.Duration
+	// UsageInterval is how long each replica sums in memory the issuance
+	// counters of tokens not counted against a quota before writing them
+	// (audit.Recorder.UsageInterval; docs/policy.md, Usage); tokens
+	// counted against a quota reach the database within 2 s whatever it
+	// is. From MinUsageInterval to MaxUsageInterval; default
+	// DefaultUsageInterval (30 s).
+	UsageInterval time.Duration
 	// AuthMaxFailures consecutive failed client authentications of one
 	// client_id from one address lock it out from that address for
 	// AuthLockoutWindow (429 with Retry-After); see docs/abuse.md. From 1
@@ -206,6 +213,12 @@ const (
 	// MinAuditRetention its lower bound.
 	DefaultAuditRetention = 2160 * time.Hour
 	MinAuditRetention     = time.Hour
+	// DefaultUsageInterval is UsageInterval's default, 30 s;
+	// MinUsageInterval (the audit recorder's flush interval, 2 s) and
+	// MaxUsageInterval (5 min, what a crash may lose) its bounds.
+	DefaultUsageInterval = audit.DefaultUsageInterval
+	MinUsageInterval     = 2 * time.Second
+	MaxUsageInterval     = 5 * time.Minute
 	// MaxAuthMaxFailures bounds AuthMaxFailures; MinAuthLockoutWindow and
 	// MaxAuthLockoutWindow bound AuthLockoutWindow.
 	MaxAuthMaxFailures   = 1000
@@ -415,6 +428,12 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditRetention < MinAuditRetention {
 		errs = append(errs, fieldError("audit-retention", c.AuditRetention.String(), "must be at least %v", MinAuditRetention))
+	}
+	if c.UsageInterval == 0 {
+		c.UsageInterval = DefaultUsageInterval
+	}
+	if c.UsageInterval < MinUsageInterval || c.UsageInterval > MaxUsageInterval {
+		errs = append(errs, fieldError("usage-interval", c.UsageInterval.String(), "must be between %v and %v", MinUsageInterval, MaxUsageInterval))
 	}
 	if c.AuthMaxFailures == 0 {
 		c.AuthMaxFailures = limits.DefaultMaxFailures

@@ -211,7 +211,7 @@ func (s *Server) init(ctx context.Context, sealer *masterkey.Sealer) error {
 	}
 	s.issuer = token.NewIssuer(s.cfg.Issuer, s.keys, s.now, s.rand)
 	s.recorder = audit.New(s.store, s.now, s.rand, s.log)
-	s.recorder.Retention, s.recorder.Lead = s.cfg.AuditRetention, s.lead
+	s.recorder.Retention, s.recorder.Lead, s.recorder.UsageInterval = s.cfg.AuditRetention, s.lead, s.cfg.UsageInterval
 	s.background = append(s.background, s.recorder.Run, s.recorder.PurgeLoop)
 	// Failed client authentications are held back before any hash or
 	// store work (docs/abuse.md); lockouts go to the audit log.
@@ -589,10 +589,11 @@ func (s *Server) shutdown(srv *http.Server, errc <-chan error, stopBackground fu
 	}
 	stopBackground()
 	// The recorder flushed as it stopped; this writes what came after
-	// and tells whether everything is stored.
+	// (every counter, however young) and tells whether everything is
+	// stored.
 	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer fcancel()
-	flushErr := s.recorder.Flush(fctx)
+	flushErr := s.recorder.FlushAll(fctx)
 	attrs := []any{
 		"requests_during_drain", s.drain.requests.Load(), "connections_closed", s.drain.closed.Load(),
 		"audit_flushed", flushErr == nil, "duration", time.Since(time.Unix(0, s.drain.start.Load())).Round(time.Millisecond).String(),
