@@ -75,7 +75,10 @@ type IssuanceResource struct {
 }
 
 // UsageResource is the answer of GET /admin/v1/applications/{client_id}/usage:
-// the issuance counters (items) and the use of the quotas that apply.
+// the issuance counters (items) and the use of the quotas that apply, as
+// the replicas have written them: tokens counted against a quota within
+// 2 s of issuance, the others within --usage-interval (default 30 s) plus
+// 2 s (docs/policy.md, Usage).
 type UsageResource struct {
 	List[IssuanceResource]
 	// Policy is the rate, quota and mode that apply: the application's,

@@ -77,13 +77,14 @@ func runScale(ctx context.Context, args []string) error {
 	dbPID := fs.Int("db-pid", 0, "PostgreSQL's postmaster PID (first line of postmaster.pid): also measure the database's CPU per token, its backends included")
 	reps := fs.Int("reps", 3, "repetitions; figures are medians")
 	conns := fs.Int("conns", 32, "keep-alive connections, one request in flight on each")
-	// The warm-up outlasts the server's 2 s flush of issuance counters and
-	// last-use times, so that what one run buffered is written during the
-	// next run's warm-up, not billed to the next measured run (to one
-	// client's, after the clients taking turns); a measured run then holds
-	// its own warm-up's last writes instead of its own, of the same kind.
-	dur := fs.Duration("duration", 10*time.Second, "length of each measured run (at most 10m)")
-	warm := fs.Duration("warmup", 3*time.Second, "unmeasured run before each measured one, on the same connections (longer than the server's 2 s flush interval)")
+	// The warm-up outlasts the server's default --usage-interval (30 s)
+	// plus its 2 s flush, so that the issuance counters one run buffered
+	// are written during the next run's warm-up, not billed to the next
+	// measured run (to one client's, after the clients taking turns); a
+	// measured run as long as the interval then holds its own warm-up's
+	// writes instead of its own, of the same kind and number.
+	dur := fs.Duration("duration", 30*time.Second, "length of each measured run (at most 10m; at least the server's --usage-interval, 30 s by default, to measure its steady state)")
+	warm := fs.Duration("warmup", 32*time.Second, "unmeasured run before each measured one, on the same connections (longer than the server's --usage-interval plus its 2 s flush)")
 	alg := fs.String("alg", "ES256", "signing algorithm of the seeded API")
 	serveArgs := fs.String("serve-args", "", "extra space-separated arguments to m2mauth serve (none: its defaults)")
 	seededClients := fs.String("seeded-clients", "", "skip seeding: measure the data directory --seeded-data-dir (or the database --database-url, with M2MAUTH_MASTER_KEY set) that loadseed already seeded with --apps applications, with the clients `file` it wrote")
